@@ -1,0 +1,50 @@
+//! `gitmesh mesh-init`.
+
+use super::Output;
+use gitmesh::init::{InitOptions, init};
+use std::path::Path;
+
+/// Flags of `mesh-init`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// This node's id: lowercase letters, digits, '.', '_' and '-'
+    #[arg(long, env = "GITMESH_NODE_ID")]
+    pub node_id: String,
+    /// The shared git repository (URL or path); omitted: an embedded bare repo under state/
+    #[arg(long, env = "GITMESH_REMOTE")]
+    pub remote: Option<String>,
+    /// Branch of the shared repository [default: main]
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Capabilities to advertise, comma-separated (e.g. routing,scaling)
+    #[arg(long, value_delimiter = ',')]
+    pub capabilities: Option<Vec<String>>,
+}
+
+pub fn run(root: &Path, a: Args) -> Result<Output, gitmesh::Error> {
+    let report = init(
+        root,
+        &InitOptions {
+            node_id: a.node_id,
+            remote: a.remote,
+            branch: a.branch,
+            capabilities: a.capabilities,
+        },
+    )?;
+    let mut human = if report.created {
+        format!("initialised node {} in {}\n", report.node_id, report.root)
+    } else {
+        format!(
+            "node {} in {} was already initialised\n",
+            report.node_id, report.root
+        )
+    };
+    human.push_str(&format!("remote: {}\n", report.remote));
+    if !report.made.is_empty() {
+        human.push_str(&format!("created: {}\n", report.made.join(", ")));
+    }
+    if !report.existing.is_empty() {
+        human.push_str(&format!("already there: {}\n", report.existing.join(", ")));
+    }
+    Ok(Output::new(report, human))
+}

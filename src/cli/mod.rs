@@ -1,0 +1,182 @@
+//! The command line: clap definitions, one module per subcommand, and output rendering.
+
+mod events;
+mod init;
+mod publish;
+mod status;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+
+/// gitmesh: a decentralized, git-backed event mesh.
+///
+/// Every node keeps an append-only event log, shares its own events through one
+/// git repository, imports its peers' events, and runs handlers locally.
+/// There is no central server; a node keeps working offline.
+#[derive(Debug, Parser)]
+#[command(name = "gitmesh", version, max_term_width = 100)]
+#[command(
+    after_help = "Start with:\n  gitmesh --root /tmp/n1 mesh-init --node-id n1\n  \
+gitmesh --root /tmp/n1 mesh-publish --topic monitoring --event-type heartbeat.changed\n  \
+gitmesh --root /tmp/n1 mesh-status\n\nExit codes: 0 ok, 1 failure, 2 usage error, \
+75 remote unreachable (local work done; retry later)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts, before or after its name.
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Node root directory [default: $GITMESH_ROOT, else the current directory]
+    #[arg(long, global = true, env = "GITMESH_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout, with "ok": true or false
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format on stderr (filter with RUST_LOG, e.g. RUST_LOG=gitmesh=debug)
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for journald and log shippers).
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a node root: mesh.toml, the event log, and the ledger repository.
+    #[command(
+        after_help = "Examples:\n  gitmesh --root /var/lib/gitmesh mesh-init --node-id ops1\n  \
+gitmesh mesh-init --node-id ci-runner --remote git@github.com:org/coordination.git \
+--capabilities routing,scaling\n\nWithout --remote an embedded bare repository under state/ \
+is the remote, so one machine works out of the box. Running it again is safe."
+    )]
+    MeshInit(init::Args),
+    /// Append an event (or a batch from stdin) to this node's log.
+    #[command(
+        after_help = "Examples:\n  gitmesh mesh-publish --topic scheduling --event-type task.enqueued \
+--payload-json '{\"task_id\":\"t-1\"}'\n  gitmesh mesh-publish --topic monitoring --event-type \
+heartbeat.changed --dedupe-key hb-2026-11-23\n  printf '%s\\n' '{\"topic\":\"monitoring\",\
+\"event_type\":\"lane.start_failed\",\"payload\":{}}' | gitmesh mesh-publish --stdin\n\n\
+The event is durable (fsynced) when the command returns. A batch from --stdin is all-or-nothing."
+    )]
+    MeshPublish(publish::Args),
+    /// List events in the log, oldest first.
+    #[command(
+        after_help = "Examples:\n  gitmesh events --limit 20\n  gitmesh events --topic scaling \
+--since 1h\n  gitmesh events --node ws1 --json\n  gitmesh events --ndjson > backup.ndjson"
+    )]
+    Events(events::Args),
+    /// Show this node's counts, lag, peers and leader.
+    #[command(
+        after_help = "Examples:\n  gitmesh mesh-status\n  gitmesh mesh-status --json | jq .peers"
+    )]
+    MeshStatus(status::Args),
+    /// Print shell completions.
+    #[command(after_help = "Example:\n  gitmesh completions bash > /etc/bash_completion.d/gitmesh")]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  gitmesh man > /usr/local/share/man/man1/gitmesh.1")]
+    Man,
+}
+
+/// What a subcommand produced: a JSON object for machines and text for people.
+pub struct Output {
+    /// Keys of the `--json` object (without `ok`).
+    pub json: Map<String, Value>,
+    /// Text for a terminal.
+    pub human: String,
+    /// Exit code on success paths (75 for "did local work, remote unreachable").
+    pub code: i32,
+}
+
+impl Output {
+    /// An output from a serializable value (which must be an object) and text.
+    pub fn new(value: impl serde::Serialize, human: String) -> Output {
+        let json = match serde_json::to_value(value) {
+            Ok(Value::Object(m)) => m,
+            Ok(other) => {
+                let mut m = Map::new();
+                m.insert("result".into(), other);
+                m
+            }
+            Err(_) => Map::new(),
+        };
+        Output {
+            json,
+            human,
+            code: 0,
+        }
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
+    let root = cli
+        .global
+        .root
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("."));
+    match cli.command {
+        Command::MeshInit(a) => init::run(&root, a),
+        Command::MeshPublish(a) => publish::run(&root, a),
+        Command::Events(a) => events::run(&root, a),
+        Command::MeshStatus(a) => status::run(&root, a),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "gitmesh", &mut buf);
+            Ok(Output::new(
+                serde_json::json!({"shell": shell.to_string(), "script": String::from_utf8_lossy(&buf)}),
+                String::from_utf8_lossy(&buf).into_owned(),
+            ))
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut buf)
+                .map_err(|e| gitmesh::Error::Usage(format!("rendering the man page: {e}")))?;
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            Ok(Output::new(serde_json::json!({"man": text}), text))
+        }
+    }
+}
+
+/// Reads a JSON object from a flag value, naming the flag on error.
+pub(crate) fn parse_object(text: &str, what: &str) -> Result<Map<String, Value>, gitmesh::Error> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(gitmesh::Error::Usage(format!(
+            "{what}: the payload must be a JSON object, got {}",
+            type_name(&other)
+        ))),
+        Err(e) => Err(gitmesh::Error::Usage(format!(
+            "{what}: not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

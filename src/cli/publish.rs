@@ -1,0 +1,123 @@
+//! `gitmesh mesh-publish`.
+
+use super::{Output, parse_object};
+use gitmesh::{Draft, Error, Node};
+use serde_json::json;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Flags of `mesh-publish`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Topic, e.g. monitoring, scheduling, routing, scaling
+    #[arg(long, required_unless_present = "stdin")]
+    pub topic: Option<String>,
+    /// Dotted event type, e.g. task.enqueued
+    #[arg(long, required_unless_present = "stdin")]
+    pub event_type: Option<String>,
+    /// Payload as a JSON object
+    #[arg(long, value_name = "JSON", conflicts_with = "payload_file")]
+    pub payload_json: Option<String>,
+    /// Payload read from a file holding a JSON object
+    #[arg(long, value_name = "FILE")]
+    pub payload_file: Option<PathBuf>,
+    /// Id of the event this one reacts to
+    #[arg(long, value_name = "EVENT_ID")]
+    pub causation_id: Option<String>,
+    /// Producer name recorded in the event [default: cli]
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Idempotency key: publishing the same key again returns the first event
+    #[arg(long, value_name = "KEY")]
+    pub dedupe_key: Option<String>,
+    /// Payload schema version (absent means 1)
+    #[arg(long, value_name = "N")]
+    pub schema_version: Option<u32>,
+    /// Read NDJSON drafts ({topic, event_type, payload, ...}) from stdin as one batch
+    #[arg(long, conflicts_with_all = ["topic", "event_type", "payload_json", "payload_file", "causation_id", "dedupe_key", "schema_version"])]
+    pub stdin: bool,
+}
+
+pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
+    let node = Node::open(root)?;
+    if a.stdin {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+            Error::Usage(format!(
+                "--stdin: could not read standard input as UTF-8: {e}"
+            ))
+        })?;
+        let drafts = parse_batch(&text, a.source.as_deref())?;
+        let results = node.publish(&drafts)?;
+        let dups = results.iter().filter(|p| p.duplicate).count();
+        let published = results.len() - dups;
+        let human = format!(
+            "published {published} events ({dups} duplicates) on {}\n",
+            node.id()
+        );
+        return Ok(Output::new(
+            json!({"published": published, "duplicates": dups, "node_id": node.id()}),
+            human,
+        ));
+    }
+    let payload = match (&a.payload_json, &a.payload_file) {
+        (Some(text), _) => parse_object(text, "--payload-json")?,
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| Error::Usage(format!("--payload-file {}: {e}", file.display())))?;
+            parse_object(&text, &format!("--payload-file {}", file.display()))?
+        }
+        (None, None) => Default::default(),
+    };
+    let draft = Draft {
+        topic: a.topic.unwrap_or_default(),
+        event_type: a.event_type.unwrap_or_default(),
+        payload,
+        causation_id: a.causation_id.unwrap_or_default(),
+        source: a.source,
+        dedupe_key: a.dedupe_key,
+        schema_version: a.schema_version,
+    };
+    let mut results = node.publish(std::slice::from_ref(&draft))?;
+    let p = results.remove(0);
+    let human = format!(
+        "{} {} {}.{} seq {}\n",
+        if p.duplicate {
+            "duplicate of"
+        } else {
+            "published"
+        },
+        p.event.event_id,
+        p.event.topic,
+        p.event.event_type,
+        p.event.seq
+    );
+    Ok(Output::new(
+        json!({"event": p.event, "duplicate": p.duplicate}),
+        human,
+    ))
+}
+
+/// Parses NDJSON drafts; the first bad line fails the batch with its number.
+fn parse_batch(text: &str, source: Option<&str>) -> Result<Vec<Draft>, Error> {
+    let mut drafts = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut d: Draft = serde_json::from_str(line).map_err(|e| Error::BatchLine {
+            line: i + 1,
+            source: Box::new(Error::Usage(format!(
+                "not a draft {{topic, event_type, payload, ...}}: {e}"
+            ))),
+        })?;
+        if d.source.is_none() {
+            d.source = source.map(str::to_string);
+        }
+        drafts.push(d);
+    }
+    if drafts.is_empty() {
+        return Err(Error::Usage("--stdin: no events on standard input".into()));
+    }
+    Ok(drafts)
+}

@@ -1,0 +1,79 @@
+//! `gitmesh mesh-status`.
+
+use super::Output;
+use gitmesh::{Error, Node};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Flags of `mesh-status` (only the global ones).
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
+    let node = Node::open(root)?;
+    let s = gitmesh::status::status(&node)?;
+    let mut h = String::new();
+    let _ = writeln!(h, "node      {}  ({})", s.node_id, s.root);
+    let _ = writeln!(h, "remote    {}", s.remote);
+    let _ = writeln!(
+        h,
+        "events    {} total: {} own (last seq {}), {} imported",
+        s.event_count, s.own_event_count, s.last_seq, s.imported_event_count
+    );
+    let _ = writeln!(
+        h,
+        "dispatch  {} events behind (cursor at byte {})",
+        s.dispatch_lag, s.dispatch_cursor_offset
+    );
+    let _ = writeln!(
+        h,
+        "export    {} own events not yet exported",
+        s.pending_export
+    );
+    match &s.leader {
+        Some(l) => {
+            let _ = writeln!(
+                h,
+                "leader    {} (epoch {}, lease until {})",
+                l.get("leader_id").and_then(|v| v.as_str()).unwrap_or("?"),
+                l.get("epoch").map(|v| v.to_string()).unwrap_or_default(),
+                l.get("lease_expires_at")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("?")
+            );
+        }
+        None => {
+            let _ = writeln!(h, "leader    none");
+        }
+    }
+    if s.quarantined > 0 {
+        let _ = writeln!(
+            h,
+            "quarantine {} items (state/event_mesh/quarantine/)",
+            s.quarantined
+        );
+    }
+    if !s.command_outcomes.is_empty() {
+        let parts: Vec<String> = s
+            .command_outcomes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let _ = writeln!(h, "commands  {}", parts.join(" "));
+    }
+    let _ = writeln!(h, "peers     {}", s.peers.len());
+    for p in &s.peers {
+        let age = p
+            .age_sec
+            .map(|a| format!("{a}s ago"))
+            .unwrap_or_else(|| "never".into());
+        let _ = writeln!(
+            h,
+            "  {:<16} last seen {:<10} {}",
+            p.node_id,
+            age,
+            if p.stale { "STALE" } else { "ok" }
+        );
+    }
+    Ok(Output::new(s, h))
+}

@@ -1,0 +1,467 @@
+//! `mesh.toml`: the node's configuration, with environment overrides (DESIGN.md section 6).
+
+use crate::event::{PayloadLimits, normalize_node_id};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors loading or writing `mesh.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file does not exist: the root was never initialised.
+    #[error("{path} not found: run `gitmesh mesh-init --node-id ID` first (or pass --root)")]
+    Missing { path: PathBuf },
+    /// The file could not be read.
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::PathError),
+    /// The TOML is malformed, has an unknown key, or a value of the wrong type.
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A duration written as `"60s"`, `"5m"`, `"1h 30m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!("{s:?} is not a duration like \"60s\" ({e})"))
+            })
+    }
+}
+
+fn secs(n: u64) -> HumanDuration {
+    HumanDuration(Duration::from_secs(n))
+}
+
+/// The whole of `mesh.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// This node's id (normalized).
+    pub node_id: String,
+    /// What this node can do; used by capability routing.
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Free-form labels published in the manifest.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Where the ledger lives.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+    /// Sync timing and retry policy.
+    #[serde(default)]
+    pub sync: SyncConfig,
+    /// Scaling decision table.
+    #[serde(default)]
+    pub scaling: ScalingConfig,
+    /// Command policy.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Input limits.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Lanes this node's actuator can start and stop.
+    #[serde(default)]
+    pub lanes: Vec<LaneConfig>,
+    /// User handlers run during dispatch.
+    #[serde(default)]
+    pub handlers: Vec<HandlerConfig>,
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// URL or path of the shared repository; `None` means the embedded bare repo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
+    /// Branch of the shared repository.
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    /// The ledger directory inside the repository.
+    #[serde(default = "default_dir")]
+    pub dir: String,
+}
+
+fn default_branch() -> String {
+    "main".into()
+}
+fn default_dir() -> String {
+    "event_mesh".into()
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            remote: None,
+            branch: default_branch(),
+            dir: default_dir(),
+        }
+    }
+}
+
+/// `[sync]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Time between syncs of the daemon.
+    #[serde(default = "default_interval")]
+    pub interval: HumanDuration,
+    /// How often a rejected push is retried.
+    #[serde(default = "default_push_retries")]
+    pub push_retries: u32,
+    /// A peer not seen for this long is stale.
+    #[serde(default = "default_stale_after")]
+    pub stale_after: HumanDuration,
+}
+
+fn default_interval() -> HumanDuration {
+    secs(60)
+}
+fn default_push_retries() -> u32 {
+    5
+}
+fn default_stale_after() -> HumanDuration {
+    secs(300)
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            interval: default_interval(),
+            push_retries: default_push_retries(),
+            stale_after: default_stale_after(),
+        }
+    }
+}
+
+/// `[scaling]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingConfig {
+    /// Decision table file (JSON or TOML), relative to the node root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_table: Option<PathBuf>,
+}
+
+/// How the causal gate treats disruptive commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CausalGate {
+    /// Log and allow.
+    #[default]
+    Advisory,
+    /// Refuse without a causal hypothesis.
+    Enforced,
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Gate for disruptive commands.
+    #[serde(default)]
+    pub causal_gate: CausalGate,
+    /// Commands older than this are rejected as stale.
+    #[serde(default = "default_freshness")]
+    pub command_freshness: HumanDuration,
+}
+
+fn default_freshness() -> HumanDuration {
+    secs(300)
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            causal_gate: CausalGate::default(),
+            command_freshness: default_freshness(),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest payload accepted, in bytes.
+    #[serde(default = "default_max_payload")]
+    pub max_payload_bytes: usize,
+}
+
+fn default_max_payload() -> usize {
+    64 * 1024
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_payload_bytes: default_max_payload(),
+        }
+    }
+}
+
+/// One `[[lanes]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LaneConfig {
+    /// Lane id.
+    pub id: String,
+    /// Disabled lanes are never started or stopped.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Lower ranks are preferred: started first, stopped last.
+    #[serde(default)]
+    pub scaling_rank: i64,
+    /// argv that starts the lane.
+    #[serde(default)]
+    pub start: Vec<String>,
+    /// argv that stops the lane.
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// argv whose exit 0 means the lane is running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Vec<String>>,
+    /// Time limit for start/stop/status.
+    #[serde(default = "default_lane_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_lane_timeout() -> HumanDuration {
+    secs(30)
+}
+
+/// One `[[handlers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerConfig {
+    /// Handler name (part of derived event ids).
+    pub name: String,
+    /// `topic.event_type` pattern (`*` one segment, `**` any rest).
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// argv to run; the event arrives on stdin.
+    pub run: Vec<String>,
+    /// Time limit per attempt.
+    #[serde(default = "default_handler_timeout")]
+    pub timeout: HumanDuration,
+    /// Retries after the first failure.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_handler_timeout() -> HumanDuration {
+    secs(10)
+}
+fn default_retries() -> u32 {
+    3
+}
+
+impl Config {
+    /// A fresh configuration for `mesh-init`.
+    pub fn new(node_id: String) -> Self {
+        Config {
+            node_id,
+            capabilities: Vec::new(),
+            labels: BTreeMap::new(),
+            ledger: LedgerConfig::default(),
+            sync: SyncConfig::default(),
+            scaling: ScalingConfig::default(),
+            policy: PolicyConfig::default(),
+            limits: LimitsConfig::default(),
+            lanes: Vec::new(),
+            handlers: Vec::new(),
+        }
+    }
+
+    /// Parses `mesh.toml` text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        cfg.node_id = normalize_node_id(&cfg.node_id).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for lane in &self.lanes {
+            if !seen.insert(&lane.id) {
+                return Err(bad(format!("lanes: duplicate lane id {:?}", lane.id)));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for h in &self.handlers {
+            if !seen.insert(&h.name) {
+                return Err(bad(format!(
+                    "handlers: duplicate handler name {:?}",
+                    h.name
+                )));
+            }
+            if h.run.is_empty() {
+                return Err(bad(format!(
+                    "handlers.{}: `run` must name a program",
+                    h.name
+                )));
+            }
+        }
+        if self.ledger.dir.is_empty()
+            || self
+                .ledger
+                .dir
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(bad(format!(
+                "ledger.dir {:?} must be a relative path inside the repository",
+                self.ledger.dir
+            )));
+        }
+        Ok(())
+    }
+
+    /// Loads `mesh.toml` from a node root and applies `GITMESH_NODE_ID` / `GITMESH_REMOTE`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(crate::fsutil::IoContext::ctx(Err(e), "read", path)?),
+        };
+        let mut cfg = Config::parse(&text, path)?;
+        if let Ok(id) = std::env::var("GITMESH_NODE_ID")
+            && !id.is_empty()
+        {
+            cfg.node_id = normalize_node_id(&id).map_err(|e| ConfigError::Invalid {
+                path: "GITMESH_NODE_ID".into(),
+                message: e.to_string(),
+            })?;
+        }
+        if let Ok(remote) = std::env::var("GITMESH_REMOTE")
+            && !remote.is_empty()
+        {
+            cfg.ledger.remote = Some(remote);
+        }
+        Ok(cfg)
+    }
+
+    /// Writes `mesh.toml` atomically.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let header = "# gitmesh node configuration; see `gitmesh mesh-init --help` and docs/configuration.md\n";
+        crate::fsutil::write_atomic(path, format!("{header}{text}").as_bytes(), true)?;
+        Ok(())
+    }
+
+    /// Payload limits derived from `[limits]`.
+    pub fn payload_limits(&self) -> PayloadLimits {
+        PayloadLimits {
+            max_bytes: self.limits.max_payload_bytes,
+            ..PayloadLimits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::parse(
+            "node_id = \"a\"\n[sync]\nintervall = \"5s\"\n",
+            Path::new("mesh.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("intervall"), "{err}");
+        assert!(err.contains("mesh.toml"), "{err}");
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let text = r#"
+node_id = "WS1"
+capabilities = ["monitoring", "routing"]
+labels = { site = "lab" }
+[ledger]
+remote = "git@github.com:org/coordination.git"
+branch = "main"
+dir = "event_mesh"
+[sync]
+interval = "60s"
+push_retries = 5
+stale_after = "300s"
+[policy]
+causal_gate = "enforced"
+command_freshness = "5m"
+[[lanes]]
+id = "lane-a"
+scaling_rank = 1
+start = ["systemctl", "start", "worker@lane-a"]
+stop = ["systemctl", "stop", "worker@lane-a"]
+[[handlers]]
+name = "notify"
+match = "routing.route.*"
+run = ["/usr/local/bin/notify-route"]
+timeout = "10s"
+retries = 3
+"#;
+        let cfg = Config::parse(text, Path::new("mesh.toml")).unwrap();
+        assert_eq!(cfg.node_id, "ws1");
+        assert_eq!(cfg.policy.causal_gate, CausalGate::Enforced);
+        assert_eq!(cfg.policy.command_freshness.0, Duration::from_secs(300));
+        assert_eq!(cfg.lanes[0].id, "lane-a");
+        assert_eq!(cfg.handlers[0].pattern, "routing.route.*");
+    }
+
+    #[test]
+    fn bad_duration_is_explained() {
+        let err = Config::parse(
+            "node_id = \"a\"\n[sync]\ninterval = \"soon\"\n",
+            Path::new("m.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn round_trips() {
+        let mut cfg = Config::new("n1".into());
+        cfg.capabilities = vec!["routing".into()];
+        let text = toml::to_string_pretty(&cfg).unwrap();
+        let back = Config::parse(&text, Path::new("x")).unwrap();
+        assert_eq!(back.capabilities, cfg.capabilities);
+    }
+}

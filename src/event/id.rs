@@ -1,0 +1,160 @@
+//! Deterministic event ids: RFC 8785 canonical JSON of a preimage, hashed with BLAKE3.
+
+use super::{Envelope, EventError};
+use serde_json::{Map, Value};
+
+/// Which preimage an id is computed from (DESIGN.md 1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdForm<'a> {
+    /// Published with an idempotency key: node, topic, type and the key.
+    Dedupe { dedupe_key: &'a str },
+    /// Derived by a handler: node, topic, type, cause, payload and handler name.
+    Derived { handler: &'a str },
+    /// Any other event: node, topic, type, timestamp, cause and payload.
+    Plain,
+}
+
+/// Canonical (RFC 8785) JSON bytes of a value.
+pub fn canonical_json(value: &Value) -> Result<Vec<u8>, EventError> {
+    serde_json_canonicalizer::to_vec(value).map_err(|e| EventError::Canonical(e.to_string()))
+}
+
+/// The preimage object for an envelope under the given form.
+pub fn preimage(env: &Envelope, form: IdForm<'_>) -> Value {
+    let mut m = Map::new();
+    m.insert("node_id".into(), Value::String(env.node_id.clone()));
+    m.insert("topic".into(), Value::String(env.topic.clone()));
+    m.insert("event_type".into(), Value::String(env.event_type.clone()));
+    match form {
+        IdForm::Dedupe { dedupe_key } => {
+            m.insert("dedupe_key".into(), Value::String(dedupe_key.to_string()));
+        }
+        IdForm::Derived { handler } => {
+            m.insert(
+                "causation_id".into(),
+                Value::String(env.causation_id.clone()),
+            );
+            m.insert("payload".into(), Value::Object(env.payload.clone()));
+            m.insert("handler".into(), Value::String(handler.to_string()));
+        }
+        IdForm::Plain => {
+            m.insert("timestamp".into(), Value::String(env.timestamp.clone()));
+            m.insert(
+                "causation_id".into(),
+                Value::String(env.causation_id.clone()),
+            );
+            m.insert("payload".into(), Value::Object(env.payload.clone()));
+        }
+    }
+    if let Some(v) = env.schema_version {
+        m.insert("schema_version".into(), Value::from(v));
+    }
+    Value::Object(m)
+}
+
+/// Computes `evt_` + the first 32 hex digits of BLAKE3(canonical preimage).
+pub fn compute_id(env: &Envelope, form: IdForm<'_>) -> Result<String, EventError> {
+    let bytes = canonical_json(&preimage(env, form))?;
+    let hash = blake3::hash(&bytes);
+    Ok(format!("evt_{}", &hash.to_hex()[..32]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn env() -> Envelope {
+        Envelope {
+            event_id: String::new(),
+            timestamp: "2026-01-02T03:04:05.000006Z".into(),
+            topic: "scheduling".into(),
+            event_type: "task.enqueued".into(),
+            node_id: "ws1".into(),
+            source: "cli".into(),
+            causation_id: String::new(),
+            correlation_id: String::new(),
+            seq: 1,
+            prev: String::new(),
+            payload: json!({"task_id": "t-1", "priority": 2})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            dedupe_key: None,
+            handler: None,
+            schema_version: None,
+            sig: None,
+        }
+    }
+
+    #[test]
+    fn plain_id_is_blake3_of_canonical_preimage() {
+        let e = env();
+        let canonical = r#"{"causation_id":"","event_type":"task.enqueued","node_id":"ws1","payload":{"priority":2,"task_id":"t-1"},"timestamp":"2026-01-02T03:04:05.000006Z","topic":"scheduling"}"#;
+        let expected = format!("evt_{}", &blake3::hash(canonical.as_bytes()).to_hex()[..32]);
+        assert_eq!(compute_id(&e, IdForm::Plain).unwrap(), expected);
+    }
+
+    #[test]
+    fn canonical_json_uses_ecmascript_numbers_and_utf16_key_order() {
+        let v = json!({"b": 1.0, "a": 1e-7, "\u{e9}": 1, "\u{1f600}": 2, "z": 1e21});
+        let s = String::from_utf8(canonical_json(&v).unwrap()).unwrap();
+        assert_eq!(
+            s,
+            "{\"a\":1e-7,\"b\":1,\"z\":1e+21,\"\u{e9}\":1,\"\u{1f600}\":2}"
+        );
+    }
+
+    #[test]
+    fn fields_outside_the_preimage_do_not_change_the_id() {
+        let a = env();
+        let mut b = env();
+        b.seq = 9;
+        b.prev = "evt_00000000000000000000000000000000".into();
+        b.source = "runtime".into();
+        b.correlation_id = "evt_11111111111111111111111111111111".into();
+        assert_eq!(
+            compute_id(&a, IdForm::Plain).unwrap(),
+            compute_id(&b, IdForm::Plain).unwrap()
+        );
+    }
+
+    #[test]
+    fn dedupe_form_ignores_payload_and_time() {
+        let a = env();
+        let mut b = env();
+        b.timestamp = "2030-01-01T00:00:00.000000Z".into();
+        b.payload.insert("x".into(), json!(1));
+        let form = IdForm::Dedupe { dedupe_key: "k1" };
+        assert_eq!(compute_id(&a, form).unwrap(), compute_id(&b, form).unwrap());
+        assert_ne!(
+            compute_id(&a, form).unwrap(),
+            compute_id(&a, IdForm::Dedupe { dedupe_key: "k2" }).unwrap()
+        );
+    }
+
+    #[test]
+    fn schema_version_enters_preimage_only_when_present() {
+        let a = env();
+        let mut b = env();
+        b.schema_version = Some(1);
+        assert_ne!(
+            compute_id(&a, IdForm::Plain).unwrap(),
+            compute_id(&b, IdForm::Plain).unwrap()
+        );
+    }
+
+    #[test]
+    fn derived_form_depends_on_handler_and_cause_not_time() {
+        let mut a = env();
+        a.causation_id = "evt_0123456789abcdef0123456789abcdef".into();
+        let mut b = a.clone();
+        b.timestamp = "2031-01-01T00:00:00.000000Z".into();
+        let f = IdForm::Derived { handler: "routing" };
+        assert_eq!(compute_id(&a, f).unwrap(), compute_id(&b, f).unwrap());
+        assert_ne!(
+            compute_id(&a, f).unwrap(),
+            compute_id(&a, IdForm::Derived { handler: "other" }).unwrap()
+        );
+    }
+}

@@ -1,0 +1,86 @@
+//! Small file-system primitives: atomic replace, directory fsync, JSON state files.
+
+use serde::{Serialize, de::DeserializeOwned};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// An I/O failure with the path it happened on.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}: {source}")]
+pub struct PathError {
+    /// What was being done (`read`, `write`, `rename`, ...).
+    pub op: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: io::Error,
+}
+
+/// Attaches an operation and a path to an I/O result.
+pub trait IoContext<T> {
+    /// Wraps the error with `op` and `path`.
+    fn ctx(self, op: &'static str, path: &Path) -> Result<T, PathError>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, op: &'static str, path: &Path) -> Result<T, PathError> {
+        self.map_err(|source| PathError {
+            op,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// fsyncs a directory so a rename or create inside it is durable.
+pub fn sync_dir(dir: &Path) -> Result<(), PathError> {
+    File::open(dir).and_then(|d| d.sync_all()).ctx("fsync", dir)
+}
+
+/// Replaces `path` with `bytes` atomically: temp file, optional fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), PathError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).ctx("create directory", dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .ctx("create", &tmp)?;
+        f.write_all(bytes).ctx("write", &tmp)?;
+        if durable {
+            f.sync_all().ctx("fsync", &tmp)?;
+        }
+    }
+    fs::rename(&tmp, path).ctx("rename", path)?;
+    if durable {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Writes a value as pretty JSON, atomically and durably.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PathError> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(io::Error::other)
+        .ctx("serialize", path)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes, true)
+}
+
+/// Reads a JSON state file; `Ok(None)` when it does not exist.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, PathError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            .ctx("parse", path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx("read", path),
+    }
+}

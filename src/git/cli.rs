@@ -1,0 +1,124 @@
+//! Running the system `git` binary for fetch and push, so ssh config, credential
+//! helpers and `http.extraheader` work exactly as they do for the user's own git.
+
+use super::GitError;
+use base64::Engine as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Result of a successful `git` run.
+#[derive(Debug)]
+pub struct GitOutput {
+    /// What git printed on stdout.
+    pub stdout: String,
+    /// What git printed on stderr.
+    pub stderr: String,
+}
+
+/// Phrases git prints when the remote cannot be reached at all.
+const UNREACHABLE: &[&str] = &[
+    "could not read from remote repository",
+    "does not appear to be a git repository",
+    "could not resolve host",
+    "connection refused",
+    "connection timed out",
+    "unable to access",
+    "failed to connect",
+    "network is unreachable",
+    "no such file or directory",
+    "repository not found",
+    "the remote end hung up unexpectedly",
+    "could not connect",
+];
+
+/// Whether git's stderr says the remote is out of reach.
+pub fn looks_unreachable(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    UNREACHABLE.iter().any(|p| s.contains(p))
+}
+
+/// Removes credentials from text before it is logged or shown.
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_string();
+    for var in ["GITMESH_GIT_TOKEN", "GITHUB_TOKEN"] {
+        if let Ok(tok) = std::env::var(var)
+            && tok.len() >= 4
+        {
+            out = out.replace(&tok, "***");
+        }
+    }
+    // user:password@host in URLs.
+    let mut result = String::with_capacity(out.len());
+    for word in out.split_inclusive(char::is_whitespace) {
+        match (word.find("://"), word.find('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                result.push_str(&word[..scheme + 3]);
+                result.push_str("***");
+                result.push_str(&word[at..]);
+            }
+            _ => result.push_str(word),
+        }
+    }
+    result
+}
+
+/// Runs `git -C repo args...` with no prompts; fails with stderr on a non-zero exit.
+pub fn run(repo: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C").arg(repo);
+    if let Some(header) = token_header() {
+        // Passed per invocation through the environment-backed config, never written to disk.
+        cmd.env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraheader")
+            .env("GIT_CONFIG_VALUE_0", header);
+    }
+    cmd.args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ASKPASS", "true")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
+    let out = cmd.output().map_err(GitError::Spawn)?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = redact(String::from_utf8_lossy(&out.stderr).trim());
+    if out.status.success() {
+        Ok(GitOutput { stdout, stderr })
+    } else {
+        Err(GitError::Command {
+            args: args.join(" "),
+            path: repo.to_path_buf(),
+            unreachable: looks_unreachable(&stderr),
+            stderr,
+        })
+    }
+}
+
+/// An `Authorization` header for https remotes from `GITMESH_GIT_TOKEN` or `GITHUB_TOKEN`.
+fn token_header() -> Option<String> {
+    let token = ["GITMESH_GIT_TOKEN", "GITHUB_TOKEN"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))?;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    Some(format!("Authorization: basic {basic}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_with_credentials_are_redacted() {
+        let s = redact("fatal: unable to access 'https://user:pw@github.com/o/r.git/': 403");
+        assert!(!s.contains("pw"), "{s}");
+        assert!(s.contains("github.com/o/r.git"), "{s}");
+    }
+
+    #[test]
+    fn unreachable_phrases() {
+        assert!(looks_unreachable(
+            "fatal: Could not read from remote repository."
+        ));
+        assert!(!looks_unreachable(
+            "! [rejected] main -> main (fetch first)"
+        ));
+    }
+}

@@ -1,0 +1,73 @@
+//! Git access: `git2` for local object work, the system `git` binary for the network.
+
+pub mod cli;
+
+use std::path::{Path, PathBuf};
+
+/// Errors of git operations, with the repository they happened in.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// A libgit2 operation failed.
+    #[error("git repository {path}: {source}")]
+    Repo {
+        path: PathBuf,
+        #[source]
+        source: git2::Error,
+    },
+    /// The `git` binary could not be started.
+    #[error("could not run `git` ({0}): is git installed and on PATH?")]
+    Spawn(std::io::Error),
+    /// A `git` command failed; `stderr` is what it printed (credentials redacted).
+    #[error("`git {args}` failed in {path}: {stderr}")]
+    Command {
+        args: String,
+        path: PathBuf,
+        stderr: String,
+        /// The remote could not be reached (network, DNS, missing repository).
+        unreachable: bool,
+    },
+    /// A push was refused because the remote moved on (the compare-and-swap lost).
+    #[error("push to {remote} was rejected: the branch moved (non-fast-forward)")]
+    Rejected { remote: String },
+}
+
+impl GitError {
+    /// Whether the failure means the remote is out of reach (sync exits 75).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            GitError::Command {
+                unreachable: true,
+                ..
+            }
+        )
+    }
+}
+
+/// Attaches the repository path to a libgit2 result.
+pub trait RepoContext<T> {
+    /// Wraps the error with the repository path.
+    fn in_repo(self, path: &Path) -> Result<T, GitError>;
+}
+
+impl<T> RepoContext<T> for Result<T, git2::Error> {
+    fn in_repo(self, path: &Path) -> Result<T, GitError> {
+        self.map_err(|source| GitError::Repo {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Opens a repository, or creates it bare when it does not exist.
+pub fn open_or_init_bare(path: &Path) -> Result<(git2::Repository, bool), GitError> {
+    match git2::Repository::open_bare(path) {
+        Ok(repo) => Ok((repo, false)),
+        Err(_) => {
+            let mut opts = git2::RepositoryInitOptions::new();
+            opts.bare(true).initial_head("main").mkpath(true);
+            let repo = git2::Repository::init_opts(path, &opts).in_repo(path)?;
+            Ok((repo, true))
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `mesh-init`: create (or re-check) a node root.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::event::normalize_node_id;
+use crate::fsutil::IoContext;
+use crate::paths::NodePaths;
+use serde::Serialize;
+use std::path::Path;
+
+/// What the operator asked `mesh-init` for.
+#[derive(Debug, Clone, Default)]
+pub struct InitOptions {
+    /// Node id as typed (normalized here).
+    pub node_id: String,
+    /// Shared repository URL or path; `None` for the embedded bare repo.
+    pub remote: Option<String>,
+    /// Branch of the shared repository.
+    pub branch: Option<String>,
+    /// Capabilities to advertise.
+    pub capabilities: Option<Vec<String>>,
+}
+
+/// What `mesh-init` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitReport {
+    /// The node id.
+    pub node_id: String,
+    /// The node root.
+    pub root: String,
+    /// The shared repository.
+    pub remote: String,
+    /// True when the root was new.
+    pub created: bool,
+    /// Things that already existed and were kept.
+    pub existing: Vec<String>,
+    /// Things made now.
+    pub made: Vec<String>,
+}
+
+/// Creates the node root layout, `mesh.toml` and the ledger repository; safe to repeat.
+pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
+    let node_id = normalize_node_id(&opts.node_id)?;
+    let paths = NodePaths::new(root);
+    let mut existing = Vec::new();
+    let mut made = Vec::new();
+    let cfg_path = paths.config();
+    let (mut cfg, created) = if cfg_path.exists() {
+        let cfg = Config::parse(
+            &std::fs::read_to_string(&cfg_path).ctx("read", &cfg_path)?,
+            &cfg_path,
+        )?;
+        if cfg.node_id != node_id {
+            return Err(Error::Usage(format!(
+                "{} belongs to node {:?}, not {node_id:?}: a node root keeps its identity (use another --root)",
+                cfg_path.display(),
+                cfg.node_id
+            )));
+        }
+        existing.push("mesh.toml".to_string());
+        (cfg, false)
+    } else {
+        (Config::new(node_id.clone()), true)
+    };
+    let mut changed = created;
+    if let Some(remote) = &opts.remote
+        && cfg.ledger.remote.as_deref() != Some(remote.as_str())
+    {
+        if !created && cfg.ledger.remote.is_some() {
+            return Err(Error::Usage(format!(
+                "{} already uses remote {:?}; edit ledger.remote in mesh.toml to move the node",
+                cfg_path.display(),
+                cfg.ledger.remote.as_deref().unwrap_or_default()
+            )));
+        }
+        cfg.ledger.remote = Some(remote.clone());
+        changed = true;
+    }
+    if let Some(branch) = &opts.branch
+        && &cfg.ledger.branch != branch
+    {
+        cfg.ledger.branch = branch.clone();
+        changed = true;
+    }
+    if let Some(caps) = &opts.capabilities
+        && &cfg.capabilities != caps
+    {
+        cfg.capabilities = caps.clone();
+        changed = true;
+    }
+    for dir in [paths.artifacts(), paths.state(), paths.quarantine()] {
+        if dir.is_dir() {
+            continue;
+        }
+        std::fs::create_dir_all(&dir).ctx("create directory", &dir)?;
+        made.push(rel(root, &dir));
+    }
+    if changed {
+        cfg.save(&cfg_path)?;
+        if created {
+            made.push("mesh.toml".into());
+        } else {
+            made.push("mesh.toml (updated)".into());
+        }
+    }
+    let setup = crate::ledger::repo::ensure(&cfg, &paths)?;
+    if setup.created_embedded_remote {
+        made.push(rel(root, &paths.embedded_remote()));
+    } else if cfg.ledger.remote.is_none() {
+        existing.push(rel(root, &paths.embedded_remote()));
+    }
+    if setup.created_ledger_repo {
+        made.push(rel(root, &paths.ledger_repo()));
+    } else {
+        existing.push(rel(root, &paths.ledger_repo()));
+    }
+    // Opening the log creates it and its derived files.
+    crate::log::EventLog::new(&paths, &cfg.node_id).head()?;
+    Ok(InitReport {
+        node_id: cfg.node_id.clone(),
+        root: std::path::absolute(root)
+            .unwrap_or(root.to_path_buf())
+            .display()
+            .to_string(),
+        remote: crate::ledger::repo::remote_url(&cfg, &paths),
+        created,
+        existing,
+        made,
+    })
+}
+
+fn rel(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root).unwrap_or(p).display().to_string()
+}

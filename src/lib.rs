@@ -1,0 +1,24 @@
+//! gitmesh: a decentralized, git-backed event mesh.
+//!
+//! Every node keeps an append-only NDJSON event log with deterministic BLAKE3
+//! ids, exports its own events into its outbox in one shared git repository,
+//! imports its peers' outboxes, and runs routing, scheduling and scaling
+//! handlers locally. This crate is the whole library; `main.rs` is a thin CLI.
+
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod fsutil;
+pub mod git;
+pub mod init;
+pub mod ledger;
+pub mod log;
+pub mod node;
+pub mod paths;
+pub mod query;
+pub mod state;
+pub mod status;
+
+pub use error::{Error, Result};
+pub use event::Envelope;
+pub use node::{Draft, Node, Published};

@@ -1,0 +1,110 @@
+//! `log_ids.bin`: fixed-size records mapping an event id to its byte offset in the log.
+
+use crate::fsutil::{IoContext, PathError};
+use std::collections::HashMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const RECORD: usize = 24;
+
+/// In-memory id -> offset map backed by an append-only record file.
+#[derive(Debug)]
+pub struct IdIndex {
+    path: PathBuf,
+    map: HashMap<[u8; 16], u64>,
+}
+
+/// The 16 bytes behind `evt_` + 32 hex digits; `None` for anything else.
+pub fn id_bytes(event_id: &str) -> Option<[u8; 16]> {
+    let hex = event_id.strip_prefix("evt_")?;
+    let mut out = [0u8; 16];
+    hex::decode_to_slice(hex, &mut out).ok()?;
+    Some(out)
+}
+
+impl IdIndex {
+    /// Loads every whole record; a torn trailing record (crash mid-append) is cut off.
+    pub fn load(path: &Path) -> Result<IdIndex, PathError> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).ctx("read", path),
+        };
+        let whole = bytes.len() / RECORD * RECORD;
+        if whole != bytes.len() {
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_len(whole as u64))
+                .ctx("truncate", path)?;
+        }
+        let mut map = HashMap::with_capacity(whole / RECORD);
+        for rec in bytes[..whole].chunks_exact(RECORD) {
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&rec[..16]);
+            let mut off = [0u8; 8];
+            off.copy_from_slice(&rec[16..]);
+            map.insert(id, u64::from_le_bytes(off));
+        }
+        Ok(IdIndex {
+            path: path.to_path_buf(),
+            map,
+        })
+    }
+
+    /// Empties the index file (before a rebuild from the log).
+    pub fn reset(path: &Path) -> Result<(), PathError> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).ctx("remove", path),
+        }
+    }
+
+    /// Offset of an event id.
+    pub fn get(&self, event_id: &str) -> Option<u64> {
+        id_bytes(event_id).and_then(|k| self.map.get(&k).copied())
+    }
+
+    /// Number of ids held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether it holds no id.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Adds records to the file and the map.
+    pub fn append(&mut self, records: &[(&str, u64)]) -> Result<(), PathError> {
+        Self::append_to(&self.path, records)?;
+        for (id, off) in records {
+            if let Some(k) = id_bytes(id) {
+                self.map.insert(k, *off);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends records to the index file without loading it.
+    pub fn append_to(path: &Path, records: &[(&str, u64)]) -> Result<(), PathError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut buf = Vec::with_capacity(records.len() * RECORD);
+        for (id, off) in records {
+            if let Some(k) = id_bytes(id) {
+                buf.extend_from_slice(&k);
+                buf.extend_from_slice(&off.to_le_bytes());
+            }
+        }
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ctx("open", path)?;
+        f.write_all(&buf).ctx("append", path)
+    }
+}

@@ -1,0 +1,224 @@
+//! A node root opened for work: its configuration, paths and event log.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::event::{
+    Envelope, EventError, IdForm, check_payload, validate_event_type, validate_topic,
+};
+use crate::log::EventLog;
+use crate::paths::NodePaths;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// An event to publish: everything but the fields the node assigns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Draft {
+    /// Topic, `[a-z0-9_-]{1,64}`.
+    pub topic: String,
+    /// Event type, `[a-z0-9_.-]{1,128}`.
+    pub event_type: String,
+    /// Payload object.
+    #[serde(default)]
+    pub payload: Map<String, Value>,
+    /// The event this one reacts to.
+    #[serde(default)]
+    pub causation_id: String,
+    /// Producer name; `cli` when absent.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Idempotency key: publishing the same key again returns the first event.
+    #[serde(default)]
+    pub dedupe_key: Option<String>,
+    /// Payload schema version.
+    #[serde(default)]
+    pub schema_version: Option<u32>,
+}
+
+/// One published event and whether it already existed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    /// The stored envelope.
+    pub event: Envelope,
+    /// True when an event with this id was already in the log (nothing was written).
+    pub duplicate: bool,
+}
+
+/// An initialised node root.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Where its files are.
+    pub paths: NodePaths,
+    /// Its `mesh.toml`.
+    pub config: Config,
+    /// Its event log.
+    pub log: EventLog,
+}
+
+impl Node {
+    /// Opens the node root at `root` (reads `mesh.toml`).
+    pub fn open(root: &Path) -> Result<Node> {
+        let paths = NodePaths::new(root);
+        let config = Config::load(&paths.config())?;
+        let log = EventLog::new(&paths, &config.node_id);
+        Ok(Node { paths, config, log })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> &str {
+        &self.config.node_id
+    }
+
+    /// Checks a draft before anything is written.
+    pub fn check_draft(&self, d: &Draft) -> Result<()> {
+        validate_topic(&d.topic)?;
+        validate_event_type(&d.event_type)?;
+        if !d.causation_id.is_empty() && crate::log::index_key(&d.causation_id).is_none() {
+            return Err(EventError::Field {
+                field: "causation_id",
+                reason: format!(
+                    "{:?} is not an event id (evt_ + 32 hex digits)",
+                    d.causation_id
+                ),
+            }
+            .into());
+        }
+        if let Some(k) = &d.dedupe_key
+            && (k.is_empty() || k.len() > 256)
+        {
+            return Err(EventError::Field {
+                field: "dedupe_key",
+                reason: "must be 1 to 256 characters".into(),
+            }
+            .into());
+        }
+        if let Some(s) = &d.source
+            && (s.is_empty() || s.len() > 128 || s.chars().any(char::is_control))
+        {
+            return Err(EventError::Field {
+                field: "source",
+                reason: "must be 1 to 128 printable characters".into(),
+            }
+            .into());
+        }
+        if d.schema_version == Some(0) {
+            return Err(EventError::Field {
+                field: "schema_version",
+                reason: "must be 1 or more".into(),
+            }
+            .into());
+        }
+        check_payload(&d.payload, &self.config.payload_limits())?;
+        Ok(())
+    }
+
+    /// Publishes drafts as one all-or-nothing append with one fsync.
+    ///
+    /// Every draft is checked first; a bad one fails the whole batch with its
+    /// (1-based) position and nothing is written.
+    pub fn publish(&self, drafts: &[Draft]) -> Result<Vec<Published>> {
+        for (i, d) in drafts.iter().enumerate() {
+            self.check_draft(d)
+                .map_err(|e| batch_error(drafts.len(), i, e))?;
+        }
+        let mut w = self.log.writer()?;
+        let now = chrono::Utc::now();
+        let mut seq = w.head().own_seq;
+        let mut prev = w.head().own_prev.clone();
+        let mut ts = w.next_own_timestamp(now);
+        let mut out: Vec<Published> = Vec::with_capacity(drafts.len());
+        let mut fresh: Vec<Envelope> = Vec::with_capacity(drafts.len());
+        let mut in_batch: HashMap<String, usize> = HashMap::new();
+        for d in drafts {
+            let mut env = Envelope {
+                event_id: String::new(),
+                timestamp: ts.clone(),
+                topic: d.topic.clone(),
+                event_type: d.event_type.clone(),
+                node_id: self.config.node_id.clone(),
+                source: d.source.clone().unwrap_or_else(|| "cli".into()),
+                causation_id: d.causation_id.clone(),
+                correlation_id: String::new(),
+                seq: 0,
+                prev: String::new(),
+                payload: d.payload.clone(),
+                dedupe_key: d.dedupe_key.clone(),
+                handler: None,
+                schema_version: d.schema_version,
+                sig: None,
+            };
+            let form = match &d.dedupe_key {
+                Some(k) => IdForm::Dedupe { dedupe_key: k },
+                None => IdForm::Plain,
+            };
+            env.event_id = crate::event::compute_id(&env, form)?;
+            if let Some(&i) = in_batch.get(&env.event_id) {
+                out.push(Published {
+                    event: fresh[i].clone(),
+                    duplicate: true,
+                });
+                continue;
+            }
+            if let Some(existing) = self.existing(&mut w, &env)? {
+                out.push(Published {
+                    event: existing,
+                    duplicate: true,
+                });
+                continue;
+            }
+            env.correlation_id = if env.causation_id.is_empty() {
+                env.event_id.clone()
+            } else {
+                match w.get(&env.causation_id)? {
+                    Some(cause) => cause.correlation_id,
+                    None => env.causation_id.clone(),
+                }
+            };
+            seq += 1;
+            env.seq = seq;
+            env.prev = std::mem::replace(&mut prev, env.event_id.clone());
+            in_batch.insert(env.event_id.clone(), fresh.len());
+            fresh.push(env.clone());
+            out.push(Published {
+                event: env,
+                duplicate: false,
+            });
+            // Distinct timestamps keep plain ids of identical drafts distinct.
+            ts = bump(&ts);
+        }
+        w.append(&fresh)?;
+        Ok(out)
+    }
+
+    fn existing(
+        &self,
+        w: &mut crate::log::LogWriter<'_>,
+        env: &Envelope,
+    ) -> Result<Option<Envelope>> {
+        // Plain ids carry a timestamp that only moves forward, so only keyed ids can repeat.
+        if env.dedupe_key.is_none() {
+            return Ok(None);
+        }
+        Ok(w.get(&env.event_id)?)
+    }
+}
+
+fn bump(ts: &str) -> String {
+    match crate::event::parse_timestamp(ts) {
+        Some(t) => crate::event::format_timestamp(t + chrono::Duration::microseconds(1)),
+        None => ts.to_string(),
+    }
+}
+
+fn batch_error(len: usize, i: usize, e: Error) -> Error {
+    if len > 1 {
+        Error::BatchLine {
+            line: i + 1,
+            source: Box::new(e),
+        }
+    } else {
+        e
+    }
+}

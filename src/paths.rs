@@ -1,0 +1,96 @@
+//! Where everything lives inside a node root (DESIGN.md section 2).
+
+use std::path::{Path, PathBuf};
+
+/// The files and directories of one node root.
+#[derive(Debug, Clone)]
+pub struct NodePaths {
+    /// The node root itself.
+    pub root: PathBuf,
+}
+
+impl NodePaths {
+    /// Paths under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        NodePaths { root: root.into() }
+    }
+
+    /// `mesh.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.root.join("mesh.toml")
+    }
+    /// `artifacts/event_mesh/`.
+    pub fn artifacts(&self) -> PathBuf {
+        self.root.join("artifacts").join("event_mesh")
+    }
+    /// The append-only event log.
+    pub fn events_log(&self) -> PathBuf {
+        self.artifacts().join("events.ndjson")
+    }
+    /// The actuator audit log.
+    pub fn commands_log(&self) -> PathBuf {
+        self.artifacts().join("commands.ndjson")
+    }
+    /// `state/event_mesh/`.
+    pub fn state(&self) -> PathBuf {
+        self.root.join("state").join("event_mesh")
+    }
+    /// Dispatch resume point.
+    pub fn dispatch_cursor(&self) -> PathBuf {
+        self.state().join("dispatch_cursor.json")
+    }
+    /// Ids already dispatched.
+    pub fn dispatch_seen(&self) -> PathBuf {
+        self.state().join("dispatch_seen.json")
+    }
+    /// What has been exported.
+    pub fn export_seen(&self) -> PathBuf {
+        self.state().join("export_seen.json")
+    }
+    /// Import watermarks.
+    pub fn import_state(&self) -> PathBuf {
+        self.state().join("import_state.json")
+    }
+    /// Quarantined input, one file per rejected item with its reason.
+    pub fn quarantine(&self) -> PathBuf {
+        self.state().join("quarantine")
+    }
+    /// Events a user handler gave up on.
+    pub fn dead_letter(&self) -> PathBuf {
+        self.state().join("dead_letter.ndjson")
+    }
+    /// The node's keys.
+    pub fn keys(&self) -> PathBuf {
+        self.state().join("keys")
+    }
+    /// Summary of the log (length, counts, last own seq): derived, rebuilt when stale.
+    pub fn log_head(&self) -> PathBuf {
+        self.state().join("log_head.json")
+    }
+    /// Id -> offset index of the log: derived, rebuilt when stale.
+    pub fn log_ids(&self) -> PathBuf {
+        self.state().join("log_ids.bin")
+    }
+    /// Marker of a multi-line append in progress (start and end offsets).
+    pub fn append_pending(&self) -> PathBuf {
+        self.state().join("append.pending")
+    }
+    /// Held while a sync runs, so only one runs per node.
+    pub fn sync_lock(&self) -> PathBuf {
+        self.state().join("sync.lock")
+    }
+    /// The ledger: a git repository of the shared remote.
+    pub fn ledger_repo(&self) -> PathBuf {
+        self.root.join("state").join("github_coordination")
+    }
+    /// The embedded bare remote created by `mesh-init` without `--remote`.
+    pub fn embedded_remote(&self) -> PathBuf {
+        self.root.join("state").join("embedded_remote.git")
+    }
+}
+
+impl AsRef<Path> for NodePaths {
+    fn as_ref(&self) -> &Path {
+        &self.root
+    }
+}

@@ -1,0 +1,35 @@
+//! Small per-node state files (cursor, export progress), each replaced atomically.
+
+use crate::fsutil::{PathError, read_json, write_json};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// `dispatch_cursor.json`: where the next dispatch pass starts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DispatchCursor {
+    /// Byte offset into the log; everything before it has been dispatched.
+    pub offset: u64,
+    /// Events dispatched in total (for status and metrics).
+    #[serde(default)]
+    pub processed_events: u64,
+}
+
+/// `export_seen.json`: how far the node's own events have been exported.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExportState {
+    /// Every own event with a seq up to this one is in the ledger.
+    pub exported_through_seq: u64,
+    /// Byte offset in the log from which to look for the next own event to export.
+    #[serde(default)]
+    pub scan_offset: u64,
+}
+
+/// Reads a state file, or its default when it does not exist yet.
+pub fn load<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, PathError> {
+    Ok(read_json(path)?.unwrap_or_default())
+}
+
+/// Replaces a state file atomically and durably.
+pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), PathError> {
+    write_json(path, value)
+}

@@ -1,0 +1,195 @@
+//! `mesh-status`: what a node holds, how far behind it is, and what it knows of its peers.
+
+use crate::error::Result;
+use crate::ledger::{layout::Layout, manifest, repo};
+use crate::node::Node;
+use crate::state::{self, DispatchCursor, ExportState};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::Read;
+
+/// One peer as seen through its manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerStatus {
+    /// The peer.
+    pub node_id: String,
+    /// Its last heartbeat.
+    pub last_seen: String,
+    /// Seconds since then.
+    pub age_sec: Option<i64>,
+    /// Not seen within `sync.stale_after`.
+    pub stale: bool,
+    /// Its advertised capabilities.
+    pub capabilities: Vec<String>,
+}
+
+/// The whole `mesh-status` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// This node.
+    pub node_id: String,
+    /// Its root.
+    pub root: String,
+    /// The shared repository.
+    pub remote: String,
+    /// Events in the log.
+    pub event_count: u64,
+    /// Events this node emitted.
+    pub own_event_count: u64,
+    /// Events imported from peers.
+    pub imported_event_count: u64,
+    /// Highest own seq.
+    pub last_seq: u64,
+    /// Where dispatch resumes (bytes into the log).
+    pub dispatch_cursor_offset: u64,
+    /// Events appended since the cursor.
+    pub dispatch_lag: u64,
+    /// Own events not yet exported.
+    pub pending_export: u64,
+    /// Peers known from the ledger manifests.
+    pub peers: Vec<PeerStatus>,
+    /// The leader lease as last seen, or null.
+    pub leader: Option<Value>,
+    /// Items in quarantine.
+    pub quarantined: u64,
+    /// Actuator outcomes by name.
+    pub command_outcomes: BTreeMap<String, u64>,
+    /// The latest actuator record.
+    pub latest_command: Option<Value>,
+    /// The highest leader epoch seen in a command record.
+    pub latest_leader_epoch: Option<u64>,
+    /// Log lines that are not events (skipped).
+    pub bad_log_lines: u64,
+}
+
+/// Builds the status report.
+pub fn status(node: &Node) -> Result<Status> {
+    let head = node.log.head()?;
+    let cursor: DispatchCursor = state::load(&node.paths.dispatch_cursor())?;
+    let export: ExportState = state::load(&node.paths.export_seen())?;
+    let dispatch_lag = count_lines(node, cursor.offset.min(head.log_len), head.log_len)?;
+    let layout = Layout::new(&node.config.ledger.dir);
+    let view = repo::view_ref(&node.config, &node.paths);
+    let now = chrono::Utc::now();
+    let stale_after = node.config.sync.stale_after.0.as_secs() as i64;
+    let mut peers = Vec::new();
+    let mut leader = None;
+    if let Some(r) = &view {
+        for m in manifest::read_all(&node.paths.ledger_repo(), r, &layout)? {
+            let age = crate::event::parse_timestamp(&m.last_seen).map(|t| (now - t).num_seconds());
+            peers.push(PeerStatus {
+                stale: age.is_none_or(|a| a > stale_after),
+                node_id: m.node_id,
+                last_seen: m.last_seen,
+                age_sec: age,
+                capabilities: m.capabilities,
+            });
+        }
+        if let Some(bytes) = repo::read_file(&node.paths, r, &layout.lease())? {
+            leader = serde_json::from_slice(&bytes).ok();
+        }
+    }
+    let (command_outcomes, latest_command, latest_leader_epoch) = commands(node)?;
+    Ok(Status {
+        node_id: node.id().to_string(),
+        root: std::path::absolute(&node.paths.root)
+            .unwrap_or(node.paths.root.clone())
+            .display()
+            .to_string(),
+        remote: repo::remote_url(&node.config, &node.paths),
+        event_count: head.event_count,
+        own_event_count: head.own_count,
+        imported_event_count: head.event_count - head.own_count,
+        last_seq: head.own_seq,
+        dispatch_cursor_offset: cursor.offset,
+        dispatch_lag,
+        pending_export: head.own_seq.saturating_sub(export.exported_through_seq),
+        peers,
+        leader,
+        quarantined: count_quarantined(node),
+        command_outcomes,
+        latest_command,
+        latest_leader_epoch,
+        bad_log_lines: head.bad_lines,
+    })
+}
+
+fn count_lines(node: &Node, from: u64, to: u64) -> Result<u64> {
+    if from >= to {
+        return Ok(0);
+    }
+    let mut f = std::fs::File::open(node.log.path()).map_err(|e| crate::fsutil::PathError {
+        op: "open",
+        path: node.log.path().clone(),
+        source: e,
+    })?;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(from)).map_err(|e| {
+        crate::fsutil::PathError {
+            op: "seek",
+            path: node.log.path().clone(),
+            source: e,
+        }
+    })?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = to - from;
+    let mut n = 0u64;
+    let mut take = f.take(left);
+    while left > 0 {
+        let got = take.read(&mut buf).map_err(|e| crate::fsutil::PathError {
+            op: "read",
+            path: node.log.path().clone(),
+            source: e,
+        })?;
+        if got == 0 {
+            break;
+        }
+        n += buf[..got].iter().filter(|b| **b == b'\n').count() as u64;
+        left -= got as u64;
+    }
+    Ok(n)
+}
+
+fn count_quarantined(node: &Node) -> u64 {
+    std::fs::read_dir(node.paths.quarantine())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| !e.file_name().to_string_lossy().ends_with(".reason"))
+                .count() as u64
+        })
+        .unwrap_or(0)
+}
+
+type CommandSummary = (BTreeMap<String, u64>, Option<Value>, Option<u64>);
+
+fn commands(node: &Node) -> Result<CommandSummary> {
+    let path = node.paths.commands_log();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
+        Err(e) => {
+            return Err(crate::fsutil::PathError {
+                op: "read",
+                path,
+                source: e,
+            }
+            .into());
+        }
+    };
+    let mut outcomes = BTreeMap::new();
+    let mut latest = None;
+    let mut epoch: Option<u64> = None;
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if let Some(o) = v.get("outcome").and_then(Value::as_str) {
+            *outcomes.entry(o.to_string()).or_insert(0) += 1;
+        }
+        if let Some(e) = v.get("leader_epoch").and_then(Value::as_u64) {
+            epoch = Some(epoch.map_or(e, |x| x.max(e)));
+        }
+        latest = Some(v);
+    }
+    Ok((outcomes, latest, epoch))
+}
