@@ -40,7 +40,8 @@ pub struct InitReport {
 
 /// Creates the node root layout, `mesh.toml` and the ledger repository; safe to repeat.
 pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
-    let node_id = normalize_node_id(&opts.node_id)?;
+    let node_id =
+        normalize_node_id(&opts.node_id).map_err(|e| Error::Usage(format!("--node-id: {e}")))?;
     let paths = NodePaths::new(root);
     let mut existing = Vec::new();
     let mut made = Vec::new();
