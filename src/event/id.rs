@@ -95,6 +95,18 @@ mod tests {
         assert_eq!(compute_id(&e, IdForm::Plain).unwrap(), expected);
     }
 
+    /// The worked example of docs/envelope.md; keep both in step.
+    #[test]
+    fn documented_examples() {
+        let mut e = env();
+        e.timestamp = "2026-11-23T10:00:00.000000Z".into();
+        assert_eq!(compute_id(&e, IdForm::Plain).unwrap(), "evt_795f174819efa46bb241ac8eeb8728c2");
+        e.topic = "monitoring".into();
+        e.event_type = "heartbeat.changed".into();
+        let form = IdForm::Dedupe { dedupe_key: "hb-2026-11-23" };
+        assert_eq!(compute_id(&e, form).unwrap(), "evt_accdb3b1eec3fb2a6d51df8bf625a0c2");
+    }
+
     #[test]
     fn canonical_json_uses_ecmascript_numbers_and_utf16_key_order() {
         let v = json!({"b": 1.0, "a": 1e-7, "\u{e9}": 1, "\u{1f600}": 2, "z": 1e21});
