@@ -127,14 +127,18 @@ impl Node {
         let now = chrono::Utc::now();
         let mut seq = w.head().own_seq;
         let mut prev = w.head().own_prev.clone();
-        let mut ts = w.next_own_timestamp(now);
-        let mut out: Vec<Published> = Vec::with_capacity(drafts.len());
+        let mut ts = crate::event::parse_timestamp(&w.next_own_timestamp(now)).unwrap_or(now);
+        enum Slot {
+            Fresh(usize),
+            Duplicate(Box<Envelope>),
+        }
+        let mut slots: Vec<Slot> = Vec::with_capacity(drafts.len());
         let mut fresh: Vec<Envelope> = Vec::with_capacity(drafts.len());
         let mut in_batch: HashMap<String, usize> = HashMap::new();
         for d in drafts {
             let mut env = Envelope {
                 event_id: String::new(),
-                timestamp: ts.clone(),
+                timestamp: crate::event::format_timestamp(ts),
                 topic: d.topic.clone(),
                 event_type: d.event_type.clone(),
                 node_id: self.config.node_id.clone(),
@@ -154,19 +158,17 @@ impl Node {
                 None => IdForm::Plain,
             };
             env.event_id = crate::event::compute_id(&env, form)?;
-            if let Some(&i) = in_batch.get(&env.event_id) {
-                out.push(Published {
-                    event: fresh[i].clone(),
-                    duplicate: true,
-                });
-                continue;
-            }
-            if let Some(existing) = self.existing(&mut w, &env)? {
-                out.push(Published {
-                    event: existing,
-                    duplicate: true,
-                });
-                continue;
+            // Only keyed ids can repeat: plain ids carry a timestamp that only moves forward.
+            if env.dedupe_key.is_some() {
+                if let Some(&i) = in_batch.get(&env.event_id) {
+                    slots.push(Slot::Fresh(i));
+                    continue;
+                }
+                if let Some(existing) = w.get(&env.event_id)? {
+                    slots.push(Slot::Duplicate(Box::new(existing)));
+                    continue;
+                }
+                in_batch.insert(env.event_id.clone(), fresh.len());
             }
             env.correlation_id = if env.causation_id.is_empty() {
                 env.event_id.clone()
@@ -179,36 +181,40 @@ impl Node {
             seq += 1;
             env.seq = seq;
             env.prev = std::mem::replace(&mut prev, env.event_id.clone());
-            in_batch.insert(env.event_id.clone(), fresh.len());
-            fresh.push(env.clone());
-            out.push(Published {
-                event: env,
-                duplicate: false,
-            });
-            // Distinct timestamps keep plain ids of identical drafts distinct.
-            ts = bump(&ts);
+            slots.push(Slot::Fresh(fresh.len()));
+            fresh.push(env);
+            ts += chrono::Duration::microseconds(1);
         }
         w.append(&fresh)?;
-        Ok(out)
-    }
-
-    fn existing(
-        &self,
-        w: &mut crate::log::LogWriter<'_>,
-        env: &Envelope,
-    ) -> Result<Option<Envelope>> {
-        // Plain ids carry a timestamp that only moves forward, so only keyed ids can repeat.
-        if env.dedupe_key.is_none() {
-            return Ok(None);
+        // Move the fresh envelopes out; an in-batch repeat of a keyed draft copies its first use.
+        let mut fresh: Vec<Option<Envelope>> = fresh.into_iter().map(Some).collect();
+        let mut pos_of = vec![usize::MAX; fresh.len()];
+        let mut out: Vec<Published> = Vec::with_capacity(slots.len());
+        for slot in slots {
+            match slot {
+                Slot::Fresh(i) => match fresh[i].take() {
+                    Some(event) => {
+                        pos_of[i] = out.len();
+                        out.push(Published {
+                            event,
+                            duplicate: false,
+                        });
+                    }
+                    None => {
+                        let event = out[pos_of[i]].event.clone();
+                        out.push(Published {
+                            event,
+                            duplicate: true,
+                        });
+                    }
+                },
+                Slot::Duplicate(event) => out.push(Published {
+                    event: *event,
+                    duplicate: true,
+                }),
+            }
         }
-        Ok(w.get(&env.event_id)?)
-    }
-}
-
-fn bump(ts: &str) -> String {
-    match crate::event::parse_timestamp(ts) {
-        Some(t) => crate::event::format_timestamp(t + chrono::Duration::microseconds(1)),
-        None => ts.to_string(),
+        Ok(out)
     }
 }
 

@@ -19,42 +19,63 @@ pub fn canonical_json(value: &Value) -> Result<Vec<u8>, EventError> {
     serde_json_canonicalizer::to_vec(value).map_err(|e| EventError::Canonical(e.to_string()))
 }
 
-/// The preimage object for an envelope under the given form.
-pub fn preimage(env: &Envelope, form: IdForm<'_>) -> Value {
-    let mut m = Map::new();
-    m.insert("node_id".into(), Value::String(env.node_id.clone()));
-    m.insert("topic".into(), Value::String(env.topic.clone()));
-    m.insert("event_type".into(), Value::String(env.event_type.clone()));
+/// The preimage of an id, borrowing from the envelope; JCS sorts the keys.
+#[derive(serde::Serialize)]
+struct Preimage<'a> {
+    node_id: &'a str,
+    topic: &'a str,
+    event_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dedupe_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timestamp: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    causation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handler: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_version: Option<u32>,
+}
+
+fn preimage<'a>(env: &'a Envelope, form: IdForm<'a>) -> Preimage<'a> {
+    let mut p = Preimage {
+        node_id: &env.node_id,
+        topic: &env.topic,
+        event_type: &env.event_type,
+        dedupe_key: None,
+        timestamp: None,
+        causation_id: None,
+        payload: None,
+        handler: None,
+        schema_version: env.schema_version,
+    };
     match form {
-        IdForm::Dedupe { dedupe_key } => {
-            m.insert("dedupe_key".into(), Value::String(dedupe_key.to_string()));
-        }
+        IdForm::Dedupe { dedupe_key } => p.dedupe_key = Some(dedupe_key),
         IdForm::Derived { handler } => {
-            m.insert(
-                "causation_id".into(),
-                Value::String(env.causation_id.clone()),
-            );
-            m.insert("payload".into(), Value::Object(env.payload.clone()));
-            m.insert("handler".into(), Value::String(handler.to_string()));
+            p.causation_id = Some(&env.causation_id);
+            p.payload = Some(&env.payload);
+            p.handler = Some(handler);
         }
         IdForm::Plain => {
-            m.insert("timestamp".into(), Value::String(env.timestamp.clone()));
-            m.insert(
-                "causation_id".into(),
-                Value::String(env.causation_id.clone()),
-            );
-            m.insert("payload".into(), Value::Object(env.payload.clone()));
+            p.timestamp = Some(&env.timestamp);
+            p.causation_id = Some(&env.causation_id);
+            p.payload = Some(&env.payload);
         }
     }
-    if let Some(v) = env.schema_version {
-        m.insert("schema_version".into(), Value::from(v));
-    }
-    Value::Object(m)
+    p
+}
+
+/// The canonical preimage bytes an id is the hash of (for docs and debugging).
+pub fn preimage_bytes(env: &Envelope, form: IdForm<'_>) -> Result<Vec<u8>, EventError> {
+    serde_json_canonicalizer::to_vec(&preimage(env, form))
+        .map_err(|e| EventError::Canonical(e.to_string()))
 }
 
 /// Computes `evt_` + the first 32 hex digits of BLAKE3(canonical preimage).
 pub fn compute_id(env: &Envelope, form: IdForm<'_>) -> Result<String, EventError> {
-    let bytes = canonical_json(&preimage(env, form))?;
+    let bytes = preimage_bytes(env, form)?;
     let hash = blake3::hash(&bytes);
     Ok(format!("evt_{}", &hash.to_hex()[..32]))
 }
@@ -100,11 +121,19 @@ mod tests {
     fn documented_examples() {
         let mut e = env();
         e.timestamp = "2026-11-23T10:00:00.000000Z".into();
-        assert_eq!(compute_id(&e, IdForm::Plain).unwrap(), "evt_795f174819efa46bb241ac8eeb8728c2");
+        assert_eq!(
+            compute_id(&e, IdForm::Plain).unwrap(),
+            "evt_795f174819efa46bb241ac8eeb8728c2"
+        );
         e.topic = "monitoring".into();
         e.event_type = "heartbeat.changed".into();
-        let form = IdForm::Dedupe { dedupe_key: "hb-2026-11-23" };
-        assert_eq!(compute_id(&e, form).unwrap(), "evt_accdb3b1eec3fb2a6d51df8bf625a0c2");
+        let form = IdForm::Dedupe {
+            dedupe_key: "hb-2026-11-23",
+        };
+        assert_eq!(
+            compute_id(&e, form).unwrap(),
+            "evt_accdb3b1eec3fb2a6d51df8bf625a0c2"
+        );
     }
 
     #[test]

@@ -202,9 +202,7 @@ pub fn check_payload(
     payload: &Map<String, Value>,
     limits: &PayloadLimits,
 ) -> Result<(), EventError> {
-    let size = serde_json::to_vec(payload)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX);
+    let size = serialized_len(payload);
     if size > limits.max_bytes {
         return Err(EventError::Payload {
             path: "$".into(),
@@ -216,6 +214,25 @@ pub fn check_payload(
     }
     let mut path = String::from("$");
     walk_object(payload, &mut path, 1, limits.max_depth)
+}
+
+/// Length of the compact JSON form, without building it.
+fn serialized_len(payload: &Map<String, Value>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    match serde_json::to_writer(&mut c, payload) {
+        Ok(()) => c.0,
+        Err(_) => usize::MAX,
+    }
 }
 
 fn walk_object(
@@ -320,6 +337,21 @@ const SECRET_KEYS: &[&str] = &[
 
 /// True for keys such as `password`, `db_password`, `github-token` or `apiKey`.
 fn is_secret_key(key: &str) -> bool {
+    // Cheap pre-filter: every secret word contains one of these letters runs.
+    let lower_hit = |w: &str| key.len() >= w.len() && key.to_ascii_lowercase().contains(w);
+    if ![
+        "pass",
+        "secret",
+        "token",
+        "key",
+        "credential",
+        "authorization",
+    ]
+    .iter()
+    .any(|w| lower_hit(w))
+    {
+        return false;
+    }
     let mut norm = String::with_capacity(key.len() + 4);
     for (i, c) in key.chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {
@@ -331,10 +363,13 @@ fn is_secret_key(key: &str) -> bool {
             c.to_ascii_lowercase()
         });
     }
+    let compact: String = norm.chars().filter(|c| *c != '_').collect();
     SECRET_KEYS.iter().any(|s| {
         norm == *s
-            || norm.ends_with(&format!("_{s}"))
-            || norm.replace('_', "") == s.replace('_', "")
+            || (norm.len() > s.len()
+                && norm.ends_with(s)
+                && norm[..norm.len() - s.len()].ends_with('_'))
+            || compact == s.replace('_', "")
     })
 }
 
