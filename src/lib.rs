@@ -11,6 +11,7 @@ pub mod event;
 pub mod fsutil;
 pub mod git;
 pub mod init;
+pub mod keys;
 pub mod ledger;
 pub mod log;
 pub mod node;

@@ -1,0 +1,376 @@
+//! Node signing keys (ed25519) and trust-on-first-use pinning of peers' keys.
+
+use crate::event::{Envelope, EventError};
+use crate::fsutil::{IoContext, PathError, read_json, write_json};
+use crate::paths::NodePaths;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Errors about keys and signatures.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// A key file could not be read or written.
+    #[error(transparent)]
+    Io(#[from] PathError),
+    /// The private key file is not a hex ed25519 secret key.
+    #[error("{path}: not an ed25519 private key (64 hex digits expected)")]
+    BadKeyFile { path: PathBuf },
+    /// The private key file is readable by others.
+    #[error(
+        "{path}: private key is readable by group or others (mode {mode:o}); run `chmod 600` on it"
+    )]
+    Permissions { path: PathBuf, mode: u32 },
+    /// A public key is not 64 hex digits of a valid point.
+    #[error("public key {key:?} of node {node} is not a valid ed25519 key")]
+    BadPublicKey { node: String, key: String },
+    /// The signature does not verify.
+    #[error("event {event_id}: signature does not verify with node {node}'s key")]
+    BadSignature { event_id: String, node: String },
+    /// The event could not be canonicalized for signing.
+    #[error(transparent)]
+    Event(#[from] EventError),
+}
+
+/// This node's signing key.
+pub struct NodeKey {
+    signing: SigningKey,
+}
+
+impl std::fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        write!(f, "NodeKey(public {})", self.public_hex())
+    }
+}
+
+/// Where the private key lives.
+pub fn key_path(paths: &NodePaths) -> PathBuf {
+    paths.keys().join("node.ed25519")
+}
+
+impl NodeKey {
+    /// Loads the node's key, creating it (mode 0600) when absent; the bool says whether it was created.
+    pub fn load_or_create(paths: &NodePaths) -> Result<(NodeKey, bool), KeyError> {
+        let path = key_path(paths);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok((Self::parse(&path, &text)?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok((Self::create(&path)?, true)),
+            Err(e) => Err(PathError {
+                op: "read",
+                path,
+                source: e,
+            }
+            .into()),
+        }
+    }
+
+    /// Loads the node's key; `None` when the node has none.
+    pub fn load(paths: &NodePaths) -> Result<Option<NodeKey>, KeyError> {
+        let path = key_path(paths);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(Self::parse(&path, &text)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PathError {
+                op: "read",
+                path,
+                source: e,
+            }
+            .into()),
+        }
+    }
+
+    fn parse(path: &std::path::Path, text: &str) -> Result<NodeKey, KeyError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .ctx("stat", path)?
+                .permissions()
+                .mode()
+                & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(KeyError::Permissions {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+        }
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| KeyError::BadKeyFile {
+            path: path.to_path_buf(),
+        })?;
+        Ok(NodeKey {
+            signing: SigningKey::from_bytes(&bytes),
+        })
+    }
+
+    fn create(path: &std::path::Path) -> Result<NodeKey, KeyError> {
+        let dir = path.parent().unwrap_or(std::path::Path::new("."));
+        std::fs::create_dir_all(dir).ctx("create directory", dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .ctx("chmod", dir)?;
+        }
+        let secret: [u8; 32] = rand::random();
+        let key = NodeKey {
+            signing: SigningKey::from_bytes(&secret),
+        };
+        let tmp = dir.join(".node.ed25519.tmp");
+        {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp).ctx("create", &tmp)?;
+            f.write_all(hex::encode(secret).as_bytes())
+                .ctx("write", &tmp)?;
+            f.sync_all().ctx("fsync", &tmp)?;
+        }
+        std::fs::rename(&tmp, path).ctx("rename", path)?;
+        crate::fsutil::sync_dir(dir)?;
+        Ok(key)
+    }
+
+    /// Hex of the public key, as published in the manifest.
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.signing.verifying_key().as_bytes())
+    }
+
+    /// Signs the canonical envelope (without `sig`) and returns the hex signature.
+    pub fn sign(&self, env: &Envelope) -> Result<String, KeyError> {
+        let msg = signing_bytes(env)?;
+        Ok(hex::encode(self.signing.sign(&msg).to_bytes()))
+    }
+}
+
+/// The bytes a signature covers: RFC 8785 JSON of the envelope without `sig`.
+pub fn signing_bytes(env: &Envelope) -> Result<Vec<u8>, EventError> {
+    let mut unsigned = env.clone();
+    unsigned.sig = None;
+    serde_json_canonicalizer::to_vec(&unsigned).map_err(|e| EventError::Canonical(e.to_string()))
+}
+
+/// Parses a hex public key.
+pub fn parse_public(node: &str, hex_key: &str) -> Result<VerifyingKey, KeyError> {
+    let bad = || KeyError::BadPublicKey {
+        node: node.to_string(),
+        key: hex_key.to_string(),
+    };
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex_key, &mut bytes).map_err(|_| bad())?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| bad())
+}
+
+/// Checks an event's signature against a node's public key.
+pub fn verify(env: &Envelope, public: &VerifyingKey) -> Result<(), KeyError> {
+    let bad = || KeyError::BadSignature {
+        event_id: env.event_id.clone(),
+        node: env.node_id.clone(),
+    };
+    let Some(sig_hex) = &env.sig else {
+        return Err(bad());
+    };
+    let mut sig = [0u8; 64];
+    hex::decode_to_slice(sig_hex, &mut sig).map_err(|_| bad())?;
+    let msg = signing_bytes(env)?;
+    public
+        .verify(&msg, &Signature::from_bytes(&sig))
+        .map_err(|_| bad())
+}
+
+/// One pinned peer in `known_nodes.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownNode {
+    /// The pinned (trusted) public key.
+    pub public_key: String,
+    /// When it was pinned.
+    pub pinned_at: String,
+    /// A different key the manifest now shows, not trusted until an operator accepts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered_key: Option<String>,
+}
+
+/// `known_nodes.json`: node id -> pinned key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownNodes {
+    /// Pinned peers.
+    pub nodes: BTreeMap<String, KnownNode>,
+}
+
+/// What to do with a key seen in a manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pin {
+    /// First sight: pin it.
+    New,
+    /// Same as the pinned key.
+    Trusted,
+    /// Differs from the pinned key: keep the old one, raise an alert.
+    Changed {
+        /// The pinned key.
+        pinned: String,
+    },
+}
+
+impl KnownNodes {
+    /// Loads the file (empty when absent).
+    pub fn load(paths: &NodePaths) -> Result<KnownNodes, PathError> {
+        Ok(read_json(&paths.state().join("known_nodes.json"))?.unwrap_or_default())
+    }
+
+    /// Saves the file atomically.
+    pub fn save(&self, paths: &NodePaths) -> Result<(), PathError> {
+        write_json(&paths.state().join("known_nodes.json"), self)
+    }
+
+    /// Classifies a manifest key against the pins (pure).
+    pub fn classify(&self, node: &str, key: &str) -> Pin {
+        match self.nodes.get(node) {
+            None => Pin::New,
+            Some(k) if k.public_key == key => Pin::Trusted,
+            Some(k) => Pin::Changed {
+                pinned: k.public_key.clone(),
+            },
+        }
+    }
+
+    /// Records a manifest key: pins a new one, notes a changed one as offered. Returns the decision.
+    pub fn observe(&mut self, node: &str, key: &str, now: &str) -> Pin {
+        let pin = self.classify(node, key);
+        match &pin {
+            Pin::New => {
+                self.nodes.insert(
+                    node.to_string(),
+                    KnownNode {
+                        public_key: key.to_string(),
+                        pinned_at: now.to_string(),
+                        offered_key: None,
+                    },
+                );
+            }
+            Pin::Trusted => {
+                if let Some(k) = self.nodes.get_mut(node) {
+                    k.offered_key = None;
+                }
+            }
+            Pin::Changed { .. } => {
+                if let Some(k) = self.nodes.get_mut(node) {
+                    k.offered_key = Some(key.to_string());
+                }
+            }
+        }
+        pin
+    }
+
+    /// Operator acceptance of a node's offered key; false when nothing was offered.
+    pub fn trust_offered(&mut self, node: &str, now: &str) -> bool {
+        match self.nodes.get_mut(node) {
+            Some(k) => match k.offered_key.take() {
+                Some(new) => {
+                    k.public_key = new;
+                    k.pinned_at = now.to_string();
+                    true
+                }
+                None => false,
+            },
+            None => false,
+        }
+    }
+
+    /// The key to verify a node's events with, if pinned.
+    pub fn trusted_key(&self, node: &str) -> Option<&str> {
+        self.nodes.get(node).map(|k| k.public_key.as_str())
+    }
+
+    /// Nodes whose manifest offers a key that differs from the pinned one.
+    pub fn alerts(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, k)| k.offered_key.is_some())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Envelope {
+        Envelope {
+            event_id: "evt_0123456789abcdef0123456789abcdef".into(),
+            timestamp: "2026-01-02T03:04:05.000006Z".into(),
+            topic: "t".into(),
+            event_type: "e".into(),
+            node_id: "a".into(),
+            source: "cli".into(),
+            causation_id: String::new(),
+            correlation_id: "evt_0123456789abcdef0123456789abcdef".into(),
+            seq: 1,
+            prev: String::new(),
+            payload: Default::default(),
+            dedupe_key: None,
+            handler: None,
+            schema_version: None,
+            sig: None,
+        }
+    }
+
+    #[test]
+    fn sign_and_verify_round_trip_and_tamper_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = NodePaths::new(dir.path());
+        let (key, created) = NodeKey::load_or_create(&paths).unwrap();
+        assert!(created);
+        let (again, created) = NodeKey::load_or_create(&paths).unwrap();
+        assert!(!created);
+        assert_eq!(key.public_hex(), again.public_hex());
+        let mut e = env();
+        e.sig = Some(key.sign(&e).unwrap());
+        let public = parse_public("a", &key.public_hex()).unwrap();
+        verify(&e, &public).unwrap();
+        let mut tampered = e.clone();
+        tampered.payload.insert("x".into(), 1.into());
+        assert!(verify(&tampered, &public).is_err());
+        let mut unsigned = e.clone();
+        unsigned.sig = None;
+        assert!(verify(&unsigned, &public).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(key_path(&paths))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        assert!(!format!("{key:?}").contains(&std::fs::read_to_string(key_path(&paths)).unwrap()));
+    }
+
+    #[test]
+    fn pins_on_first_sight_and_alerts_on_change_until_trusted() {
+        let mut k = KnownNodes::default();
+        assert_eq!(k.observe("b", "k1", "t0"), Pin::New);
+        assert_eq!(k.observe("b", "k1", "t1"), Pin::Trusted);
+        assert_eq!(
+            k.observe("b", "k2", "t2"),
+            Pin::Changed {
+                pinned: "k1".into()
+            }
+        );
+        assert_eq!(k.trusted_key("b"), Some("k1"));
+        assert_eq!(k.alerts(), vec!["b".to_string()]);
+        assert!(k.trust_offered("b", "t3"));
+        assert_eq!(k.trusted_key("b"), Some("k2"));
+        assert!(k.alerts().is_empty());
+        assert!(!k.trust_offered("b", "t4"));
+    }
+}
