@@ -68,7 +68,11 @@ pub fn looks_rejected(text: &str) -> bool {
 /// remote as an error whose `is_unreachable()` is true.
 pub fn push(repo: &Path, branch: &str) -> Result<PushOutcome, GitError> {
     let spec = format!("{0}:{0}", local_ref(branch));
-    match cli::run(repo, &["push", "--quiet", "origin", &spec]) {
+    // Batches are new content: delta search over MB-sized blobs costs more CPU than it saves bytes.
+    match cli::run(
+        repo,
+        &["-c", "pack.window=0", "push", "--quiet", "origin", &spec],
+    ) {
         Ok(_) => Ok(PushOutcome::Pushed),
         Err(GitError::Command {
             stderr,
