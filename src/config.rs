@@ -125,6 +125,12 @@ pub struct SyncConfig {
     /// A peer not seen for this long is stale.
     #[serde(default = "default_stale_after")]
     pub stale_after: HumanDuration,
+    /// Length of the leader lease taken and renewed by sync.
+    #[serde(default = "default_lease_ttl")]
+    pub lease_ttl: HumanDuration,
+    /// How long a sync, export or import waits for another one on the same node to finish.
+    #[serde(default = "default_lock_wait")]
+    pub lock_wait: HumanDuration,
 }
 
 fn default_interval() -> HumanDuration {
@@ -136,6 +142,12 @@ fn default_push_retries() -> u32 {
 fn default_stale_after() -> HumanDuration {
     secs(300)
 }
+fn default_lease_ttl() -> HumanDuration {
+    secs(120)
+}
+fn default_lock_wait() -> HumanDuration {
+    secs(30)
+}
 
 impl Default for SyncConfig {
     fn default() -> Self {
@@ -143,6 +155,8 @@ impl Default for SyncConfig {
             interval: default_interval(),
             push_retries: default_push_retries(),
             stale_after: default_stale_after(),
+            lease_ttl: default_lease_ttl(),
+            lock_wait: default_lock_wait(),
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct InitReport {
     pub existing: Vec<String>,
     /// Things made now.
     pub made: Vec<String>,
+    /// Publishing this node's manifest to the shared repository (`offline` when unreachable).
+    pub ledger: crate::ledger::sync::PushReport,
 }
 
 /// Creates the node root layout, `mesh.toml` and the ledger repository; safe to repeat.
@@ -117,6 +119,9 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
     }
     // Opening the log creates it and its derived files.
     crate::log::EventLog::new(&paths, &cfg.node_id).head()?;
+    // Fetch the mesh and announce this node; an unreachable remote is reported, not fatal.
+    let node = crate::node::Node::open(root)?;
+    let ledger = crate::ledger::sync::announce(&node)?;
     Ok(InitReport {
         node_id: cfg.node_id.clone(),
         root: std::path::absolute(root)
@@ -127,6 +132,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
         created,
         existing,
         made,
+        ledger,
     })
 }
 

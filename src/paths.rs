@@ -79,6 +79,10 @@ impl NodePaths {
     pub fn sync_lock(&self) -> PathBuf {
         self.state().join("sync.lock")
     }
+    /// Files waiting to be committed under `<ledger dir>/schemas/` by the next export.
+    pub fn schema_outbox(&self) -> PathBuf {
+        self.state().join("schema_outbox")
+    }
     /// The ledger: a git repository of the shared remote.
     pub fn ledger_repo(&self) -> PathBuf {
         self.root.join("state").join("github_coordination")

@@ -33,3 +33,41 @@ pub fn load<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, Pa
 pub fn save<T: Serialize>(path: &Path, value: &T) -> Result<(), PathError> {
     write_json(path, value)
 }
+
+/// `import_state.json`: how far the ledger has been imported, and what each peer's seqs look like.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportState {
+    /// The last ledger commit whose outboxes were fully imported ("" before the first import).
+    #[serde(default)]
+    pub commit: String,
+    /// An import stopped by `--max-events` part-way to `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialImport>,
+    /// Per peer, the seqs seen so far.
+    #[serde(default)]
+    pub peers: std::collections::BTreeMap<String, crate::ledger::seqs::SeqRanges>,
+}
+
+/// Resume point of an import cut short by its event budget.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartialImport {
+    /// The ledger commit being imported.
+    pub target: String,
+    /// How many changed files (in tree order) of `commit..target` are done.
+    pub done_files: u64,
+}
+
+impl ImportState {
+    /// Every peer's missing seq ranges.
+    pub fn gaps(&self) -> Vec<crate::ledger::seqs::Gap> {
+        self.peers.iter().flat_map(|(n, r)| r.gaps(n)).collect()
+    }
+
+    /// Per peer, the seq through which every event has been imported.
+    pub fn imported_through(&self) -> std::collections::BTreeMap<String, u64> {
+        self.peers
+            .iter()
+            .map(|(n, r)| (n.clone(), r.contiguous_through()))
+            .collect()
+    }
+}

@@ -61,6 +61,8 @@ pub struct Status {
     pub latest_leader_epoch: Option<u64>,
     /// Log lines that are not events (skipped).
     pub bad_log_lines: u64,
+    /// Seq ranges of peers that are missing while later seqs were imported.
+    pub gaps: Vec<crate::ledger::seqs::Gap>,
 }
 
 /// Builds the status report.
@@ -91,6 +93,7 @@ pub fn status(node: &Node) -> Result<Status> {
         }
     }
     let (command_outcomes, latest_command, latest_leader_epoch) = commands(node)?;
+    let imports: state::ImportState = state::load(&node.paths.import_state())?;
     Ok(Status {
         node_id: node.id().to_string(),
         root: std::path::absolute(&node.paths.root)
@@ -112,6 +115,7 @@ pub fn status(node: &Node) -> Result<Status> {
         latest_command,
         latest_leader_epoch,
         bad_log_lines: head.bad_lines,
+        gaps: imports.gaps(),
     })
 }
 

@@ -40,6 +40,14 @@ pub fn run(root: &Path, a: Args) -> Result<Output, gitmesh::Error> {
         )
     };
     human.push_str(&format!("remote: {}\n", report.remote));
+    let l = &report.ledger;
+    if l.pushed {
+        human.push_str("manifest published to the remote\n");
+    } else if l.offline {
+        human.push_str("remote unreachable: the manifest is committed locally; the next mesh-sync publishes it\n");
+    } else if l.commit.is_none() {
+        human.push_str("manifest already on the remote\n");
+    }
     if !report.made.is_empty() {
         human.push_str(&format!("created: {}\n", report.made.join(", ")));
     }

@@ -1,9 +1,12 @@
 //! The command line: clap definitions, one module per subcommand, and output rendering.
 
 mod events;
+mod export;
+mod import;
 mod init;
 mod publish;
 mod status;
+mod sync;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
@@ -71,6 +74,26 @@ heartbeat.changed --dedupe-key hb-2026-11-23\n  printf '%s\\n' '{\"topic\":\"mon
 The event is durable (fsynced) when the command returns. A batch from --stdin is all-or-nothing."
     )]
     MeshPublish(publish::Args),
+    /// Append peers' new events from the ledger to the local log (no network).
+    #[command(
+        after_help = "Examples:\n  gitmesh mesh-import\n  gitmesh mesh-import --max-events 10000 --json\n\n\
+Reads only ledger files that changed since the last import. Invalid files or lines are \
+quarantined under state/event_mesh/quarantine/ with a .reason file; the import goes on."
+    )]
+    MeshImport(import::Args),
+    /// Write this node's new own events into the ledger as batch files (no network).
+    #[command(
+        after_help = "Examples:\n  gitmesh mesh-export\n  gitmesh mesh-export --max-events 5000\n\n\
+Commits to the local ledger branch; `mesh-sync` pushes it."
+    )]
+    MeshExport(export::Args),
+    /// Fetch, import, dispatch, export, commit and push in one pass.
+    #[command(
+        after_help = "Examples:\n  gitmesh mesh-sync\n  gitmesh mesh-sync --no-push --json\n\n\
+Exit code 75 means all local work was done but the remote could not be updated \
+(unreachable, or every retry lost to concurrent pushes): run it again later."
+    )]
+    MeshSync(sync::Args),
     /// List events in the log, oldest first.
     #[command(
         after_help = "Examples:\n  gitmesh events --limit 20\n  gitmesh events --topic scaling \
@@ -134,6 +157,9 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::MeshInit(a) => init::run(&root, a),
         Command::MeshPublish(a) => publish::run(&root, a),
         Command::Events(a) => events::run(&root, a),
+        Command::MeshImport(a) => import::run(&root, a),
+        Command::MeshExport(a) => export::run(&root, a),
+        Command::MeshSync(a) => sync::run(&root, a),
         Command::MeshStatus(a) => status::run(&root, a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -61,6 +61,13 @@ pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
             .collect();
         let _ = writeln!(h, "commands  {}", parts.join(" "));
     }
+    for g in &s.gaps {
+        let _ = writeln!(
+            h,
+            "gap       {} seq {}..{} missing",
+            g.node_id, g.from_seq, g.to_seq
+        );
+    }
     let _ = writeln!(h, "peers     {}", s.peers.len());
     for p in &s.peers {
         let age = p

@@ -1,6 +1,8 @@
 //! Git access: `git2` for local object work, the system `git` binary for the network.
 
 pub mod cli;
+pub mod remote;
+pub mod tree;
 
 use std::path::{Path, PathBuf};
 

@@ -1,9 +1,16 @@
 //! The ledger: the shared repository's layout, node manifests, batches and the lease.
 
+pub mod export;
+pub mod import;
 pub mod layout;
 pub mod lease;
+pub mod lock;
 pub mod manifest;
+pub mod quarantine;
 pub mod repo;
+pub mod seqs;
+pub mod sync;
+pub mod verify;
 
 pub use manifest::Manifest;
 
@@ -25,6 +32,22 @@ pub enum LedgerError {
     /// Another sync holds the node's sync lock.
     #[error("another sync is running on this node (lock {path}); try again when it finishes")]
     Busy { path: PathBuf },
+    /// The ledger shows more own events than the local log holds (a root restored from an old copy).
+    #[error(
+        "the ledger already holds events of {node} through seq {ledger_seq} but the local log ends at seq {local_seq}: this node root was restored from an older copy; recover its events before exporting, or the node would reuse seqs"
+    )]
+    StaleNode {
+        node: String,
+        ledger_seq: u64,
+        local_seq: u64,
+    },
+    /// Own events in the log skip a seq.
+    #[error("own events of {node} skip from seq {expected} to {found} in the log; export stopped")]
+    SeqGap {
+        node: String,
+        expected: u64,
+        found: u64,
+    },
     /// The remote kept rejecting pushes after every retry.
     #[error("push rejected {attempts} times: other nodes keep pushing; the next sync will retry")]
     Contended { attempts: u32 },
@@ -40,11 +63,23 @@ impl LedgerError {
             LedgerError::Io(_) => "io",
             LedgerError::Busy { .. } => "busy",
             LedgerError::Contended { .. } => "contended",
+            LedgerError::StaleNode { .. } => "stale_node",
+            LedgerError::SeqGap { .. } => "seq_gap",
         }
     }
 
     /// Whether the remote could not be reached (exit code 75).
     pub fn is_offline(&self) -> bool {
         matches!(self, LedgerError::Git(e) if e.is_unreachable())
+    }
+}
+
+/// Maps a libgit2 error in the repository at `path` to a ledger error.
+pub fn git_err(path: &std::path::Path) -> impl Fn(git2::Error) -> LedgerError + '_ {
+    move |source| {
+        LedgerError::Git(GitError::Repo {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }

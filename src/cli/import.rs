@@ -1,0 +1,46 @@
+//! `gitmesh mesh-import`.
+
+use super::Output;
+use gitmesh::ledger::{import, lock::SyncLock};
+use gitmesh::{Error, Node};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Flags of `mesh-import`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Import at most N new events now (the next run resumes)
+    #[arg(long, value_name = "N")]
+    pub max_events: Option<u64>,
+}
+
+pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
+    let node = Node::open(root)?;
+    let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
+    let r = import::import(&node, &lock, a.max_events)?;
+    let mut h = format!(
+        "imported {} events ({} already held) from {} peer files; {} quarantined\n",
+        r.imported_events, r.duplicate_events, r.scanned_files, r.quarantined
+    );
+    for q in &r.rejected {
+        let line = q.line.map(|l| format!(" line {l}")).unwrap_or_default();
+        let _ = writeln!(
+            h,
+            "  quarantined {}{line}: {} ({})",
+            q.path,
+            q.reason.code(),
+            q.detail
+        );
+    }
+    for g in &r.gaps {
+        let _ = writeln!(
+            h,
+            "  gap: {} seq {}..{} missing",
+            g.node_id, g.from_seq, g.to_seq
+        );
+    }
+    if !r.complete {
+        h.push_str("more remains: run mesh-import again\n");
+    }
+    Ok(Output::new(r, h))
+}

@@ -1,0 +1,114 @@
+//! Fetch and push of one branch through the system `git` binary.
+
+use super::{GitError, RepoContext, cli};
+use git2::Oid;
+use std::path::Path;
+
+/// The remote-tracking ref of `branch` in a ledger repository.
+pub fn tracking_ref(branch: &str) -> String {
+    format!("refs/remotes/origin/{branch}")
+}
+
+/// The local branch ref.
+pub fn local_ref(branch: &str) -> String {
+    format!("refs/heads/{branch}")
+}
+
+/// Fetches `branch` from `origin` into its remote-tracking ref and returns the remote head.
+///
+/// `Ok(None)` means the remote holds no such branch yet (a new, empty mesh).
+pub fn fetch(repo: &Path, branch: &str) -> Result<Option<Oid>, GitError> {
+    let spec = format!("+{}:{}", local_ref(branch), tracking_ref(branch));
+    match cli::run(repo, &["fetch", "--quiet", "--no-tags", "origin", &spec]) {
+        Ok(_) => {}
+        Err(GitError::Command { stderr, .. })
+            if stderr
+                .to_ascii_lowercase()
+                .contains("couldn't find remote ref") =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
+    let r = git2::Repository::open_bare(repo).in_repo(repo)?;
+    super::tree::ref_target(&r, &tracking_ref(branch)).in_repo(repo)
+}
+
+/// What a push achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The remote branch now points at the pushed commit.
+    Pushed,
+    /// The remote refused the update because its branch moved (the compare-and-swap lost).
+    Rejected(String),
+}
+
+/// Phrases of `git push` meaning another writer got there first.
+const REJECTED: &[&str] = &[
+    "[rejected]",
+    "non-fast-forward",
+    "fetch first",
+    "stale info",
+    "failed to update ref",
+    "cannot lock ref",
+    "incorrect old value",
+    "is at ",
+];
+
+/// Whether `git push` output reports a lost race rather than a hard failure.
+pub fn looks_rejected(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    REJECTED.iter().any(|p| t.contains(p))
+}
+
+/// Pushes local `branch` to the same branch of `origin`, never forcing.
+///
+/// The remote applies the update only if it is a fast-forward of its current
+/// head; a rejection comes back as `PushOutcome::Rejected`, an unreachable
+/// remote as an error whose `is_unreachable()` is true.
+pub fn push(repo: &Path, branch: &str) -> Result<PushOutcome, GitError> {
+    let spec = format!("{0}:{0}", local_ref(branch));
+    // Batches are new content: delta search over MB-sized blobs costs more CPU than it saves bytes.
+    match cli::run(
+        repo,
+        &["-c", "pack.window=0", "push", "--quiet", "origin", &spec],
+    ) {
+        Ok(_) => Ok(PushOutcome::Pushed),
+        Err(GitError::Command {
+            stderr,
+            unreachable: false,
+            args,
+            path,
+        }) => {
+            if looks_rejected(&stderr) {
+                Ok(PushOutcome::Rejected(stderr))
+            } else {
+                Err(GitError::Command {
+                    args,
+                    path,
+                    stderr,
+                    unreachable: false,
+                })
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejections_are_told_apart_from_failures() {
+        assert!(looks_rejected(
+            "! [rejected]        main -> main (fetch first)\nerror: failed to push some refs"
+        ));
+        assert!(looks_rejected(
+            "! [remote rejected] main -> main (failed to update ref)"
+        ));
+        assert!(!looks_rejected(
+            "remote: Permission to o/r.git denied to bot."
+        ));
+    }
+}

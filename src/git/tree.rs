@@ -1,0 +1,384 @@
+//! Tree and commit helpers whose cost follows the change, not the tree size.
+//!
+//! `apply_edits` rewrites only the directories on the paths it edits;
+//! `changed_blobs` and `union` descend only into subtrees whose ids differ.
+
+use git2::{ObjectType, Oid, Repository};
+use std::collections::{BTreeMap, HashMap};
+
+/// Mode of a regular file entry.
+pub const MODE_BLOB: i32 = 0o100644;
+/// Mode of an executable file entry.
+pub const MODE_EXEC: i32 = 0o100755;
+/// Mode of a directory entry.
+pub const MODE_TREE: i32 = 0o040000;
+/// Mode of a symbolic link entry.
+pub const MODE_LINK: i32 = 0o120000;
+/// Mode of a submodule (gitlink) entry.
+pub const MODE_COMMIT: i32 = 0o160000;
+
+/// One change to a tree: put an object at `path` (slash-separated), or remove what is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// Path relative to the root of the tree.
+    pub path: String,
+    /// The object id and mode to store, or `None` to remove the entry.
+    pub target: Option<(Oid, i32)>,
+}
+
+impl Edit {
+    /// Stores blob `oid` as a regular file at `path`.
+    pub fn blob(path: impl Into<String>, oid: Oid) -> Edit {
+        Edit {
+            path: path.into(),
+            target: Some((oid, MODE_BLOB)),
+        }
+    }
+    /// Stores tree `oid` as the directory `path`.
+    pub fn tree(path: impl Into<String>, oid: Oid) -> Edit {
+        Edit {
+            path: path.into(),
+            target: Some((oid, MODE_TREE)),
+        }
+    }
+    /// Removes whatever is at `path`.
+    pub fn remove(path: impl Into<String>) -> Edit {
+        Edit {
+            path: path.into(),
+            target: None,
+        }
+    }
+}
+
+enum Node {
+    Leaf(Option<(Oid, i32)>),
+    Dir(BTreeMap<String, Node>),
+}
+
+fn insert(dir: &mut BTreeMap<String, Node>, parts: &[&str], target: Option<(Oid, i32)>) {
+    let Some((first, rest)) = parts.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        dir.insert((*first).to_string(), Node::Leaf(target));
+        return;
+    }
+    let child = dir
+        .entry((*first).to_string())
+        .or_insert_with(|| Node::Dir(BTreeMap::new()));
+    if let Node::Leaf(_) = child {
+        *child = Node::Dir(BTreeMap::new());
+    }
+    if let Node::Dir(sub) = child {
+        insert(sub, rest, target);
+    }
+}
+
+/// Applies `edits` to the tree `base` (or an empty tree) and returns the new root tree id.
+///
+/// Only the directories on the edited paths are read and rewritten; every
+/// other subtree is reused by id. Directories left empty are removed.
+pub fn apply_edits(
+    repo: &Repository,
+    base: Option<Oid>,
+    edits: &[Edit],
+) -> Result<Oid, git2::Error> {
+    let mut root = BTreeMap::new();
+    for e in edits {
+        let parts: Vec<&str> = e.path.split('/').filter(|p| !p.is_empty()).collect();
+        insert(&mut root, &parts, e.target);
+    }
+    match build(repo, base, &root)? {
+        Some(oid) => Ok(oid),
+        None => repo.treebuilder(None)?.write(),
+    }
+}
+
+fn build(
+    repo: &Repository,
+    base: Option<Oid>,
+    dir: &BTreeMap<String, Node>,
+) -> Result<Option<Oid>, git2::Error> {
+    let base_tree = base.map(|o| repo.find_tree(o)).transpose()?;
+    let mut tb = repo.treebuilder(base_tree.as_ref())?;
+    for (name, node) in dir {
+        match node {
+            Node::Leaf(Some((oid, mode))) => {
+                tb.insert(name, *oid, *mode)?;
+            }
+            Node::Leaf(None) => {
+                if tb.get(name)?.is_some() {
+                    tb.remove(name)?;
+                }
+            }
+            Node::Dir(children) => {
+                let existing = tb
+                    .get(name)?
+                    .filter(|e| e.kind() == Some(ObjectType::Tree))
+                    .map(|e| e.id());
+                match build(repo, existing, children)? {
+                    Some(oid) => {
+                        tb.insert(name, oid, MODE_TREE)?;
+                    }
+                    None => {
+                        if tb.get(name)?.is_some() {
+                            tb.remove(name)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if tb.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(tb.write()?))
+}
+
+/// A file-like entry that is new or different in the newer tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// Path relative to the trees compared (slash-separated).
+    pub path: String,
+    /// Object id of the entry.
+    pub oid: Oid,
+    /// Entry mode (blob, executable, symlink, submodule).
+    pub mode: i32,
+}
+
+/// Entries (other than directories) of `new` that are absent or different in `old`.
+///
+/// Subtrees with equal ids are skipped without being read, so the cost is
+/// proportional to the directories that changed. Removals are not reported.
+pub fn changed_entries(
+    repo: &Repository,
+    old: Option<Oid>,
+    new: Option<Oid>,
+) -> Result<Vec<Changed>, git2::Error> {
+    let mut out = Vec::new();
+    diff_into(repo, old, new, "", &mut out)?;
+    Ok(out)
+}
+
+fn diff_into(
+    repo: &Repository,
+    old: Option<Oid>,
+    new: Option<Oid>,
+    prefix: &str,
+    out: &mut Vec<Changed>,
+) -> Result<(), git2::Error> {
+    let Some(new) = new else { return Ok(()) };
+    if old == Some(new) {
+        return Ok(());
+    }
+    let old_entries: HashMap<Vec<u8>, (Oid, i32)> = match old {
+        Some(o) => repo
+            .find_tree(o)?
+            .iter()
+            .map(|e| (e.name_bytes().to_vec(), (e.id(), e.filemode())))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let tree = repo.find_tree(new)?;
+    for e in tree.iter() {
+        let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+        let path = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let before = old_entries.get(e.name_bytes()).copied();
+        if before == Some((e.id(), e.filemode())) {
+            continue;
+        }
+        if e.filemode() == MODE_TREE {
+            let old_sub = before.filter(|(_, m)| *m == MODE_TREE).map(|(o, _)| o);
+            diff_into(repo, old_sub, Some(e.id()), &path, out)?;
+        } else {
+            out.push(Changed {
+                path,
+                oid: e.id(),
+                mode: e.filemode(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Merges two trees: every entry of `keep`, plus the entries of `add` it lacks.
+///
+/// Where both hold different files at one path, `keep` wins and the path is
+/// pushed to `conflicts`. Equal subtrees are reused without being read.
+pub fn union(
+    repo: &Repository,
+    keep: Option<Oid>,
+    add: Option<Oid>,
+    conflicts: &mut Vec<String>,
+) -> Result<Option<Oid>, git2::Error> {
+    union_at(repo, keep, add, "", conflicts)
+}
+
+fn union_at(
+    repo: &Repository,
+    keep: Option<Oid>,
+    add: Option<Oid>,
+    prefix: &str,
+    conflicts: &mut Vec<String>,
+) -> Result<Option<Oid>, git2::Error> {
+    let (keep, add) = match (keep, add) {
+        (k, None) => return Ok(k),
+        (None, a) => return Ok(a),
+        (Some(k), Some(a)) if k == a => return Ok(Some(k)),
+        (Some(k), Some(a)) => (k, a),
+    };
+    let keep_tree = repo.find_tree(keep)?;
+    let add_tree = repo.find_tree(add)?;
+    let mut tb = repo.treebuilder(Some(&keep_tree))?;
+    let mut changed = false;
+    for e in add_tree.iter() {
+        let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let mine = keep_tree
+            .get_name_bytes(e.name_bytes())
+            .map(|k| (k.id(), k.filemode()));
+        match mine {
+            None => {
+                tb.insert(e.name_bytes(), e.id(), e.filemode())?;
+                changed = true;
+            }
+            Some(m) if m == (e.id(), e.filemode()) => {}
+            Some((k, MODE_TREE)) if e.filemode() == MODE_TREE => {
+                if let Some(merged) = union_at(repo, Some(k), Some(e.id()), &path, conflicts)?
+                    && merged != k
+                {
+                    tb.insert(e.name_bytes(), merged, MODE_TREE)?;
+                    changed = true;
+                }
+            }
+            Some(_) => conflicts.push(path),
+        }
+    }
+    if !changed {
+        return Ok(Some(keep));
+    }
+    Ok(Some(tb.write()?))
+}
+
+/// Id of the entry at `path` inside tree `root`, if any.
+pub fn entry_at(
+    repo: &Repository,
+    root: Option<Oid>,
+    path: &str,
+) -> Result<Option<(Oid, i32)>, git2::Error> {
+    let Some(root) = root else { return Ok(None) };
+    let tree = repo.find_tree(root)?;
+    match tree.get_path(std::path::Path::new(path)) {
+        Ok(e) => Ok(Some((e.id(), e.filemode()))),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Id of the directory at `path` inside tree `root`, if there is one.
+pub fn subtree_at(
+    repo: &Repository,
+    root: Option<Oid>,
+    path: &str,
+) -> Result<Option<Oid>, git2::Error> {
+    Ok(entry_at(repo, root, path)?
+        .filter(|(_, m)| *m == MODE_TREE)
+        .map(|(o, _)| o))
+}
+
+/// Tree id of a commit.
+pub fn tree_of(repo: &Repository, commit: Option<Oid>) -> Result<Option<Oid>, git2::Error> {
+    commit
+        .map(|c| repo.find_commit(c).map(|c| c.tree_id()))
+        .transpose()
+}
+
+/// Writes a commit of `tree` on `parent` (no ref is moved) signed as `node`.
+pub fn commit(
+    repo: &Repository,
+    tree: Oid,
+    parent: Option<Oid>,
+    node: &str,
+    message: &str,
+) -> Result<Oid, git2::Error> {
+    let sig = git2::Signature::now(
+        &format!("gitmesh {node}"),
+        &format!("{node}@gitmesh.invalid"),
+    )?;
+    let tree = repo.find_tree(tree)?;
+    let parent = parent.map(|p| repo.find_commit(p)).transpose()?;
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(None, &sig, &sig, message, &tree, &parents)
+}
+
+/// Where a ref points, if it exists.
+pub fn ref_target(repo: &Repository, name: &str) -> Result<Option<Oid>, git2::Error> {
+    match repo.find_reference(name) {
+        Ok(r) => Ok(r.target()),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Points `name` at `oid`, creating or moving it.
+pub fn set_ref(repo: &Repository, name: &str, oid: Oid, log: &str) -> Result<(), git2::Error> {
+    repo.reference(name, oid, true, log)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo() -> (tempfile::TempDir, Repository) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        (dir, repo)
+    }
+
+    #[test]
+    fn edits_touch_only_their_paths_and_diff_finds_them() {
+        let (_d, repo) = repo();
+        let a = repo.blob(b"a").unwrap();
+        let b = repo.blob(b"b").unwrap();
+        let t1 = apply_edits(
+            &repo,
+            None,
+            &[Edit::blob("x/one/a.txt", a), Edit::blob("y/b.txt", b)],
+        )
+        .unwrap();
+        let y1 = subtree_at(&repo, Some(t1), "y").unwrap();
+        let t2 = apply_edits(&repo, Some(t1), &[Edit::blob("x/one/c.txt", b)]).unwrap();
+        assert_eq!(subtree_at(&repo, Some(t2), "y").unwrap(), y1);
+        let changed = changed_entries(&repo, Some(t1), Some(t2)).unwrap();
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].path, "x/one/c.txt");
+        let t3 = apply_edits(&repo, Some(t2), &[Edit::remove("y/b.txt")]).unwrap();
+        assert!(subtree_at(&repo, Some(t3), "y").unwrap().is_none());
+    }
+
+    #[test]
+    fn union_keeps_both_sides_and_reports_conflicts() {
+        let (_d, repo) = repo();
+        let a = repo.blob(b"a").unwrap();
+        let b = repo.blob(b"b").unwrap();
+        let left = apply_edits(&repo, None, &[Edit::blob("d/1", a), Edit::blob("d/2", a)]).unwrap();
+        let right =
+            apply_edits(&repo, None, &[Edit::blob("d/2", b), Edit::blob("d/3", b)]).unwrap();
+        let mut conflicts = Vec::new();
+        let u = union(&repo, Some(left), Some(right), &mut conflicts)
+            .unwrap()
+            .unwrap();
+        assert_eq!(conflicts, vec!["d/2".to_string()]);
+        assert_eq!(entry_at(&repo, Some(u), "d/2").unwrap().unwrap().0, a);
+        assert_eq!(entry_at(&repo, Some(u), "d/3").unwrap().unwrap().0, b);
+    }
+}

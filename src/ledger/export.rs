@@ -1,0 +1,444 @@
+//! `mesh-export`: the node's own new events as immutable batch files, plus its manifest.
+//!
+//! The log is read from a saved byte offset, so the cost follows the new events;
+//! batches are written into the ledger repository with git2 by rewriting only
+//! the directories they land in.
+
+use super::layout::Layout;
+use super::lock::SyncLock;
+use super::{LedgerError, Manifest, git_err};
+use crate::error::Result;
+use crate::git::remote::{local_ref, tracking_ref};
+use crate::git::tree::{self, Edit};
+use crate::node::Node;
+use crate::state::{self, ExportState, ImportState};
+use git2::{Oid, Repository};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A batch file stays under this many bytes (GitHub recommends files under 1 MB).
+pub const MAX_BATCH_BYTES: usize = 1_000_000;
+/// No ledger directory written by export holds more than this many entries.
+pub const MAX_DIR_ENTRIES: usize = 3000;
+
+/// What an export did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExportReport {
+    /// This node.
+    pub node_id: String,
+    /// Own events written to the ledger now.
+    pub exported_events: u64,
+    /// Every own event through this seq is in the ledger.
+    pub exported_through_seq: u64,
+    /// Batch files written (paths in the ledger repository).
+    pub batches: Vec<String>,
+    /// The manifest was rewritten.
+    pub manifest_updated: bool,
+    /// Schema files carried into the ledger.
+    pub schemas: Vec<String>,
+    /// The local ledger commit made, if anything changed.
+    pub commit: Option<String>,
+    /// False when `--max-events` left own events for the next export.
+    pub complete: bool,
+}
+
+/// One own event to export: its seq, UTC day and serialized line.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// The event's seq.
+    pub seq: u64,
+    /// `YYYY-MM-DD` of its timestamp.
+    pub day: String,
+    /// The exact bytes of its log line (no newline).
+    pub bytes: Vec<u8>,
+}
+
+/// One planned batch file: the directory under the node's outbox and its lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// `<YYYY-MM-DD>` or, once that holds `MAX_DIR_ENTRIES` files, `<YYYY-MM-DD>.<n>`.
+    pub dir: String,
+    /// Seq of its first event (the file name).
+    pub first_seq: u64,
+    /// Index range into the lines.
+    pub lines: std::ops::Range<usize>,
+}
+
+/// Splits lines (in seq order) into batches: a new file at each new day, before a file
+/// would reach `max_bytes`, and in the next `<day>.<n>` directory once one is full.
+/// `existing(dir)` tells how many entries a directory already holds.
+pub fn plan_batches(
+    lines: &[Line],
+    max_bytes: usize,
+    max_entries: usize,
+    mut existing: impl FnMut(&str) -> usize,
+) -> Vec<Batch> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<Batch> = Vec::new();
+    let mut size = 0usize;
+    for (i, line) in lines.iter().enumerate() {
+        let len = line.bytes.len() + 1;
+        let extend = match out.last() {
+            Some(b) => {
+                let same_day = lines[b.lines.start].day == line.day;
+                same_day && size + len <= max_bytes
+            }
+            None => false,
+        };
+        if extend {
+            if let Some(b) = out.last_mut() {
+                b.lines.end = i + 1;
+            }
+            size += len;
+            continue;
+        }
+        let mut n = 0;
+        let dir = loop {
+            let dir = if n == 0 {
+                line.day.clone()
+            } else {
+                format!("{}.{n}", line.day)
+            };
+            let count = *counts.entry(dir.clone()).or_insert_with(|| existing(&dir));
+            if count < max_entries {
+                break dir;
+            }
+            n += 1;
+        };
+        *counts.entry(dir.clone()).or_insert(0) += 1;
+        out.push(Batch {
+            dir,
+            first_seq: line.seq,
+            lines: i..i + 1,
+        });
+        size = len;
+    }
+    out
+}
+
+/// The manifest to write, or `None` when the ledger's copy only differs by an heartbeat
+/// younger than `heartbeat` (so a sync with nothing new pushes nothing).
+pub fn manifest_update(
+    old: Option<&Manifest>,
+    desired: Manifest,
+    now: chrono::DateTime<chrono::Utc>,
+    heartbeat: Duration,
+) -> Option<Manifest> {
+    let old = old?;
+    let same = Manifest {
+        last_seen: old.last_seen.clone(),
+        ..desired.clone()
+    } == *old;
+    let fresh = crate::event::parse_timestamp(&old.last_seen)
+        .is_some_and(|t| (now - t).to_std().is_ok_and(|age| age < heartbeat));
+    if same && fresh { None } else { Some(desired) }
+}
+
+/// Reads a node's manifest at `path` in tree `root`.
+fn manifest_at(repo: &Repository, root: Option<Oid>, path: &str) -> Option<Manifest> {
+    let (oid, _) = tree::entry_at(repo, root, path).ok()??;
+    let blob = repo.find_blob(oid).ok()?;
+    serde_json::from_slice(blob.content()).ok()
+}
+
+/// Staged schema files (`state/event_mesh/schema_outbox/<rel>`) as (relative path, bytes).
+pub fn staged_schemas(node: &Node) -> Result<Vec<(String, Vec<u8>)>> {
+    let root = node.paths.schema_outbox();
+    let mut out = Vec::new();
+    let mut stack = vec![(root.clone(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(crate::fsutil::PathError {
+                    op: "read directory",
+                    path: dir,
+                    source: e,
+                }
+                .into());
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ok_name = !name.starts_with('.')
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            let Ok(ft) = entry.file_type() else { continue };
+            if !ok_name || ft.is_symlink() {
+                tracing::warn!(file = %entry.path().display(), "staged schema file skipped (hidden, odd name or symlink)");
+                continue;
+            }
+            let child = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if ft.is_dir() {
+                stack.push((entry.path(), child));
+            } else if ft.is_file() {
+                let bytes = std::fs::read(entry.path()).map_err(|e| crate::fsutil::PathError {
+                    op: "read",
+                    path: entry.path(),
+                    source: e,
+                })?;
+                if bytes.len() >= MAX_BATCH_BYTES {
+                    tracing::warn!(file = %entry.path().display(), "staged schema file over 1 MB skipped");
+                    continue;
+                }
+                out.push((child, bytes));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Edits placing staged schema files under `<dir>/schemas/`.
+pub fn schema_edits(
+    repo: &Repository,
+    layout: &Layout,
+    staged: &[(String, Vec<u8>)],
+) -> std::result::Result<Vec<Edit>, git2::Error> {
+    staged
+        .iter()
+        .map(|(rel, bytes)| {
+            Ok(Edit::blob(
+                format!("{}/schemas/{rel}", layout.dir),
+                repo.blob(bytes)?,
+            ))
+        })
+        .collect()
+}
+
+/// Exports own events not yet in the ledger (at most `max_events`) into a local ledger commit.
+pub fn export(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<ExportReport> {
+    let path = node.paths.ledger_repo();
+    let g = git_err(&path);
+    let repo = Repository::open_bare(&path).map_err(&g)?;
+    let layout = Layout::new(&node.config.ledger.dir);
+    let me = node.id();
+    let branch = &node.config.ledger.branch;
+    let base = match tree::ref_target(&repo, &local_ref(branch)).map_err(&g)? {
+        Some(c) => Some(c),
+        None => tree::ref_target(&repo, &tracking_ref(branch)).map_err(&g)?,
+    };
+    let remote = tree::ref_target(&repo, &tracking_ref(branch)).map_err(&g)?;
+    let base_tree = tree::tree_of(&repo, base).map_err(&g)?;
+    let remote_tree = tree::tree_of(&repo, remote).map_err(&g)?;
+    let manifest_path = layout.manifest(me);
+    let old_manifest = manifest_at(&repo, base_tree, &manifest_path);
+    let ledger_seq = [
+        old_manifest.as_ref(),
+        manifest_at(&repo, remote_tree, &manifest_path).as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|m| m.exported_through_seq)
+    .max()
+    .unwrap_or(0);
+
+    let mut st: ExportState = state::load(&node.paths.export_seen())?;
+    let head = node.log.head()?;
+    if ledger_seq > st.exported_through_seq {
+        if head.own_seq < ledger_seq {
+            return Err(LedgerError::StaleNode {
+                node: me.to_string(),
+                ledger_seq,
+                local_seq: head.own_seq,
+            }
+            .into());
+        }
+        st.exported_through_seq = ledger_seq;
+    }
+    if st.scan_offset > head.log_len {
+        st.scan_offset = 0;
+    }
+    let (lines, next_offset, complete) = collect(node, &st, head.log_len, max_events)?;
+
+    let outbox = layout.outbox(me);
+    let own_tree = tree::subtree_at(&repo, base_tree, &outbox).map_err(&g)?;
+    let batches = plan_batches(&lines, MAX_BATCH_BYTES, MAX_DIR_ENTRIES, |dir| {
+        tree::subtree_at(&repo, own_tree, dir)
+            .ok()
+            .flatten()
+            .and_then(|t| repo.find_tree(t).ok())
+            .map_or(0, |t| t.len())
+    });
+    let mut report = ExportReport {
+        node_id: me.to_string(),
+        complete,
+        ..ExportReport::default()
+    };
+    let mut edits = Vec::with_capacity(batches.len() + 2);
+    for b in &batches {
+        let mut bytes = Vec::new();
+        for l in &lines[b.lines.clone()] {
+            bytes.extend_from_slice(&l.bytes);
+            bytes.push(b'\n');
+        }
+        let file = format!("{outbox}/{}/{:012}.ndjson", b.dir, b.first_seq);
+        edits.push(Edit::blob(file.clone(), repo.blob(&bytes).map_err(&g)?));
+        report.batches.push(file);
+    }
+    if let Some(last) = lines.last() {
+        st.exported_through_seq = last.seq;
+    }
+    report.exported_events = lines.len() as u64;
+    report.exported_through_seq = st.exported_through_seq;
+
+    let imports: ImportState = state::load(&node.paths.import_state())?;
+    let now = chrono::Utc::now();
+    let desired = Manifest {
+        node_id: me.to_string(),
+        capabilities: node.config.capabilities.clone(),
+        labels: node.config.labels.clone(),
+        public_key: old_manifest.as_ref().and_then(|m| m.public_key.clone()),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        last_seen: crate::event::format_timestamp(now),
+        exported_through_seq: st.exported_through_seq,
+        imported_through: imports.imported_through(),
+    };
+    let heartbeat = node.config.sync.stale_after.0 / 3;
+    let update = match &old_manifest {
+        Some(old) => manifest_update(Some(old), desired, now, heartbeat),
+        None => Some(desired),
+    };
+    if let Some(m) = update {
+        let mut bytes = serde_json::to_vec_pretty(&m).unwrap_or_default();
+        bytes.push(b'\n');
+        edits.push(Edit::blob(manifest_path, repo.blob(&bytes).map_err(&g)?));
+        report.manifest_updated = true;
+    }
+    let staged = staged_schemas(node)?;
+    edits.extend(schema_edits(&repo, &layout, &staged).map_err(&g)?);
+    report.schemas = staged.into_iter().map(|(rel, _)| rel).collect();
+
+    if !edits.is_empty() {
+        let new_tree = tree::apply_edits(&repo, base_tree, &edits).map_err(&g)?;
+        if Some(new_tree) != base_tree {
+            let msg = match (lines.first(), lines.last()) {
+                (Some(a), Some(b)) => format!("gitmesh {me}: export seq {}..{}", a.seq, b.seq),
+                _ => format!("gitmesh {me}: manifest"),
+            };
+            let commit = tree::commit(&repo, new_tree, base, me, &msg).map_err(&g)?;
+            tree::set_ref(&repo, &local_ref(branch), commit, &msg).map_err(&g)?;
+            report.commit = Some(commit.to_string());
+        }
+    }
+    st.scan_offset = next_offset;
+    state::save(&node.paths.export_seen(), &st)?;
+    Ok(report)
+}
+
+/// Own events after `st.exported_through_seq`, read from `st.scan_offset`; returns them,
+/// the offset to resume from, and whether everything up to `end` was taken.
+fn collect(
+    node: &Node,
+    st: &ExportState,
+    end: u64,
+    max: Option<u64>,
+) -> Result<(Vec<Line>, u64, bool)> {
+    let me = node.id();
+    let mut lines = Vec::new();
+    let mut scan = node.log.scan(st.scan_offset, end)?;
+    let mut expected = st.exported_through_seq + 1;
+    if max == Some(0) {
+        return Ok((lines, st.scan_offset, false));
+    }
+    while let Some((_, raw)) = scan.next_raw()? {
+        let Ok(env) = crate::event::Envelope::from_json_line(raw) else {
+            continue;
+        };
+        if env.node_id != me || env.seq < expected {
+            continue;
+        }
+        if env.seq != expected {
+            return Err(LedgerError::SeqGap {
+                node: me.to_string(),
+                expected,
+                found: env.seq,
+            }
+            .into());
+        }
+        expected += 1;
+        lines.push(Line {
+            seq: env.seq,
+            day: env.timestamp.get(..10).unwrap_or("unknown").to_string(),
+            bytes: raw.to_vec(),
+        });
+        if max.is_some_and(|m| lines.len() as u64 >= m) {
+            return Ok((lines, scan.offset(), false));
+        }
+    }
+    Ok((lines, scan.offset(), true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(seq: u64, day: &str, len: usize) -> Line {
+        Line {
+            seq,
+            day: day.into(),
+            bytes: vec![b'x'; len],
+        }
+    }
+
+    #[test]
+    fn batches_split_on_size_and_day() {
+        let lines = vec![
+            line(1, "2026-01-01", 40),
+            line(2, "2026-01-01", 40),
+            line(3, "2026-01-01", 40),
+            line(4, "2026-01-02", 10),
+        ];
+        let b = plan_batches(&lines, 100, 3000, |_| 0);
+        let got: Vec<(String, u64, usize)> = b
+            .iter()
+            .map(|b| (b.dir.clone(), b.first_seq, b.lines.len()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("2026-01-01".into(), 1, 2),
+                ("2026-01-01".into(), 3, 1),
+                ("2026-01-02".into(), 4, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_full_day_directory_continues_in_the_next() {
+        let lines: Vec<Line> = (1..=3).map(|s| line(s, "2026-01-01", 60)).collect();
+        let b = plan_batches(&lines, 100, 3, |d| if d == "2026-01-01" { 2 } else { 0 });
+        let dirs: Vec<&str> = b.iter().map(|b| b.dir.as_str()).collect();
+        assert_eq!(dirs, vec!["2026-01-01", "2026-01-01.1", "2026-01-01.1"]);
+    }
+
+    #[test]
+    fn heartbeat_only_changes_are_held_back() {
+        let now = chrono::Utc::now();
+        let old = Manifest {
+            node_id: "a".into(),
+            last_seen: crate::event::format_timestamp(now - chrono::Duration::seconds(10)),
+            ..Manifest::default()
+        };
+        let desired = Manifest {
+            last_seen: crate::event::format_timestamp(now),
+            ..old.clone()
+        };
+        let hb = Duration::from_secs(100);
+        assert_eq!(manifest_update(Some(&old), desired.clone(), now, hb), None);
+        let later = now + chrono::Duration::seconds(200);
+        assert!(manifest_update(Some(&old), desired.clone(), later, hb).is_some());
+        let changed = Manifest {
+            exported_through_seq: 5,
+            ..desired
+        };
+        assert!(manifest_update(Some(&old), changed, now, hb).is_some());
+    }
+}
