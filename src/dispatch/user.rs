@@ -437,3 +437,76 @@ mod tests {
         assert!(e.contains("extra"), "{e}");
     }
 }
+
+/// What `dead-letter retry` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetryReport {
+    /// Dead letters run again.
+    pub retried: u64,
+    /// Of those, the ones that succeeded (now resolved).
+    pub resolved: u64,
+    /// Of those, the ones that failed again (dead-lettered anew).
+    pub failed: u64,
+    /// Follow-ups appended.
+    pub followup_events: u64,
+    /// Dead letters left alone because their handler is no longer configured.
+    pub unknown_handler: u64,
+}
+
+/// Replays pending dead letters (optionally of one handler and/or one event).
+///
+/// Each runs once more with its handler's retries, ignoring an open breaker
+/// (the operator asked). Success appends the follow-ups (deduplicated by id,
+/// as in dispatch) and then a `resolved` line; failure appends a new dead letter.
+pub fn retry_dead_letters(
+    node: &Node,
+    handler: Option<&str>,
+    event_id: Option<&str>,
+) -> Result<RetryReport, super::DispatchError> {
+    let mut users = UserHandlers::load(node)?;
+    let mut report = RetryReport::default();
+    for d in pending_dead_letters(node)? {
+        if handler.is_some_and(|h| h != d.handler) || event_id.is_some_and(|e| e != d.event_id) {
+            continue;
+        }
+        let Some(ev) = d.event.clone() else { continue };
+        let Some(i) = users.by_name(&d.handler) else {
+            report.unknown_handler += 1;
+            continue;
+        };
+        report.retried += 1;
+        match users.run(i, &ev, true)? {
+            RunResult::Done(follow) => {
+                let mut envs = Vec::with_capacity(follow.len());
+                for f in follow {
+                    envs.push(super::emit::derive(node.id(), &ev, f).map_err(|source| {
+                        super::DispatchError::Event {
+                            cause: ev.event_id.clone(),
+                            source,
+                        }
+                    })?);
+                }
+                let mut w = node.log.writer()?;
+                let fresh = super::emit::append_derived(&mut w, envs)?;
+                drop(w);
+                report.followup_events += fresh.len() as u64;
+                report.resolved += 1;
+                append_dead_letter(
+                    node,
+                    &DeadLetter {
+                        kind: "resolved".into(),
+                        timestamp: crate::event::now_timestamp(),
+                        handler: d.handler.clone(),
+                        event_id: d.event_id.clone(),
+                        reason: String::new(),
+                        error: String::new(),
+                        attempts: 0,
+                        event: None,
+                    },
+                )?;
+            }
+            RunResult::DeadLettered | RunResult::Skipped => report.failed += 1,
+        }
+    }
+    Ok(report)
+}
