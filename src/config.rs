@@ -277,6 +277,25 @@ pub struct HandlerConfig {
     /// Retries after the first failure.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Delay before the first retry; doubled for each further one.
+    #[serde(default = "default_backoff")]
+    pub backoff: HumanDuration,
+    /// Consecutive failed events that open the circuit breaker.
+    #[serde(default = "default_breaker_threshold")]
+    pub breaker_threshold: u32,
+    /// How long an open breaker skips events before one trial run (half-open).
+    #[serde(default = "default_breaker_cooldown")]
+    pub breaker_cooldown: HumanDuration,
+}
+
+fn default_backoff() -> HumanDuration {
+    HumanDuration(Duration::from_millis(200))
+}
+fn default_breaker_threshold() -> u32 {
+    5
+}
+fn default_breaker_cooldown() -> HumanDuration {
+    secs(60)
 }
 
 fn default_handler_timeout() -> HumanDuration {
@@ -333,6 +352,15 @@ impl Config {
             if !seen.insert(&h.name) {
                 return Err(bad(format!(
                     "handlers: duplicate handler name {:?}",
+                    h.name
+                )));
+            }
+            if let Err(e) = crate::dispatch::pattern::Pattern::parse(&h.pattern) {
+                return Err(bad(format!("handlers.{}.match: {e}", h.name)));
+            }
+            if h.name.is_empty() || h.name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(bad(format!(
+                    "handlers: name {:?} must be non-empty without spaces",
                     h.name
                 )));
             }

@@ -27,6 +27,9 @@ pub enum Error {
     /// The ledger or its git repository failed.
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
+    /// Dispatch failed (decision table, handler state, ...).
+    #[error(transparent)]
+    Dispatch(#[from] crate::dispatch::DispatchError),
     /// The caller asked for something that cannot be done as asked.
     #[error("{0}")]
     Usage(String),
@@ -46,6 +49,9 @@ impl Error {
             Error::Log(_) => "log",
             Error::Io(_) => "io",
             Error::Ledger(e) => e.kind(),
+            Error::Dispatch(crate::dispatch::DispatchError::Table(_)) => "config",
+            Error::Dispatch(crate::dispatch::DispatchError::Ledger(e)) => e.kind(),
+            Error::Dispatch(_) => "dispatch",
             Error::Usage(_) => "usage",
             Error::NotFound(_) => "not_found",
         }

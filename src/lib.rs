@@ -6,6 +6,7 @@
 //! handlers locally. This crate is the whole library; `main.rs` is a thin CLI.
 
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod event;
 pub mod fsutil;

@@ -59,6 +59,14 @@ impl NodePaths {
     pub fn dead_letter(&self) -> PathBuf {
         self.state().join("dead_letter.ndjson")
     }
+    /// The actuator's record: applied command ids, epochs seen, lane states.
+    pub fn actuator_state(&self) -> PathBuf {
+        self.state().join("actuator.json")
+    }
+    /// User handler circuit breakers.
+    pub fn handler_state(&self) -> PathBuf {
+        self.state().join("handlers.json")
+    }
     /// The node's keys.
     pub fn keys(&self) -> PathBuf {
         self.state().join("keys")

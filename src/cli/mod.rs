@@ -1,5 +1,6 @@
 //! The command line: clap definitions, one module per subcommand, and output rendering.
 
+mod dispatch;
 mod events;
 mod export;
 mod import;
@@ -94,6 +95,25 @@ Exit code 75 means all local work was done but the remote could not be updated \
 (unreachable, or every retry lost to concurrent pushes): run it again later."
     )]
     MeshSync(sync::Args),
+    /// Hand new events to the handlers and append their follow-ups.
+    #[command(
+        after_help = "Examples:\n  gitmesh mesh-dispatch\n  gitmesh mesh-dispatch --max-events 1000 --json\n\n\
+Resumes where the last pass stopped. Safe to interrupt at any point: a rerun neither \
+duplicates nor loses a follow-up. See docs/dispatch.md."
+    )]
+    MeshDispatch(dispatch::Args),
+    /// Show the causal tree around one event: its root and every follow-up.
+    #[command(
+        after_help = "Examples:\n  gitmesh trace evt_0123456789abcdef0123456789abcdef\n  \
+gitmesh trace evt_0123456789abcdef0123456789abcdef --json | jq '.events[].event_type'"
+    )]
+    Trace(dispatch::TraceArgs),
+    /// List or replay events that user handlers gave up on.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gitmesh dead-letter list\n  gitmesh dead-letter retry --handler notify"
+    )]
+    DeadLetter(dispatch::DeadLetterCommand),
     /// List events in the log, oldest first.
     #[command(
         after_help = "Examples:\n  gitmesh events --limit 20\n  gitmesh events --topic scaling \
@@ -160,6 +180,9 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::MeshImport(a) => import::run(&root, a),
         Command::MeshExport(a) => export::run(&root, a),
         Command::MeshSync(a) => sync::run(&root, a),
+        Command::MeshDispatch(a) => dispatch::run(&root, a),
+        Command::Trace(a) => dispatch::run_trace(&root, a),
+        Command::DeadLetter(c) => dispatch::run_dead_letter(&root, c),
         Command::MeshStatus(a) => status::run(&root, a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

@@ -23,8 +23,13 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
         push: !a.no_push,
         max_events: a.max_events,
     };
-    // Dispatch is wired in by the dispatch engine; until then this step reports itself skipped.
-    let mut hook = |_: &Node| Ok(serde_json::json!({"skipped": true}));
+    let dispatch_opts = gitmesh::dispatch::DispatchOptions {
+        max_events: a.max_events,
+    };
+    let mut hook = |n: &Node| {
+        let report = gitmesh::dispatch::run(n, &dispatch_opts)?;
+        Ok(serde_json::to_value(report).unwrap_or_default())
+    };
     let r = sync(&node, &opts, &mut hook)?;
     let mut h = String::new();
     let _ = writeln!(
@@ -32,7 +37,12 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
         "import   {} new events from {} peer files, {} quarantined",
         r.import.imported_events, r.import.scanned_files, r.import.quarantined
     );
-    let _ = writeln!(h, "dispatch {}", r.dispatch);
+    let _ = writeln!(
+        h,
+        "dispatch {} events handled, {} follow-ups",
+        r.dispatch["processed_events"].as_u64().unwrap_or(0),
+        r.dispatch["followup_events"].as_u64().unwrap_or(0)
+    );
     let _ = writeln!(
         h,
         "export   {} own events (through seq {})",

@@ -1,0 +1,512 @@
+//! User handlers from `[[handlers]]`: run with the event on stdin, NDJSON follow-ups on
+//! stdout, retries with exponential backoff, dead letters, and a circuit breaker.
+
+use super::FollowUp;
+use super::pattern::Pattern;
+use super::process;
+use crate::config::HandlerConfig;
+use crate::event::{Envelope, check_payload, validate_event_type, validate_topic};
+use crate::fsutil::{IoContext, PathError, read_json, write_json};
+use crate::node::Node;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+/// The `handler` name of a user handler's follow-ups: `handler:<name>`.
+pub fn handler_tag(name: &str) -> String {
+    format!("handler:{name}")
+}
+
+/// One handler's circuit breaker, persisted in `state/event_mesh/handlers.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Breaker {
+    /// Events that failed in a row (after all retries).
+    pub consecutive_failures: u32,
+    /// While set and in the future, events are skipped (dead-lettered as `circuit_open`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_until: Option<String>,
+    /// Events skipped while open, in total.
+    #[serde(default)]
+    pub skipped_events: u64,
+}
+
+/// What the breaker lets through now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Run normally.
+    Closed,
+    /// Cool-down over: one trial run decides.
+    HalfOpen,
+    /// Skip.
+    Open,
+}
+
+impl Breaker {
+    /// The gate at `now`.
+    pub fn gate(&self, now: chrono::DateTime<chrono::Utc>) -> Gate {
+        match self
+            .open_until
+            .as_deref()
+            .map(crate::event::parse_timestamp)
+        {
+            None => Gate::Closed,
+            Some(Some(t)) if now < t => Gate::Open,
+            Some(_) => Gate::HalfOpen,
+        }
+    }
+
+    /// A success closes the breaker.
+    pub fn success(&mut self) {
+        self.consecutive_failures = 0;
+        self.open_until = None;
+    }
+
+    /// A failed event: opens after `threshold` in a row, or at once after a failed trial.
+    pub fn failure(
+        &mut self,
+        threshold: u32,
+        cooldown: Duration,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        let trial = self.gate(now) == Gate::HalfOpen;
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        if trial || self.consecutive_failures >= threshold.max(1) {
+            let until =
+                now + chrono::Duration::from_std(cooldown).unwrap_or(chrono::Duration::zero());
+            self.open_until = Some(crate::event::format_timestamp(until));
+        }
+    }
+}
+
+/// Delay before retry number `retry` (0-based): `base * 2^retry`, capped at one minute.
+pub fn backoff(base: Duration, retry: u32) -> Duration {
+    base.saturating_mul(1u32 << retry.min(16))
+        .min(Duration::from_secs(60))
+}
+
+/// Parses a handler's stdout: one JSON object per non-empty line with
+/// `topic`, `event_type` and optional `payload`.
+pub fn parse_output(
+    handler: &str,
+    stdout: &[u8],
+    limits: &crate::event::PayloadLimits,
+) -> Result<Vec<FollowUp>, String> {
+    let text = std::str::from_utf8(stdout).map_err(|_| "stdout is not UTF-8".to_string())?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = |e: String| format!("stdout line {}: {e}", i + 1);
+        let v: Map<String, Value> =
+            serde_json::from_str(line).map_err(|e| at(format!("not a JSON object: {e}")))?;
+        for k in v.keys() {
+            if !matches!(k.as_str(), "topic" | "event_type" | "payload") {
+                return Err(at(format!(
+                    "unknown key {k:?} (expected topic, event_type, payload)"
+                )));
+            }
+        }
+        let topic = v.get("topic").and_then(Value::as_str).unwrap_or("");
+        let event_type = v.get("event_type").and_then(Value::as_str).unwrap_or("");
+        validate_topic(topic).map_err(|e| at(e.to_string()))?;
+        validate_event_type(event_type).map_err(|e| at(e.to_string()))?;
+        let payload = match v.get("payload") {
+            None => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err(at("payload must be an object".into())),
+        };
+        check_payload(&payload, limits).map_err(|e| at(e.to_string()))?;
+        out.push(FollowUp::new(
+            &handler_tag(handler),
+            topic,
+            event_type,
+            payload,
+        ));
+    }
+    Ok(out)
+}
+
+/// A dead letter: an event a handler gave up on (or skipped while its breaker was open).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// `dead_letter` or `resolved`.
+    pub kind: String,
+    /// When it was written.
+    pub timestamp: String,
+    /// The handler.
+    pub handler: String,
+    /// The event.
+    pub event_id: String,
+    /// `failed` or `circuit_open` (dead letters only).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The last error.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// Runs made.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The whole event, so it can be replayed without the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Envelope>,
+}
+
+/// Appends one line to the dead-letter file (fsynced).
+pub fn append_dead_letter(node: &Node, d: &DeadLetter) -> Result<(), PathError> {
+    let path = node.paths.dead_letter();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ctx("create directory", dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ctx("open", &path)?;
+    let mut bytes = serde_json::to_vec(d).unwrap_or_default();
+    bytes.push(b'\n');
+    f.write_all(&bytes).ctx("append", &path)?;
+    f.sync_data().ctx("fsync", &path)
+}
+
+/// Dead letters not yet resolved, oldest first (the newest line per handler and event).
+pub fn pending_dead_letters(node: &Node) -> Result<Vec<DeadLetter>, PathError> {
+    let path = node.paths.dead_letter();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).ctx("read", &path),
+    };
+    let mut pending: Vec<DeadLetter> = Vec::new();
+    for line in text.lines() {
+        let Ok(d) = serde_json::from_str::<DeadLetter>(line) else {
+            continue;
+        };
+        pending.retain(|p| !(p.handler == d.handler && p.event_id == d.event_id));
+        if d.kind == "dead_letter" {
+            pending.push(d);
+        }
+    }
+    Ok(pending)
+}
+
+/// The state file of all breakers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct BreakerFile {
+    #[serde(default)]
+    handlers: BTreeMap<String, Breaker>,
+}
+
+/// How one run of a handler on an event ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunResult {
+    /// Follow-ups to append.
+    Done(Vec<FollowUp>),
+    /// Gave up; the event is in the dead-letter file.
+    DeadLettered,
+    /// Skipped by the open breaker; the event is in the dead-letter file.
+    Skipped,
+}
+
+/// The configured user handlers of a node with their breakers.
+pub struct UserHandlers<'n> {
+    node: &'n Node,
+    handlers: Vec<(HandlerConfig, Pattern)>,
+    breakers: BreakerFile,
+}
+
+impl<'n> UserHandlers<'n> {
+    /// Loads handlers from the configuration and breakers from the state file.
+    pub fn load(node: &'n Node) -> Result<UserHandlers<'n>, PathError> {
+        let handlers = node
+            .config
+            .handlers
+            .iter()
+            .filter_map(|h| Pattern::parse(&h.pattern).ok().map(|p| (h.clone(), p)))
+            .collect();
+        let breakers = read_json(&node.paths.handler_state())?.unwrap_or_default();
+        Ok(UserHandlers {
+            node,
+            handlers,
+            breakers,
+        })
+    }
+
+    /// Indexes of the handlers that take this event (never a handler's own follow-ups).
+    pub fn matching(&self, ev: &Envelope) -> Vec<usize> {
+        self.handlers
+            .iter()
+            .enumerate()
+            .filter(|(_, (h, p))| {
+                p.matches_parts(&ev.topic, &ev.event_type)
+                    && ev.handler.as_deref() != Some(handler_tag(&h.name).as_str())
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The handler config by name.
+    pub fn by_name(&self, name: &str) -> Option<usize> {
+        self.handlers.iter().position(|(h, _)| h.name == name)
+    }
+
+    /// Runs handler `i` on `ev` through its breaker; failures end in the dead-letter file.
+    pub fn run(
+        &mut self,
+        i: usize,
+        ev: &Envelope,
+        ignore_breaker: bool,
+    ) -> Result<RunResult, PathError> {
+        let h = self.handlers[i].0.clone();
+        let now = chrono::Utc::now();
+        let gate = self
+            .breakers
+            .handlers
+            .get(&h.name)
+            .map(|b| b.gate(now))
+            .unwrap_or(Gate::Closed);
+        if gate == Gate::Open && !ignore_breaker {
+            let b = self.breakers.handlers.entry(h.name.clone()).or_default();
+            b.skipped_events += 1;
+            let until = b.open_until.clone().unwrap_or_default();
+            self.save()?;
+            tracing::warn!(handler = %h.name, event_id = %ev.event_id, "circuit open; event skipped into the dead-letter file");
+            append_dead_letter(
+                self.node,
+                &DeadLetter {
+                    kind: "dead_letter".into(),
+                    timestamp: crate::event::now_timestamp(),
+                    handler: h.name.clone(),
+                    event_id: ev.event_id.clone(),
+                    reason: "circuit_open".into(),
+                    error: format!("circuit breaker open until {until}"),
+                    attempts: 0,
+                    event: Some(ev.clone()),
+                },
+            )?;
+            return Ok(RunResult::Skipped);
+        }
+        let attempts_max = if gate == Gate::HalfOpen {
+            1
+        } else {
+            h.retries + 1
+        };
+        let mut error = String::new();
+        let mut attempts = 0;
+        for attempt in 0..attempts_max {
+            if attempt > 0 {
+                std::thread::sleep(backoff(h.backoff.0, attempt - 1));
+            }
+            attempts += 1;
+            match self.attempt(&h, ev) {
+                Ok(f) => {
+                    let b = self.breakers.handlers.entry(h.name.clone()).or_default();
+                    if b.consecutive_failures > 0 || b.open_until.is_some() {
+                        b.success();
+                        self.save()?;
+                    }
+                    return Ok(RunResult::Done(f));
+                }
+                Err(e) => {
+                    tracing::warn!(handler = %h.name, event_id = %ev.event_id, attempt = attempts, error = %e, "handler failed");
+                    error = e;
+                }
+            }
+        }
+        let b = self.breakers.handlers.entry(h.name.clone()).or_default();
+        b.failure(
+            h.breaker_threshold,
+            h.breaker_cooldown.0,
+            chrono::Utc::now(),
+        );
+        self.save()?;
+        append_dead_letter(
+            self.node,
+            &DeadLetter {
+                kind: "dead_letter".into(),
+                timestamp: crate::event::now_timestamp(),
+                handler: h.name.clone(),
+                event_id: ev.event_id.clone(),
+                reason: "failed".into(),
+                error,
+                attempts,
+                event: Some(ev.clone()),
+            },
+        )?;
+        Ok(RunResult::DeadLettered)
+    }
+
+    fn attempt(&self, h: &HandlerConfig, ev: &Envelope) -> Result<Vec<FollowUp>, String> {
+        let mut input = ev.to_json_line().into_bytes();
+        input.push(b'\n');
+        let root =
+            std::path::absolute(&self.node.paths.root).unwrap_or(self.node.paths.root.clone());
+        let env = vec![
+            ("GITMESH_HANDLER".to_string(), h.name.clone()),
+            ("GITMESH_EVENT_ID".to_string(), ev.event_id.clone()),
+            (
+                "GITMESH_NODE_ID".to_string(),
+                self.node.config.node_id.clone(),
+            ),
+            ("GITMESH_ROOT".to_string(), root.display().to_string()),
+        ];
+        let out = process::run(&h.run, &env, Some(&input), h.timeout.0)
+            .map_err(|e| format!("cannot run {}: {e}", h.run[0]))?;
+        if !out.success() {
+            return Err(format!("{}: {}", h.run[0], out.describe()));
+        }
+        parse_output(&h.name, &out.stdout, &self.node.config.payload_limits())
+    }
+
+    fn save(&self) -> Result<(), PathError> {
+        write_json(&self.node.paths.handler_state(), &self.breakers)
+    }
+
+    /// Breakers by handler name (for reports).
+    pub fn breakers(&self) -> Value {
+        json!(self.breakers.handlers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> chrono::DateTime<chrono::Utc> {
+        crate::event::parse_timestamp("2026-11-23T12:00:00Z").unwrap()
+            + chrono::Duration::seconds(s)
+    }
+
+    #[test]
+    fn breaker_opens_after_k_failures_and_half_opens_after_cooldown() {
+        let mut b = Breaker::default();
+        let cd = Duration::from_secs(60);
+        b.failure(3, cd, at(0));
+        b.failure(3, cd, at(1));
+        assert_eq!(b.gate(at(2)), Gate::Closed);
+        b.failure(3, cd, at(2));
+        assert_eq!(b.gate(at(3)), Gate::Open);
+        assert_eq!(b.gate(at(62)), Gate::HalfOpen);
+        // A failed trial re-opens at once.
+        b.failure(3, cd, at(62));
+        assert_eq!(b.gate(at(63)), Gate::Open);
+        assert_eq!(b.gate(at(123)), Gate::HalfOpen);
+        b.success();
+        assert_eq!(b.gate(at(124)), Gate::Closed);
+        assert_eq!(b.consecutive_failures, 0);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_millis(10);
+        assert_eq!(backoff(base, 0), Duration::from_millis(10));
+        assert_eq!(backoff(base, 3), Duration::from_millis(80));
+        assert_eq!(backoff(base, 40), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn output_lines_become_follow_ups() {
+        let limits = crate::event::PayloadLimits::default();
+        let out = parse_output(
+            "notify",
+            b"{\"topic\":\"ops\",\"event_type\":\"route.noted\",\"payload\":{\"n\":1}}\n\n{\"topic\":\"ops\",\"event_type\":\"x\"}\n",
+            &limits,
+        )
+        .unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].handler, "handler:notify");
+        assert_eq!(out[0].payload["n"], 1);
+        let e = parse_output(
+            "h",
+            b"{\"topic\":\"Bad Topic\",\"event_type\":\"x\"}\n",
+            &limits,
+        )
+        .unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
+        let e = parse_output("h", b"ok\nnot json\n", &limits).unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
+        let e = parse_output(
+            "h",
+            b"{\"topic\":\"a\",\"event_type\":\"b\",\"extra\":1}",
+            &limits,
+        )
+        .unwrap_err();
+        assert!(e.contains("extra"), "{e}");
+    }
+}
+
+/// What `dead-letter retry` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetryReport {
+    /// Dead letters run again.
+    pub retried: u64,
+    /// Of those, the ones that succeeded (now resolved).
+    pub resolved: u64,
+    /// Of those, the ones that failed again (dead-lettered anew).
+    pub failed: u64,
+    /// Follow-ups appended.
+    pub followup_events: u64,
+    /// Dead letters left alone because their handler is no longer configured.
+    pub unknown_handler: u64,
+}
+
+/// Replays pending dead letters (optionally of one handler and/or one event).
+///
+/// Each runs once more with its handler's retries, ignoring an open breaker
+/// (the operator asked). Success appends the follow-ups (deduplicated by id,
+/// as in dispatch) and then a `resolved` line; failure appends a new dead letter.
+pub fn retry_dead_letters(
+    node: &Node,
+    handler: Option<&str>,
+    event_id: Option<&str>,
+) -> Result<RetryReport, super::DispatchError> {
+    let mut users = UserHandlers::load(node)?;
+    let mut report = RetryReport::default();
+    for d in pending_dead_letters(node)? {
+        if handler.is_some_and(|h| h != d.handler) || event_id.is_some_and(|e| e != d.event_id) {
+            continue;
+        }
+        let Some(ev) = d.event.clone() else { continue };
+        let Some(i) = users.by_name(&d.handler) else {
+            report.unknown_handler += 1;
+            continue;
+        };
+        report.retried += 1;
+        match users.run(i, &ev, true)? {
+            RunResult::Done(follow) => {
+                let mut envs = Vec::with_capacity(follow.len());
+                for f in follow {
+                    envs.push(super::emit::derive(node.id(), &ev, f).map_err(|source| {
+                        super::DispatchError::Event {
+                            cause: ev.event_id.clone(),
+                            source,
+                        }
+                    })?);
+                }
+                let mut w = node.log.writer()?;
+                let fresh = super::emit::append_derived(&mut w, envs)?;
+                drop(w);
+                report.followup_events += fresh.len() as u64;
+                report.resolved += 1;
+                append_dead_letter(
+                    node,
+                    &DeadLetter {
+                        kind: "resolved".into(),
+                        timestamp: crate::event::now_timestamp(),
+                        handler: d.handler.clone(),
+                        event_id: d.event_id.clone(),
+                        reason: String::new(),
+                        error: String::new(),
+                        attempts: 0,
+                        event: None,
+                    },
+                )?;
+            }
+            RunResult::DeadLettered | RunResult::Skipped => report.failed += 1,
+        }
+    }
+    Ok(report)
+}
