@@ -27,6 +27,9 @@ pub enum Error {
     /// The ledger or its git repository failed.
     #[error(transparent)]
     Ledger(#[from] crate::ledger::LedgerError),
+    /// The daemon could not start or run.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
     /// The caller asked for something that cannot be done as asked.
     #[error("{0}")]
     Usage(String),
@@ -46,6 +49,7 @@ impl Error {
             Error::Log(_) => "log",
             Error::Io(_) => "io",
             Error::Ledger(e) => e.kind(),
+            Error::Daemon(e) => e.kind(),
             Error::Usage(_) => "usage",
             Error::NotFound(_) => "not_found",
         }

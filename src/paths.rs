@@ -79,6 +79,10 @@ impl NodePaths {
     pub fn sync_lock(&self) -> PathBuf {
         self.state().join("sync.lock")
     }
+    /// Held by a running `gitmesh daemon`; holds its pid and HTTP address.
+    pub fn daemon_lock(&self) -> PathBuf {
+        self.state().join("daemon.lock")
+    }
     /// The ledger: a git repository of the shared remote.
     pub fn ledger_repo(&self) -> PathBuf {
         self.root.join("state").join("github_coordination")
