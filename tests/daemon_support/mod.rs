@@ -251,11 +251,14 @@ pub fn publish(root: &Path, topic: &str, event_type: &str, extra: &[&str]) -> se
     common::json_ok(root, &args)["event"].clone()
 }
 
+/// One sample: metric name, labels, value.
+pub type Sample = (String, Vec<(String, String)>, f64);
+
 /// A parsed Prometheus text exposition: family types and samples.
 #[derive(Debug, Default)]
 pub struct Exposition {
     pub types: std::collections::HashMap<String, String>,
-    pub samples: Vec<(String, Vec<(String, String)>, f64)>,
+    pub samples: Vec<Sample>,
 }
 
 impl Exposition {
@@ -310,10 +313,8 @@ pub fn parse_prometheus(text: &str) -> Result<Exposition, String> {
                 return Err(at("bad metric name"));
             }
             match kw {
-                "HELP" => {
-                    if !helped.insert(name.to_string()) {
-                        return Err(at("second HELP for a family"));
-                    }
+                "HELP" if !helped.insert(name.to_string()) => {
+                    return Err(at("second HELP for a family"));
                 }
                 "TYPE" => {
                     let t = parts.next().ok_or_else(|| at("TYPE without a type"))?;
