@@ -22,7 +22,7 @@ pub mod tail;
 pub mod trace;
 mod watch;
 
-pub use runner::{StopHandle, Summary, run, run_until};
+pub use runner::{Controls, StopHandle, Summary, controls, run, run_until};
 
 use crate::node::Node;
 use std::net::SocketAddr;
