@@ -88,13 +88,28 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-async fn dashboard() -> Response {
+async fn dashboard(State(shared): State<Arc<Shared>>) -> Response {
+    let node = shared.node();
+    let initial = blocking(move || {
+        let status = crate::status::status(&node)?;
+        let filter = crate::query::EventFilter {
+            limit: Some(100),
+            ..Default::default()
+        };
+        let events = crate::query::events(&node, &filter)?;
+        Ok(json!({"status": status, "events": events}))
+    })
+    .await
+    .unwrap_or(Value::Null);
+    // Inside <script> only "</" could end the element early; JSON allows escaping '<'.
+    let embedded = initial.to_string().replace('<', "\\u003c");
+    let page = DASHBOARD.replacen("/*INITIAL*/null", &embedded, 1);
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        DASHBOARD,
+        page,
     )
         .into_response()
 }
