@@ -235,13 +235,14 @@ async fn serve(
         opts.poll_interval,
         ready_tx,
     ));
-    let server = listener.map(|l| tokio::spawn(super::http::serve(l, shared.clone())));
     // Counting the log first keeps the metrics exact; a stop still ends the wait.
+    // Connections made meanwhile wait in the listener's backlog.
     let mut stop = controls.stop.clone();
     tokio::select! {
         _ = ready_rx => {}
         _ = stopped(&mut stop) => {}
     }
+    let server = listener.map(|l| tokio::spawn(super::http::serve(l, shared.clone())));
 
     let mut looper = Looper {
         shared: shared.clone(),
