@@ -203,3 +203,46 @@ fn a_stop_waits_for_the_pass_in_progress() {
     );
     assert_eq!(summary.syncs.get("ok").copied(), Some(1));
 }
+
+#[test]
+fn a_pass_outliving_the_stop_timeout_is_reported() {
+    struct Stuck(AtomicUsize);
+    impl NodeOps for Stuck {
+        fn sync(&self, _n: &Node) -> Result<serde_json::Value, gitmesh::Error> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_secs(3));
+            Ok(json!({}))
+        }
+        fn dispatch(&self, _n: &Node) -> Result<serde_json::Value, gitmesh::Error> {
+            Ok(json!({}))
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::init_node(dir.path(), "ops4", None);
+    let ops = Arc::new(Stuck(AtomicUsize::new(0)));
+    let (handle, ctl) = controls();
+    let opts = DaemonOptions {
+        shutdown_grace: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let daemon = {
+        let (root, ops) = (root.clone(), ops.clone());
+        std::thread::spawn(move || run_until(&root, opts, ops, ctl))
+    };
+    let start = Instant::now();
+    while ops.0.load(Ordering::SeqCst) == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the first sync never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    handle.stop("test");
+    let err = daemon.join().unwrap().unwrap_err();
+    assert_eq!(err.kind(), "stop_timeout");
+    assert!(err.to_string().contains("sync"), "{err}");
+    // The lock is released even so: the root can be run again.
+    let lock = root.join("state/event_mesh/daemon.lock");
+    let f = std::fs::File::open(&lock).unwrap();
+    assert!(f.try_lock().is_ok(), "daemon.lock still held");
+}
