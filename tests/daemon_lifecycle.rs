@@ -3,7 +3,7 @@
 mod common;
 mod daemon_support;
 
-use daemon_support::{Daemon, parse_prometheus, poll_until, publish};
+use daemon_support::{Daemon, Sse, parse_prometheus, poll_until, publish};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ fn sigterm_exits_zero_promptly_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let root = common::init_node(dir.path(), "tm1", None);
     let d = Daemon::start(&root, &["--interval", "1s"]);
+    // An open event stream must not hold the stop up.
+    let _stream = Sse::open(&d.addr);
     // Publishes by hand while the daemon runs: they take their own locks.
     let writer_root = root.clone();
     let writer = std::thread::spawn(move || {
@@ -55,7 +57,9 @@ fn sigterm_exits_zero_promptly_and_loses_nothing() {
         (m.value("gitmesh_log_events", &[("topic", "monitoring")])? >= 5.0).then_some(())
     });
     d.signal("TERM");
+    let t = std::time::Instant::now();
     let (st, out, err) = d.wait_exit(Duration::from_secs(35));
+    eprintln!("exited {:?} after SIGTERM", t.elapsed());
     assert_eq!(st.code(), Some(0), "stderr:\n{err}");
     assert!(out.contains("stopped (SIGTERM)"), "{out}");
     let published = writer.join().unwrap();
