@@ -30,6 +30,9 @@ pub enum Error {
     /// Dispatch failed (decision table, handler state, ...).
     #[error(transparent)]
     Dispatch(#[from] crate::dispatch::DispatchError),
+    /// The daemon could not start or run.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
     /// The caller asked for something that cannot be done as asked.
     #[error("{0}")]
     Usage(String),
@@ -52,6 +55,7 @@ impl Error {
             Error::Dispatch(crate::dispatch::DispatchError::Table(_)) => "config",
             Error::Dispatch(crate::dispatch::DispatchError::Ledger(e)) => e.kind(),
             Error::Dispatch(_) => "dispatch",
+            Error::Daemon(e) => e.kind(),
             Error::Usage(_) => "usage",
             Error::NotFound(_) => "not_found",
         }

@@ -6,6 +6,7 @@
 //! handlers locally. This crate is the whole library; `main.rs` is a thin CLI.
 
 pub mod config;
+pub mod daemon;
 pub mod dispatch;
 pub mod error;
 pub mod event;
@@ -17,6 +18,7 @@ pub mod ledger;
 pub mod log;
 pub mod node;
 pub mod paths;
+pub mod progress;
 pub mod query;
 pub mod state;
 pub mod status;

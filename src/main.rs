@@ -27,7 +27,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(cli.global.log_format);
+    // A daemon reports what it does; one-shot commands only warn.
+    let default_level = match cli.command {
+        cli::Command::Daemon(_) => "info",
+        _ => "warn",
+    };
+    init_logging(cli.global.log_format, default_level);
     let json = cli.global.json;
     match cli::run(cli) {
         Ok(out) => {
@@ -65,12 +70,14 @@ fn print_json(v: &serde_json::Value) {
     let _ = stdout.write_all(b"\n");
 }
 
-fn init_logging(format: cli::LogFormat) {
+fn init_logging(format: cli::LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         cli::LogFormat::Json => builder.json().init(),
         cli::LogFormat::Text => builder.with_target(false).init(),

@@ -91,6 +91,10 @@ impl NodePaths {
     pub fn schema_outbox(&self) -> PathBuf {
         self.state().join("schema_outbox")
     }
+    /// Held by a running `gitmesh daemon`; holds its pid and HTTP address.
+    pub fn daemon_lock(&self) -> PathBuf {
+        self.state().join("daemon.lock")
+    }
     /// The ledger: a git repository of the shared remote.
     pub fn ledger_repo(&self) -> PathBuf {
         self.root.join("state").join("github_coordination")

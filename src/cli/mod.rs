@@ -1,5 +1,6 @@
 //! The command line: clap definitions, one module per subcommand, and output rendering.
 
+mod daemon;
 mod dispatch;
 mod events;
 mod export;
@@ -125,6 +126,12 @@ gitmesh trace evt_0123456789abcdef0123456789abcdef --json | jq '.events[].event_
         after_help = "Examples:\n  gitmesh mesh-status\n  gitmesh mesh-status --json | jq .peers"
     )]
     MeshStatus(status::Args),
+    /// Run the node: sync on a timer, dispatch new events at once, serve status.
+    #[command(after_help = "Examples:\n  gitmesh --root /var/lib/gitmesh daemon\n  \
+gitmesh daemon --interval 30s --listen 127.0.0.1:9464\n  \
+curl -s 127.0.0.1:9464/metrics\n\nSIGTERM/SIGINT finish the pass in progress and exit 0; \
+SIGHUP reloads mesh.toml. One daemon per node root (state/event_mesh/daemon.lock).")]
+    Daemon(daemon::Args),
     /// Print shell completions.
     #[command(after_help = "Example:\n  gitmesh completions bash > /etc/bash_completion.d/gitmesh")]
     Completions {
@@ -184,6 +191,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::Trace(a) => dispatch::run_trace(&root, a),
         Command::DeadLetter(c) => dispatch::run_dead_letter(&root, c),
         Command::MeshStatus(a) => status::run(&root, a),
+        Command::Daemon(a) => daemon::run(&root, a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();

@@ -1,0 +1,278 @@
+//! The HTTP endpoints: `/`, `/status`, `/metrics`, `/events/stream`, `/events/recent`, `/trace/ID`.
+
+use super::metrics::{self, Snapshot};
+use super::runner::{Shared, stopped};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::Stream;
+use serde_json::{Map, Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+/// Most events `/events/recent` returns.
+const MAX_RECENT: usize = 1000;
+
+/// Serves until the daemon stops.
+pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let mut stop = shared.stop.clone();
+    let app = Router::new()
+        .route("/", get(dashboard))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/events/stream", get(stream))
+        .route("/events/recent", get(recent))
+        .route("/trace/{event_id}", get(trace))
+        .fallback(not_found)
+        .with_state(shared);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            stopped(&mut stop).await;
+        })
+        .await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+fn json_response(code: StatusCode, v: Value) -> Response {
+    (
+        code,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+fn error_response(code: StatusCode, kind: &str, message: String) -> Response {
+    json_response(
+        code,
+        json!({"ok": false, "error": {"kind": kind, "message": message}}),
+    )
+}
+
+/// `{"ok": true, ...fields of value}`.
+fn ok_object(value: impl serde::Serialize) -> Value {
+    let mut out = Map::new();
+    out.insert("ok".into(), Value::Bool(true));
+    if let Ok(Value::Object(m)) = serde_json::to_value(value) {
+        out.extend(m);
+    }
+    Value::Object(out)
+}
+
+/// Runs blocking file work off the async threads and maps failures to 500.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.kind(),
+            e.to_string(),
+        )),
+        Err(e) => Err(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )),
+    }
+}
+
+async fn dashboard(State(shared): State<Arc<Shared>>) -> Response {
+    let node = shared.node();
+    let initial = blocking(move || {
+        let status = crate::status::status(&node)?;
+        let filter = crate::query::EventFilter {
+            limit: Some(100),
+            ..Default::default()
+        };
+        let events = crate::query::events(&node, &filter)?;
+        Ok(json!({"status": status, "events": events}))
+    })
+    .await
+    .unwrap_or(Value::Null);
+    // Inside <script> only "</" could end the element early; JSON allows escaping '<'.
+    let embedded = initial.to_string().replace('<', "\\u003c");
+    let page = DASHBOARD.replacen("/*INITIAL*/null", &embedded, 1);
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        page,
+    )
+        .into_response()
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let node = shared.node();
+    match blocking(move || crate::status::status(&node)).await {
+        Ok(s) => json_response(StatusCode::OK, ok_object(s)),
+        Err(r) => r,
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let node = shared.node();
+    let node_id = node.id().to_string();
+    let snap = blocking(move || {
+        let status = match crate::status::status(&node) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "status for /metrics failed");
+                None
+            }
+        };
+        Ok(Snapshot {
+            status,
+            dead_letters: count_lines(&node.paths.dead_letter()),
+        })
+    })
+    .await
+    .unwrap_or_default();
+    let m = shared.metrics().clone();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&node_id, &m, &snap),
+    )
+        .into_response()
+}
+
+fn count_lines(path: &std::path::Path) -> u64 {
+    std::fs::read(path)
+        .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
+        .unwrap_or(0)
+}
+
+/// Counts open streams in the metrics for as long as it lives.
+struct ClientGuard(Arc<Shared>);
+
+impl ClientGuard {
+    fn new(shared: Arc<Shared>) -> ClientGuard {
+        shared.metrics().sse_clients += 1;
+        ClientGuard(shared)
+    }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        let mut m = self.0.metrics();
+        m.sse_clients = m.sse_clients.saturating_sub(1);
+    }
+}
+
+enum Next {
+    Line(Arc<str>),
+    Lagged(u64),
+    End,
+}
+
+async fn stream(
+    State(shared): State<Arc<Shared>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = shared.events.subscribe();
+    let stop = shared.stop.clone();
+    let guard = ClientGuard::new(shared);
+    let s =
+        futures_util::stream::unfold((rx, stop, guard), |(mut rx, mut stop, guard)| async move {
+            let next = tokio::select! {
+                _ = stopped(&mut stop) => Next::End,
+                r = rx.recv() => match r {
+                    Ok(line) => Next::Line(line),
+                    Err(RecvError::Lagged(n)) => Next::Lagged(n),
+                    Err(RecvError::Closed) => Next::End,
+                },
+            };
+            let event = match next {
+                Next::Line(line) => Event::default().data(&*line),
+                // A slow reader missed events: say how many, so it can re-fetch.
+                Next::Lagged(n) => Event::default().event("lagged").data(n.to_string()),
+                Next::End => return None,
+            };
+            Some((Ok(event), (rx, stop, guard)))
+        });
+    Sse::new(s).keep_alive(KeepAlive::default())
+}
+
+async fn recent(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    let limit = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("limit="))
+        .map(|v| v.parse::<usize>());
+    let limit = match limit {
+        None => 50,
+        Some(Ok(n)) => n.min(MAX_RECENT),
+        Some(Err(_)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "usage",
+                "limit must be a non-negative integer".into(),
+            );
+        }
+    };
+    let node = shared.node();
+    let filter = crate::query::EventFilter {
+        limit: Some(limit),
+        ..Default::default()
+    };
+    match blocking(move || crate::query::events(&node, &filter)).await {
+        Ok(events) => json_response(StatusCode::OK, json!({"ok": true, "events": events})),
+        Err(r) => r,
+    }
+}
+
+async fn trace(State(shared): State<Arc<Shared>>, Path(event_id): Path<String>) -> Response {
+    if crate::log::index_key(&event_id).is_none() {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "usage",
+            format!("{event_id:?} is not an event id (evt_ + 32 hex digits)"),
+        );
+    }
+    let node = shared.node();
+    let id = event_id.clone();
+    let built = blocking(move || {
+        let end = node.log.head()?.log_len;
+        let events = node
+            .log
+            .scan(0, end)?
+            .filter_map(|item| item.ok().and_then(|(_, e)| e.ok()));
+        Ok(super::trace::build(events, &id))
+    })
+    .await;
+    match built {
+        Ok(Some(t)) => json_response(StatusCode::OK, ok_object(t)),
+        Ok(None) => error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("event {event_id} is not in this node's log"),
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn not_found(uri: Uri) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!(
+            "no endpoint {}; try /, /status, /metrics, /events/stream, /events/recent, /trace/EVENT_ID",
+            uri.path()
+        ),
+    )
+}

@@ -1,0 +1,116 @@
+//! The per-root daemon lock: `state/event_mesh/daemon.lock`, held for the daemon's life.
+//!
+//! The file also says who holds it (pid, start time, HTTP address) so operators and
+//! scripts can find a running daemon's endpoints.
+
+use super::DaemonError;
+use crate::fsutil::IoContext;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// What a running daemon writes into its lock file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// Process id of the daemon.
+    pub pid: u32,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// The address its HTTP server listens on, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+/// The held lock; released when dropped (or when the process exits, however it exits).
+#[derive(Debug)]
+pub struct DaemonLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl DaemonLock {
+    /// Takes the lock without waiting, or fails with `Busy` naming the holder.
+    pub fn acquire(path: &Path) -> Result<DaemonLock, DaemonError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).ctx("create directory", dir)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .ctx("open", path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(DaemonLock {
+                file,
+                path: path.to_path_buf(),
+            }),
+            Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read(path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok());
+                Err(DaemonError::Busy {
+                    path: path.to_path_buf(),
+                    pid: holder.map(|h| h.pid),
+                })
+            }
+            Err(TryLockError::Error(e)) => Err(crate::fsutil::PathError {
+                op: "lock",
+                path: path.to_path_buf(),
+                source: e,
+            }
+            .into()),
+        }
+    }
+
+    /// Replaces the lock file's contents with `info` (the lock stays held).
+    pub fn write_info(&mut self, info: &LockInfo) -> Result<(), DaemonError> {
+        let bytes = serde_json::to_vec(info).unwrap_or_default();
+        self.file.set_len(0).ctx("truncate", &self.path)?;
+        self.file.seek(SeekFrom::Start(0)).ctx("seek", &self.path)?;
+        self.file.write_all(&bytes).ctx("write", &self.path)?;
+        self.file.write_all(b"\n").ctx("write", &self.path)?;
+        Ok(())
+    }
+
+    /// Reads the holder's info from a lock file, if any is recorded.
+    pub fn read_info(path: &Path) -> Option<LockInfo> {
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+    }
+}
+
+impl Drop for DaemonLock {
+    fn drop(&mut self) {
+        // Say nobody holds it any more; the lock itself goes with the file handle.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_holder_is_refused_until_the_first_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("gitmesh-lock-{}", std::process::id()));
+        let path = dir.join("daemon.lock");
+        let mut first = DaemonLock::acquire(&path).unwrap();
+        first
+            .write_info(&LockInfo {
+                pid: 4242,
+                started_at: "now".into(),
+                listen: None,
+            })
+            .unwrap();
+        match DaemonLock::acquire(&path) {
+            Err(DaemonError::Busy { pid, .. }) => assert_eq!(pid, Some(4242)),
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        drop(first);
+        assert!(DaemonLock::acquire(&path).is_ok());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

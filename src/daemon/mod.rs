@@ -1,0 +1,150 @@
+//! `gitmesh daemon`: a long-running node.
+//!
+//! One tokio process per node root that
+//! - syncs every interval (±10% jitter, exponential backoff while the remote is
+//!   unreachable); heartbeats and lease renewal happen inside sync;
+//! - watches the event log and dispatches new events within a second of their
+//!   append (file notifications, debounced, plus a fallback poll);
+//! - runs sync and dispatch on a blocking thread, never two at once;
+//! - stops cleanly on SIGTERM/SIGINT, reloads `mesh.toml` on SIGHUP;
+//! - optionally serves `/status`, `/metrics`, `/events/stream`, `/trace/ID` and a
+//!   dashboard on a loopback address.
+//!
+//! What a pass does is injected through [`NodeOps`], so the daemon is independent
+//! of how sync and dispatch are implemented.
+
+mod http;
+pub mod lock;
+pub mod metrics;
+mod runner;
+pub mod schedule;
+pub mod tail;
+pub mod trace;
+mod watch;
+
+pub use runner::{Controls, StopHandle, Summary, controls, run, run_until};
+
+use crate::node::Node;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What the daemon drives; the CLI supplies the real sync and dispatch.
+pub trait NodeOps: Send + Sync + 'static {
+    /// One `mesh-sync` pass; returns the `mesh-sync --json` object (without `ok`).
+    fn sync(&self, node: &Node) -> Result<serde_json::Value, crate::Error>;
+    /// One `mesh-dispatch` pass; returns the `mesh-dispatch --json` object (without `ok`).
+    fn dispatch(&self, node: &Node) -> Result<serde_json::Value, crate::Error>;
+}
+
+/// Errors that stop the daemon from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Another daemon holds the root's daemon lock.
+    #[error(
+        "another gitmesh daemon is already running on this node root{} (lock {path}); \
+         stop it first, or use another --root",
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Busy { path: PathBuf, pid: Option<u32> },
+    /// The HTTP address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime or a watcher could not be set up.
+    #[error("daemon runtime: {0}")]
+    Runtime(String),
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::PathError),
+    /// A pass was still running when the shutdown grace period ended.
+    #[error("a {step} pass was still running {grace:?} after the stop signal; exited anyway")]
+    StopTimeout { step: &'static str, grace: Duration },
+}
+
+impl DaemonError {
+    /// Stable kind for `--json` output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DaemonError::Busy { .. } => "busy",
+            DaemonError::Bind { .. } => "bind",
+            DaemonError::Runtime(_) => "runtime",
+            DaemonError::Io(_) => "io",
+            DaemonError::StopTimeout { .. } => "stop_timeout",
+        }
+    }
+}
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Time between syncs; `None` uses `[sync] interval` (re-read on SIGHUP).
+    pub interval: Option<Duration>,
+    /// Longest delay between syncs while the remote is unreachable.
+    pub max_backoff: Duration,
+    /// Address of the HTTP server; `None` serves nothing.
+    pub listen: Option<SocketAddr>,
+    /// Allow a non-loopback `listen` address.
+    pub listen_any: bool,
+    /// How long a stop waits for the pass in progress.
+    pub shutdown_grace: Duration,
+    /// Fallback poll of the log's size, in case a file notification is missed.
+    pub poll_interval: Duration,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            interval: None,
+            max_backoff: Duration::from_secs(900),
+            listen: None,
+            listen_any: false,
+            shutdown_grace: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl DaemonOptions {
+    /// Checks the options before anything starts.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        if let Some(addr) = self.listen
+            && !addr.ip().is_loopback()
+            && !self.listen_any
+        {
+            return Err(crate::Error::Usage(format!(
+                "--listen {addr}: refusing a non-loopback address; the HTTP endpoints have \
+                 no authentication. Pass --listen-any to expose them anyway."
+            )));
+        }
+        if self.interval.is_some_and(|i| i.is_zero()) {
+            return Err(crate::Error::Usage(
+                "--interval must be longer than zero".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_loopback_listen_needs_the_explicit_flag() {
+        let mut o = DaemonOptions {
+            listen: Some("0.0.0.0:8080".parse().unwrap()),
+            ..Default::default()
+        };
+        let err = o.check().unwrap_err().to_string();
+        assert!(err.contains("--listen-any"), "{err}");
+        o.listen_any = true;
+        assert!(o.check().is_ok());
+        o.listen = Some("[::1]:8080".parse().unwrap());
+        o.listen_any = false;
+        assert!(o.check().is_ok());
+    }
+}

@@ -1,0 +1,141 @@
+//! Pure timing decisions of the daemon: how a sync ended and when to sync next.
+
+use serde_json::Value;
+use std::time::Duration;
+
+/// How one sync pass ended, as far as scheduling is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything done, remote reached.
+    Ok,
+    /// Local work done, remote unreachable (exit code 75): back off.
+    Offline,
+    /// Another sync (e.g. a `mesh-sync` run by hand) holds the node's lock: retry soon.
+    Busy,
+    /// A real failure: logged and counted; the next pass runs on the normal schedule.
+    Failed,
+}
+
+impl Outcome {
+    /// Label used in logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Offline => "offline",
+            Outcome::Busy => "busy",
+            Outcome::Failed => "error",
+        }
+    }
+}
+
+/// Classifies the result of a sync or dispatch pass.
+///
+/// A report counts as offline when it says so (`push.offline` or `offline` true, or
+/// `code` 75); an error counts as offline when its exit code is 75 or its kind is
+/// `offline`.
+pub fn classify(result: &Result<Value, crate::Error>) -> Outcome {
+    match result {
+        Ok(v) => {
+            let flag = |p: &str| v.pointer(p).and_then(Value::as_bool) == Some(true);
+            if flag("/push/offline") || flag("/offline") || v.get("code") == Some(&Value::from(75))
+            {
+                Outcome::Offline
+            } else {
+                Outcome::Ok
+            }
+        }
+        Err(e) if e.exit_code() == 75 || e.kind() == "offline" => Outcome::Offline,
+        Err(e) if e.kind() == "busy" => Outcome::Busy,
+        Err(_) => Outcome::Failed,
+    }
+}
+
+/// Delay before a retry when another sync held the lock.
+pub const BUSY_RETRY: Duration = Duration::from_secs(5);
+
+/// Delay before the next sync.
+///
+/// `offline_streak` consecutive offline passes double the interval each time, up to
+/// `max_backoff` (never less than the interval itself). `unit` in `[0, 1)` spreads
+/// the result over ±10% so a fleet started together does not push in lockstep.
+pub fn next_sync_delay(
+    interval: Duration,
+    offline_streak: u32,
+    max_backoff: Duration,
+    unit: f64,
+) -> Duration {
+    let cap = max_backoff.max(interval);
+    let factor = 2u32.saturating_pow(offline_streak.min(20));
+    let base = interval.saturating_mul(factor).min(cap);
+    jitter(base, unit)
+}
+
+/// `base` scaled by a factor in `[0.9, 1.1)` chosen by `unit` in `[0, 1)`.
+pub fn jitter(base: Duration, unit: f64) -> Duration {
+    let unit = if unit.is_finite() {
+        unit.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
+    base.mul_f64(0.9 + 0.2 * unit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reports_and_errors_are_classified() {
+        assert_eq!(
+            classify(&Ok(json!({"push": {"offline": false}}))),
+            Outcome::Ok
+        );
+        assert_eq!(
+            classify(&Ok(json!({"push": {"offline": true}}))),
+            Outcome::Offline
+        );
+        assert_eq!(classify(&Ok(json!({"code": 75}))), Outcome::Offline);
+        let usage = crate::Error::Usage("sync is not available".into());
+        assert_eq!(classify(&Err(usage)), Outcome::Failed);
+        let busy = crate::Error::Ledger(crate::ledger::LedgerError::Busy { path: "x".into() });
+        assert_eq!(classify(&Err(busy)), Outcome::Busy);
+    }
+
+    #[test]
+    fn delay_is_the_interval_with_jitter() {
+        let i = Duration::from_secs(60);
+        let max = Duration::from_secs(900);
+        assert_eq!(next_sync_delay(i, 0, max, 0.5), i);
+        assert_eq!(next_sync_delay(i, 0, max, 0.0), Duration::from_secs(54));
+        assert!(next_sync_delay(i, 0, max, 0.999) < Duration::from_secs(66));
+        assert!(next_sync_delay(i, 0, max, 0.999) > Duration::from_secs(65));
+    }
+
+    #[test]
+    fn offline_backs_off_exponentially_up_to_the_cap() {
+        let i = Duration::from_secs(60);
+        let max = Duration::from_secs(900);
+        assert_eq!(next_sync_delay(i, 1, max, 0.5), Duration::from_secs(120));
+        assert_eq!(next_sync_delay(i, 2, max, 0.5), Duration::from_secs(240));
+        assert_eq!(next_sync_delay(i, 4, max, 0.5), Duration::from_secs(900));
+        assert_eq!(next_sync_delay(i, 1000, max, 0.5), Duration::from_secs(900));
+    }
+
+    #[test]
+    fn cap_never_shortens_a_long_interval() {
+        let i = Duration::from_secs(3600);
+        assert_eq!(
+            next_sync_delay(i, 3, Duration::from_secs(900), 0.5),
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
+    fn bad_unit_values_stay_within_bounds() {
+        let b = Duration::from_secs(10);
+        assert_eq!(jitter(b, f64::NAN), b);
+        assert_eq!(jitter(b, -3.0), Duration::from_secs(9));
+        assert_eq!(jitter(b, 7.0), Duration::from_secs(11));
+    }
+}

@@ -1,0 +1,183 @@
+//! The causal chain around one event, built from one scan of the log.
+
+use crate::event::Envelope;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+/// One event of a trace, with its depth below the root.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceItem {
+    /// The event.
+    pub event_id: String,
+    /// What it reacts to (`""` for a root).
+    pub causation_id: String,
+    /// Root of its chain.
+    pub correlation_id: String,
+    /// Emitting node.
+    pub node_id: String,
+    /// Topic.
+    pub topic: String,
+    /// Event type.
+    pub event_type: String,
+    /// When it was recorded.
+    pub timestamp: String,
+    /// Steps below the root (0 for the root; events whose cause is missing count from 0).
+    pub depth: usize,
+}
+
+/// A causal chain: the root and every event linked to it, in log order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Trace {
+    /// Id of the chain's root.
+    pub root: String,
+    /// The event asked about.
+    pub focus: String,
+    /// The chain, in log order.
+    pub events: Vec<TraceItem>,
+}
+
+/// Builds the trace of `event_id` from all events of a log (in log order).
+///
+/// The chain is every event sharing the focus event's correlation id, plus its
+/// ancestors by causation (in case a peer set a different correlation) and the
+/// descendants of any event already in the chain. Returns `None` when the event
+/// is not in the log.
+pub fn build(events: impl IntoIterator<Item = Envelope>, event_id: &str) -> Option<Trace> {
+    let items: Vec<TraceItem> = events
+        .into_iter()
+        .map(|e| TraceItem {
+            event_id: e.event_id,
+            causation_id: e.causation_id,
+            correlation_id: e.correlation_id,
+            node_id: e.node_id,
+            topic: e.topic,
+            event_type: e.event_type,
+            timestamp: e.timestamp,
+            depth: 0,
+        })
+        .collect();
+    let by_id: HashMap<&str, usize> = items
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.event_id.as_str(), i))
+        .collect();
+    let focus = *by_id.get(event_id)?;
+    let mut chain: HashSet<usize> = HashSet::new();
+    // Ancestors by causation, bounded by the number of events (ids could form a cycle).
+    let mut cur = focus;
+    let mut root = focus;
+    for _ in 0..items.len() {
+        chain.insert(cur);
+        root = cur;
+        match by_id.get(items[cur].causation_id.as_str()) {
+            Some(&p) if !chain.contains(&p) => cur = p,
+            _ => break,
+        }
+    }
+    let correlation = items[root].correlation_id.clone();
+    let wanted = if correlation.is_empty() {
+        items[root].event_id.clone()
+    } else {
+        correlation
+    };
+    for (i, e) in items.iter().enumerate() {
+        if e.correlation_id == wanted || e.event_id == wanted {
+            chain.insert(i);
+        }
+    }
+    // Descendants: causes precede effects in a log, but imports can reorder them,
+    // so repeat until nothing is added.
+    loop {
+        let ids: HashSet<&str> = chain.iter().map(|&i| items[i].event_id.as_str()).collect();
+        let more: Vec<usize> = (0..items.len())
+            .filter(|i| !chain.contains(i) && ids.contains(items[*i].causation_id.as_str()))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        chain.extend(more);
+    }
+    let mut ordered: Vec<usize> = chain.into_iter().collect();
+    ordered.sort_unstable();
+    let mut depth: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::with_capacity(ordered.len());
+    for i in ordered {
+        let mut item = items[i].clone();
+        item.depth = depth.get(&item.causation_id).map_or(0, |d| d + 1);
+        depth.insert(item.event_id.clone(), item.depth);
+        out.push(item);
+    }
+    let root_id = out
+        .iter()
+        .find(|e| e.event_id == wanted)
+        .map(|e| e.event_id.clone())
+        .unwrap_or_else(|| items[root].event_id.clone());
+    Some(Trace {
+        root: root_id,
+        focus: event_id.to_string(),
+        events: out,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: &str, cause: &str, corr: &str) -> Envelope {
+        Envelope {
+            event_id: id.into(),
+            timestamp: "2026-01-01T00:00:00.000000Z".into(),
+            topic: "t".into(),
+            event_type: "e".into(),
+            node_id: "n".into(),
+            source: "cli".into(),
+            causation_id: cause.into(),
+            correlation_id: corr.into(),
+            seq: 1,
+            prev: String::new(),
+            payload: Default::default(),
+            dedupe_key: None,
+            handler: None,
+            schema_version: None,
+            sig: None,
+        }
+    }
+
+    #[test]
+    fn chain_of_a_middle_event_includes_root_siblings_and_children() {
+        let log = vec![
+            ev("r", "", "r"),
+            ev("other", "", "other"),
+            ev("a", "r", "r"),
+            ev("b", "r", "r"),
+            ev("c", "a", "r"),
+        ];
+        let t = build(log, "a").unwrap();
+        assert_eq!(t.root, "r");
+        let ids: Vec<(&str, usize)> = t
+            .events
+            .iter()
+            .map(|e| (e.event_id.as_str(), e.depth))
+            .collect();
+        assert_eq!(ids, vec![("r", 0), ("a", 1), ("b", 1), ("c", 2)]);
+    }
+
+    #[test]
+    fn imported_child_with_another_correlation_is_linked_by_causation() {
+        let log = vec![
+            ev("r", "", "r"),
+            ev("x", "r", "elsewhere"),
+            ev("y", "x", "elsewhere"),
+        ];
+        let t = build(log, "r").unwrap();
+        assert_eq!(t.events.len(), 3);
+        assert_eq!(t.events[2].depth, 2);
+    }
+
+    #[test]
+    fn unknown_event_has_no_trace_and_cycles_end() {
+        assert!(build(vec![ev("r", "", "r")], "nope").is_none());
+        let t = build(vec![ev("a", "b", ""), ev("b", "a", "")], "a").unwrap();
+        assert_eq!(t.events.len(), 2);
+    }
+}

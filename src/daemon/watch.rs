@@ -1,0 +1,136 @@
+//! Follows the event log: file notifications (debounced) plus a fallback poll.
+//!
+//! Each new committed event updates the per-topic counts, goes to the
+//! `/events/stream` subscribers, and asks the main loop for a dispatch pass.
+
+use super::runner::{Shared, stopped};
+use super::tail::Tail;
+use notify::{EventKind, RecursiveMode, Watcher};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Coalesces a burst of notifications (one append can raise several).
+const DEBOUNCE: Duration = Duration::from_millis(25);
+
+/// Counts the whole log once, then follows it until the daemon stops.
+pub(crate) async fn follow(
+    shared: Arc<Shared>,
+    poll: Duration,
+    ready: tokio::sync::oneshot::Sender<()>,
+) {
+    let node = shared.node();
+    let log = node.log.clone();
+    let log_path = node.log.path().clone();
+    let wake = Arc::new(Notify::new());
+    let _watcher = start_watcher(&node.paths.artifacts(), &log_path, wake.clone());
+
+    let mut tail = Tail::new(node.id());
+    let started = std::time::Instant::now();
+    let baseline = {
+        let log = log.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = tail.advance(&log, |_| {});
+            (tail, r)
+        })
+        .await
+    };
+    let mut tail = match baseline {
+        Ok((t, Ok(n))) => {
+            tracing::info!(
+                events = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "counted the event log"
+            );
+            t
+        }
+        Ok((t, Err(e))) => {
+            tracing::warn!(error = %e, "could not count the event log; counting as it grows");
+            t
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "log counter task failed");
+            return;
+        }
+    };
+    shared.metrics().log = tail.counts().clone();
+    let _ = ready.send(());
+
+    let mut stop = shared.stop.clone();
+    let mut tick = tokio::time::interval(poll);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            _ = wake.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = tick.tick() => {
+                let size = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+                if size == tail.offset() {
+                    continue;
+                }
+            }
+        }
+        let log = log.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut fresh = Vec::new();
+            let r = tail.advance(&log, |e| fresh.push(e));
+            (tail, r, fresh)
+        })
+        .await;
+        let (t, result, fresh) = match joined {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "log follower task failed");
+                return;
+            }
+        };
+        tail = t;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "reading new events failed; retrying on the next change");
+        }
+        if fresh.is_empty() {
+            continue;
+        }
+        shared.metrics().log = tail.counts().clone();
+        tracing::debug!(new_events = fresh.len(), offset = tail.offset(), "log grew");
+        for e in &fresh {
+            // No subscribers is not an error.
+            let _ = shared.events.send(Arc::from(e.to_json_line().trim_end()));
+        }
+        shared.dispatch_wanted.notify_one();
+    }
+}
+
+/// Watches the log's directory; returns the watcher (dropping it stops watching).
+fn start_watcher(
+    dir: &std::path::Path,
+    log_path: &std::path::Path,
+    wake: Arc<Notify>,
+) -> Option<notify::RecommendedWatcher> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot create the log directory; polling only");
+        return None;
+    }
+    let name = log_path.file_name().map(|n| n.to_os_string());
+    let handler = move |res: notify::Result<notify::Event>| {
+        let Ok(ev) = res else { return };
+        if matches!(ev.kind, EventKind::Access(_)) {
+            return;
+        }
+        if ev.paths.iter().any(|p| p.file_name() == name.as_deref()) {
+            wake.notify_one();
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "file notifications unavailable; polling the log instead");
+            return None;
+        }
+    };
+    if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the log directory; polling instead");
+        return None;
+    }
+    Some(watcher)
+}
