@@ -30,6 +30,9 @@ pub enum Error {
     /// The caller asked for something that cannot be done as asked.
     #[error("{0}")]
     Usage(String),
+    /// A schema check failed, or a schema file is bad.
+    #[error(transparent)]
+    Schema(#[from] crate::schema::SchemaError),
     /// A named thing was not found.
     #[error("{0}")]
     NotFound(String),
@@ -46,6 +49,7 @@ impl Error {
             Error::Log(_) => "log",
             Error::Io(_) => "io",
             Error::Ledger(e) => e.kind(),
+            Error::Schema(e) => e.kind(),
             Error::Usage(_) => "usage",
             Error::NotFound(_) => "not_found",
         }

@@ -16,6 +16,7 @@ pub mod log;
 pub mod node;
 pub mod paths;
 pub mod query;
+pub mod schema;
 pub mod state;
 pub mod status;
 
