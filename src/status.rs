@@ -61,6 +61,8 @@ pub struct Status {
     pub latest_leader_epoch: Option<u64>,
     /// Log lines that are not events (skipped).
     pub bad_log_lines: u64,
+    /// Imported events accepted although they broke their schema (`accept-and-flag`).
+    pub schema_flagged: u64,
 }
 
 /// Builds the status report.
@@ -112,6 +114,7 @@ pub fn status(node: &Node) -> Result<Status> {
         latest_command,
         latest_leader_epoch,
         bad_log_lines: head.bad_lines,
+        schema_flagged: crate::schema::flagged(&node.paths)?.count,
     })
 }
 

@@ -3,6 +3,7 @@
 mod events;
 mod init;
 mod publish;
+mod schema;
 mod status;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -82,6 +83,14 @@ The event is durable (fsynced) when the command returns. A batch from --stdin is
         after_help = "Examples:\n  gitmesh mesh-status\n  gitmesh mesh-status --json | jq .peers"
     )]
     MeshStatus(status::Args),
+    /// List, show, check and publish event schemas (JSON Schema 2020-12).
+    #[command(
+        after_help = "Examples:\n  gitmesh schema list\n  gitmesh schema show scheduling task.enqueued\n  \
+gitmesh schema check schemas/monitoring/host.seen/v2.json\n  gitmesh schema publish schemas/\n\n\
+Schemas live in the ledger at <dir>/schemas/<topic>/<event_type>/v<N>.json; `publish` stages them \
+for the next mesh-sync and uses them on this node at once. See docs/schemas.md."
+    )]
+    Schema(schema::Args),
     /// Print shell completions.
     #[command(after_help = "Example:\n  gitmesh completions bash > /etc/bash_completion.d/gitmesh")]
     Completions {
@@ -135,6 +144,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::MeshPublish(a) => publish::run(&root, a),
         Command::Events(a) => events::run(&root, a),
         Command::MeshStatus(a) => status::run(&root, a),
+        Command::Schema(a) => schema::run(&root, a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();

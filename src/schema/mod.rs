@@ -7,6 +7,7 @@
 
 mod builtin;
 pub mod registry;
+pub mod stage;
 pub mod upcast;
 
 pub use crate::config::ImportPolicy;

@@ -94,6 +94,11 @@ impl SchemaEntry {
             .map_err(|e| self.bad(e.clone()))
     }
 
+    /// The file's text as loaded.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     /// The schema document.
     pub fn schema(&self) -> Result<&Value, SchemaError> {
         Ok(&self.doc()?.schema)
