@@ -32,10 +32,16 @@ pub enum Error {
     Usage(String),
     /// A schema check failed, or a schema file is bad.
     #[error(transparent)]
-    Schema(#[from] crate::schema::SchemaError),
+    Schema(Box<crate::schema::SchemaError>),
     /// A named thing was not found.
     #[error("{0}")]
     NotFound(String),
+}
+
+impl From<crate::schema::SchemaError> for Error {
+    fn from(e: crate::schema::SchemaError) -> Self {
+        Error::Schema(Box::new(e))
+    }
 }
 
 impl Error {

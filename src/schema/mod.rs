@@ -29,7 +29,7 @@ pub enum SchemaError {
     )]
     Violation {
         /// The schema.
-        key: SchemaKey,
+        key: Box<SchemaKey>,
         /// JSON path of the failing value inside the payload.
         path: String,
         /// The JSON Schema keyword that failed (`required`, `type`, ...).
@@ -46,7 +46,7 @@ pub enum SchemaError {
     )]
     Unknown {
         /// The missing schema.
-        key: SchemaKey,
+        key: Box<SchemaKey>,
     },
     /// A schema file is not a valid schema (or its upcaster is malformed).
     #[error("schema {location}: {reason}")]

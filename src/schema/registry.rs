@@ -133,7 +133,7 @@ impl SchemaEntry {
             push_property(&mut path, name);
         }
         Err(SchemaError::Violation {
-            key: self.key.clone(),
+            key: Box::new(self.key.clone()),
             path,
             rule: first.kind().keyword().to_string(),
             message: first.to_string(),
@@ -432,11 +432,11 @@ impl Registry {
     ) -> Result<(), SchemaError> {
         match self.check(topic, event_type, version, payload)? {
             Checked::NoSchema if strict => Err(SchemaError::Unknown {
-                key: SchemaKey {
+                key: Box::new(SchemaKey {
                     topic: topic.into(),
                     event_type: event_type.into(),
                     version: version.unwrap_or(1),
-                },
+                }),
             }),
             _ => Ok(()),
         }

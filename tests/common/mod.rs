@@ -13,7 +13,14 @@ pub fn bin() -> PathBuf {
 pub fn gm(root: &Path) -> Command {
     let mut c = Command::new(bin());
     c.arg("--root").arg(root);
-    for v in ["GITMESH_ROOT", "GITMESH_NODE_ID", "GITMESH_REMOTE", "GITMESH_GIT_TOKEN", "GITHUB_TOKEN", "RUST_LOG"] {
+    for v in [
+        "GITMESH_ROOT",
+        "GITMESH_NODE_ID",
+        "GITMESH_REMOTE",
+        "GITMESH_GIT_TOKEN",
+        "GITHUB_TOKEN",
+        "RUST_LOG",
+    ] {
         c.env_remove(v);
     }
     c.env("GIT_CONFIG_NOSYSTEM", "1")
