@@ -196,8 +196,8 @@ fn publish_stages_valid_files_and_uses_them_at_once() {
     );
     assert_eq!(v1["schema"]["required"][0], "host");
     // The exporter reads the staged files with their ledger-relative paths.
-    let files =
-        gitmesh::schema::stage::outbox_files(&gitmesh::paths::NodePaths::new(&root)).unwrap();
+    let paths = gitmesh::paths::NodePaths::new(&root);
+    let files = gitmesh::schema::stage::outbox_files(&paths).unwrap();
     let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
         names,
@@ -206,6 +206,26 @@ fn publish_stages_valid_files_and_uses_them_at_once() {
             "monitoring/host.seen/v2.json",
             "scheduling/task.scheduled/v1.json"
         ]
+    );
+    // After the push, the exporter clears what it pushed; a file re-staged meanwhile stays.
+    let restaged = r#"{"type": "object"}"#;
+    write(
+        &root.join("state/event_mesh/schema_outbox/monitoring/host.seen/v1.json"),
+        restaged,
+    );
+    gitmesh::schema::stage::remove_staged(&paths, &files).unwrap();
+    let left = gitmesh::schema::stage::outbox_files(&paths).unwrap();
+    assert_eq!(
+        left,
+        vec![(
+            "monitoring/host.seen/v1.json".to_string(),
+            restaged.as_bytes().to_vec()
+        )]
+    );
+    // The local override copies stay: the node keeps using them.
+    assert!(
+        root.join("state/event_mesh/schemas/monitoring/host.seen/v2.json")
+            .exists()
     );
 }
 

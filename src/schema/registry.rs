@@ -159,15 +159,15 @@ fn parse_doc(text: &str, version: u32) -> Result<Doc, String> {
     Ok(Doc { schema, upcast })
 }
 
-/// Checks a document against the 2020-12 meta-schema and compiles it.
+/// Compiles a document as draft 2020-12 (which checks it against the meta-schema first).
 fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
-    if let Err(e) = jsonschema::draft202012::meta::validate(schema) {
-        return Err(format!(
+    jsonschema::draft202012::new(schema).map_err(|e| match e.kind() {
+        jsonschema::error::ValidationErrorKind::Referencing(_) => format!("does not compile: {e}"),
+        _ => format!(
             "not a valid draft 2020-12 schema at {}: {e}",
             pointer_or_root(e.instance_path().as_str())
-        ));
-    }
-    jsonschema::draft202012::new(schema).map_err(|e| format!("does not compile: {e}"))
+        ),
+    })
 }
 
 fn pointer_or_root(p: &str) -> String {

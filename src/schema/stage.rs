@@ -75,10 +75,10 @@ pub fn publish_dir(
     Ok(out)
 }
 
-/// The files staged in the schema outbox, as (ledger-relative path under `schemas/`, bytes).
+/// The files staged in the schema outbox, as (path relative to `<dir>/schemas/`, bytes).
 ///
-/// The ledger export commits each to `<dir>/schemas/<path>`; staged files stay in the
-/// outbox (re-committing an unchanged file is a no-op in git), so a failed push loses nothing.
+/// The ledger export commits each to `<dir>/schemas/<path>` and, once the push that carries
+/// them has succeeded, calls [`remove_staged`] with the same paths; a failed push loses nothing.
 pub fn outbox_files(paths: &NodePaths) -> Result<Vec<(String, Vec<u8>)>, SchemaError> {
     let mut out = Vec::new();
     for (key, file) in scan_dir(&paths.schema_outbox(), false)? {
@@ -89,4 +89,28 @@ pub fn outbox_files(paths: &NodePaths) -> Result<Vec<(String, Vec<u8>)>, SchemaE
         ));
     }
     Ok(out)
+}
+
+/// Removes staged files (paths as returned by [`outbox_files`]) after they reached the ledger.
+///
+/// A file staged again while the export ran is kept when its bytes differ from `pushed`.
+pub fn remove_staged(paths: &NodePaths, pushed: &[(String, Vec<u8>)]) -> Result<(), SchemaError> {
+    let outbox = paths.schema_outbox();
+    for (rel, bytes) in pushed {
+        let file = outbox.join(rel);
+        match std::fs::read(&file) {
+            Ok(now) if &now == bytes => std::fs::remove_file(&file).ctx("remove", &file)?,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(crate::fsutil::PathError {
+                    op: "read",
+                    path: file,
+                    source: e,
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
