@@ -267,4 +267,32 @@ fn publish_with_one_bad_file_stages_nothing() {
     assert_eq!(kind, "bad_schema_layout");
     let (kind, _) = fails(&root, &["schema", "show", "monitoring", "nothing.here"]);
     assert_eq!(kind, "not_found");
+
+    // A broken schema put in the override directory by hand is listed as broken and
+    // blocks publishing its type with the file named.
+    let broken = write(
+        &root.join("state/event_mesh/schemas/monitoring/host.seen/v1.json"),
+        r#"{"type": 5}"#,
+    );
+    let listed = json_ok(&root, &["schema", "list"]);
+    let row = listed["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["event_type"] == "host.seen")
+        .unwrap()
+        .clone();
+    assert!(row["error"].as_str().unwrap().contains("$.type"), "{row}");
+    let (kind, msg) = fails(
+        &root,
+        &[
+            "mesh-publish",
+            "--topic",
+            "monitoring",
+            "--event-type",
+            "host.seen",
+        ],
+    );
+    assert_eq!(kind, "bad_schema");
+    assert!(msg.contains(broken.to_str().unwrap()), "{msg}");
 }

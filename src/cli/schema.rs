@@ -65,7 +65,7 @@ fn list(root: &Path) -> Result<Output, Error> {
         "TOPIC", "EVENT_TYPE", "VER", "SOURCE", "UPCAST"
     );
     for e in reg.entries() {
-        let (upcast_from, error) = match e.upcaster() {
+        let (upcast_from, error) = match e.verify().and_then(|()| e.upcaster()) {
             Ok(u) => (u.map(|u| u.from), None),
             Err(err) => (None, Some(err.to_string())),
         };

@@ -194,6 +194,13 @@ mod tests {
     }
 
     #[test]
+    fn a_node_with_its_registry_can_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Registry>();
+        send_sync::<crate::Node>();
+    }
+
+    #[test]
     fn import_policy_decides() {
         let r = Registry::builtin();
         let bad = env("task.enqueued", json!({"task_id": 5}));

@@ -109,6 +109,11 @@ impl SchemaEntry {
         Ok(self.doc()?.upcast.as_ref())
     }
 
+    /// Parses and compiles the schema, reporting why it cannot be used.
+    pub fn verify(&self) -> Result<(), SchemaError> {
+        self.validator().map(|_| ())
+    }
+
     fn validator(&self) -> Result<&jsonschema::Validator, SchemaError> {
         let doc = self.doc()?;
         self.validator
