@@ -82,6 +82,11 @@ impl Node {
         Ok(self.schemas.get_or_init(|| r))
     }
 
+    /// Forgets the loaded schemas so the next use reads them again (after a sync brought new ones).
+    pub fn reload_schemas(&mut self) {
+        self.schemas = Default::default();
+    }
+
     /// This node's id.
     pub fn id(&self) -> &str {
         &self.config.node_id

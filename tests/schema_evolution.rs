@@ -266,3 +266,23 @@ fn schemas_in_the_ledger_are_used_and_local_overrides_win() {
     assert_eq!(row["overrides"], json!(["ledger"]));
     assert_eq!(events(&root, false)[0]["payload"], json!({"host": "a"}));
 }
+
+#[test]
+fn a_long_running_node_sees_new_schemas_after_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = init_node(dir.path(), "n1", None);
+    let mut node = gitmesh::Node::open(&root).unwrap();
+    let draft = gitmesh::Draft {
+        topic: "monitoring".into(),
+        event_type: "host.seen".into(),
+        ..Default::default()
+    };
+    node.check_draft(&draft).unwrap();
+    write(&local_schema(&root, 1), r#"{"required": ["host"]}"#);
+    // Loaded once per node: the new file is not seen until a reload.
+    node.check_draft(&draft).unwrap();
+    node.reload_schemas();
+    let err = node.check_draft(&draft).unwrap_err();
+    assert_eq!(err.kind(), "schema_violation");
+    assert!(err.to_string().contains("$.host"), "{err}");
+}
