@@ -127,6 +127,36 @@ pub fn import_verdict(registry: &Registry, env: &Envelope, policy: ImportPolicy)
     }
 }
 
+/// A batch of peer events sorted by [`import_verdict`].
+#[derive(Debug, Default)]
+pub struct Screened {
+    /// Events to append (valid, unchecked, or flagged), in input order.
+    pub accepted: Vec<Envelope>,
+    /// Events to quarantine, each with its reason.
+    pub quarantined: Vec<(Envelope, String)>,
+    /// Accepted events that broke their schema, for [`record_flagged`] after the append.
+    pub flagged: Vec<FlaggedEvent>,
+}
+
+/// Applies [`import_verdict`] to a batch of peer events.
+pub fn screen(registry: &Registry, policy: ImportPolicy, events: Vec<Envelope>) -> Screened {
+    let mut out = Screened::default();
+    for env in events {
+        match import_verdict(registry, &env, policy) {
+            ImportVerdict::Accept => out.accepted.push(env),
+            ImportVerdict::Flag(e) => {
+                out.flagged.push(FlaggedEvent {
+                    event_id: env.event_id.clone(),
+                    reason: e.to_string(),
+                });
+                out.accepted.push(env);
+            }
+            ImportVerdict::Quarantine(e) => out.quarantined.push((env, e.to_string())),
+        }
+    }
+    out
+}
+
 /// `schema_flagged.json`: events accepted at import although they broke their schema.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FlaggedState {
@@ -224,6 +254,32 @@ mod tests {
                 ImportVerdict::Accept
             ));
         }
+    }
+
+    #[test]
+    fn screen_sorts_a_batch_by_policy() {
+        let r = Registry::builtin();
+        let batch = || {
+            vec![
+                env("task.enqueued", json!({"task_id": "a"})),
+                env("task.enqueued", json!({})),
+                env("unknown.type", json!({})),
+            ]
+        };
+        let q = screen(&r, ImportPolicy::Quarantine, batch());
+        assert_eq!(q.accepted.len(), 2);
+        assert_eq!(q.quarantined.len(), 1);
+        assert!(
+            q.quarantined[0].1.contains("$.task_id"),
+            "{}",
+            q.quarantined[0].1
+        );
+        assert!(q.flagged.is_empty());
+        let f = screen(&r, ImportPolicy::AcceptAndFlag, batch());
+        assert_eq!(f.accepted.len(), 3);
+        assert!(f.quarantined.is_empty());
+        assert_eq!(f.flagged.len(), 1);
+        assert_eq!(f.flagged[0].event_id, f.accepted[1].event_id);
     }
 
     #[test]
