@@ -54,6 +54,9 @@ pub struct Config {
     /// What this node can do; used by capability routing.
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// Refuse to publish events whose (topic, event_type, version) has no schema.
+    #[serde(default)]
+    pub strict_schemas: bool,
     /// Free-form labels published in the manifest.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -78,6 +81,29 @@ pub struct Config {
     /// User handlers run during dispatch.
     #[serde(default)]
     pub handlers: Vec<HandlerConfig>,
+    /// Event schema policy.
+    #[serde(default)]
+    pub schemas: SchemasConfig,
+}
+
+/// What the importer does with a peer event whose payload breaks its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportPolicy {
+    /// Do not append it; quarantine it with the violation as its reason.
+    #[default]
+    Quarantine,
+    /// Append it and count it in `schema_flagged` (mesh-status).
+    AcceptAndFlag,
+}
+
+/// `[schemas]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemasConfig {
+    /// `"quarantine"` (default) or `"accept-and-flag"`.
+    #[serde(default)]
+    pub import_policy: ImportPolicy,
 }
 
 /// `[ledger]`.
@@ -311,6 +337,7 @@ impl Config {
         Config {
             node_id,
             capabilities: Vec::new(),
+            strict_schemas: false,
             labels: BTreeMap::new(),
             ledger: LedgerConfig::default(),
             sync: SyncConfig::default(),
@@ -319,6 +346,7 @@ impl Config {
             limits: LimitsConfig::default(),
             lanes: Vec::new(),
             handlers: Vec::new(),
+            schemas: SchemasConfig::default(),
         }
     }
 
@@ -478,6 +506,8 @@ match = "routing.route.*"
 run = ["/usr/local/bin/notify-route"]
 timeout = "10s"
 retries = 3
+[schemas]
+import_policy = "accept-and-flag"
 "#;
         let cfg = Config::parse(text, Path::new("mesh.toml")).unwrap();
         assert_eq!(cfg.node_id, "ws1");
@@ -485,6 +515,8 @@ retries = 3
         assert_eq!(cfg.policy.command_freshness.0, Duration::from_secs(300));
         assert_eq!(cfg.lanes[0].id, "lane-a");
         assert_eq!(cfg.handlers[0].pattern, "routing.route.*");
+        assert_eq!(cfg.schemas.import_policy, ImportPolicy::AcceptAndFlag);
+        assert!(!cfg.strict_schemas);
     }
 
     #[test]
@@ -502,8 +534,11 @@ retries = 3
     fn round_trips() {
         let mut cfg = Config::new("n1".into());
         cfg.capabilities = vec!["routing".into()];
+        cfg.strict_schemas = true;
         let text = toml::to_string_pretty(&cfg).unwrap();
         let back = Config::parse(&text, Path::new("x")).unwrap();
         assert_eq!(back.capabilities, cfg.capabilities);
+        assert!(back.strict_schemas);
+        assert_eq!(back.schemas.import_policy, ImportPolicy::Quarantine);
     }
 }

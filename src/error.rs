@@ -36,9 +36,18 @@ pub enum Error {
     /// The caller asked for something that cannot be done as asked.
     #[error("{0}")]
     Usage(String),
+    /// A schema check failed, or a schema file is bad.
+    #[error(transparent)]
+    Schema(Box<crate::schema::SchemaError>),
     /// A named thing was not found.
     #[error("{0}")]
     NotFound(String),
+}
+
+impl From<crate::schema::SchemaError> for Error {
+    fn from(e: crate::schema::SchemaError) -> Self {
+        Error::Schema(Box::new(e))
+    }
 }
 
 impl Error {
@@ -56,6 +65,7 @@ impl Error {
             Error::Dispatch(crate::dispatch::DispatchError::Ledger(e)) => e.kind(),
             Error::Dispatch(_) => "dispatch",
             Error::Daemon(e) => e.kind(),
+            Error::Schema(e) => e.kind(),
             Error::Usage(_) => "usage",
             Error::NotFound(_) => "not_found",
         }

@@ -20,6 +20,7 @@ pub mod node;
 pub mod paths;
 pub mod progress;
 pub mod query;
+pub mod schema;
 pub mod state;
 pub mod status;
 

@@ -55,6 +55,8 @@ pub struct Node {
     pub config: Config,
     /// Its event log.
     pub log: EventLog,
+    /// Its schema registry, loaded on first use.
+    schemas: std::sync::Arc<std::sync::OnceLock<crate::schema::Registry>>,
 }
 
 impl Node {
@@ -63,7 +65,26 @@ impl Node {
         let paths = NodePaths::new(root);
         let config = Config::load(&paths.config())?;
         let log = EventLog::new(&paths, &config.node_id);
-        Ok(Node { paths, config, log })
+        Ok(Node {
+            paths,
+            config,
+            log,
+            schemas: Default::default(),
+        })
+    }
+
+    /// The node's schemas (built-in, ledger view, local overrides), loaded once.
+    pub fn schemas(&self) -> Result<&crate::schema::Registry> {
+        if let Some(r) = self.schemas.get() {
+            return Ok(r);
+        }
+        let r = crate::schema::Registry::load(&self.paths, &self.config)?;
+        Ok(self.schemas.get_or_init(|| r))
+    }
+
+    /// Forgets the loaded schemas so the next use reads them again (after a sync brought new ones).
+    pub fn reload_schemas(&mut self) {
+        self.schemas = Default::default();
     }
 
     /// This node's id.
@@ -111,6 +132,13 @@ impl Node {
             .into());
         }
         check_payload(&d.payload, &self.config.payload_limits())?;
+        self.schemas()?.check_publish(
+            &d.topic,
+            &d.event_type,
+            d.schema_version,
+            &d.payload,
+            self.config.strict_schemas,
+        )?;
         Ok(())
     }
 

@@ -87,13 +87,21 @@ impl NodePaths {
     pub fn sync_lock(&self) -> PathBuf {
         self.state().join("sync.lock")
     }
-    /// Files waiting to be committed under `<ledger dir>/schemas/` by the next export.
-    pub fn schema_outbox(&self) -> PathBuf {
-        self.state().join("schema_outbox")
-    }
     /// Held by a running `gitmesh daemon`; holds its pid and HTTP address.
     pub fn daemon_lock(&self) -> PathBuf {
         self.state().join("daemon.lock")
+    }
+    /// Local schema override directory (`<topic>/<event_type>/v<N>.json`).
+    pub fn schemas_local(&self) -> PathBuf {
+        self.state().join("schemas")
+    }
+    /// Schemas staged by `gitmesh schema publish` for the next export into the ledger.
+    pub fn schema_outbox(&self) -> PathBuf {
+        self.state().join("schema_outbox")
+    }
+    /// Count of imported events accepted although they broke their schema.
+    pub fn schema_flagged(&self) -> PathBuf {
+        self.state().join("schema_flagged.json")
     }
     /// The ledger: a git repository of the shared remote.
     pub fn ledger_repo(&self) -> PathBuf {

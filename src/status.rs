@@ -63,6 +63,8 @@ pub struct Status {
     pub bad_log_lines: u64,
     /// Seq ranges of peers that are missing while later seqs were imported.
     pub gaps: Vec<crate::ledger::seqs::Gap>,
+    /// Imported events accepted although they broke their schema (`accept-and-flag`).
+    pub schema_flagged: u64,
 }
 
 /// Builds the status report.
@@ -116,6 +118,7 @@ pub fn status(node: &Node) -> Result<Status> {
         latest_leader_epoch,
         bad_log_lines: head.bad_lines,
         gaps: imports.gaps(),
+        schema_flagged: crate::schema::flagged(&node.paths)?.count,
     })
 }
 

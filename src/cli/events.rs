@@ -27,6 +27,9 @@ pub struct Args {
     /// Print the raw log lines (NDJSON) instead of a table
     #[arg(long, conflicts_with = "json")]
     pub ndjson: bool,
+    /// Show payloads as stored, without upcasting them to the newest schema version
+    #[arg(long)]
+    pub raw: bool,
 }
 
 fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, Error> {
@@ -53,6 +56,35 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
         limit: a.limit,
     };
     let list = events(&node, &filter)?;
+    // The stored lines stay as they are; the listing shows each event upcast to the
+    // newest schema version this node knows, marked with `upcast_from`, unless --raw.
+    let registry = if a.raw || a.ndjson {
+        None
+    } else {
+        Some(node.schemas()?)
+    };
+    let mut shown = Vec::with_capacity(list.len());
+    let mut versions = Vec::with_capacity(list.len());
+    for e in &list {
+        let stored = e.schema_version.unwrap_or(1);
+        let view = match registry {
+            Some(r) => r.upcast(e),
+            None => std::borrow::Cow::Borrowed(e),
+        };
+        let now = view.schema_version.unwrap_or(1);
+        let mut v = serde_json::to_value(&*view).unwrap_or_default();
+        if now != stored
+            && let Some(obj) = v.as_object_mut()
+        {
+            obj.insert("upcast_from".into(), json!(stored));
+        }
+        versions.push(if now != stored {
+            format!("v{stored}>v{now}")
+        } else {
+            format!("v{now}")
+        });
+        shown.push(v);
+    }
     let mut human = String::new();
     if a.ndjson {
         for e in &list {
@@ -63,20 +95,21 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
         human.push_str("no events\n");
     } else {
         human.push_str(&format!(
-            "{:<27}  {:<12} {:>6}  {:<36}  {:<36}  {}\n",
-            "TIMESTAMP", "NODE", "SEQ", "TOPIC.EVENT_TYPE", "EVENT_ID", "SOURCE"
+            "{:<27}  {:<12} {:>6}  {:<36}  {:<7}  {:<36}  {}\n",
+            "TIMESTAMP", "NODE", "SEQ", "TOPIC.EVENT_TYPE", "SCHEMA", "EVENT_ID", "SOURCE"
         ));
-        for e in &list {
+        for (e, ver) in list.iter().zip(&versions) {
             human.push_str(&format!(
-                "{:<27}  {:<12} {:>6}  {:<36}  {:<36}  {}\n",
+                "{:<27}  {:<12} {:>6}  {:<36}  {:<7}  {:<36}  {}\n",
                 e.timestamp,
                 e.node_id,
                 e.seq,
                 e.kind(),
+                ver,
                 e.event_id,
                 e.source
             ));
         }
     }
-    Ok(Output::new(json!({"events": list}), human))
+    Ok(Output::new(json!({"events": shown}), human))
 }

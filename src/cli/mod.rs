@@ -7,6 +7,7 @@ mod export;
 mod import;
 mod init;
 mod publish;
+mod schema;
 mod status;
 mod sync;
 
@@ -132,6 +133,14 @@ gitmesh daemon --interval 30s --listen 127.0.0.1:9464\n  \
 curl -s 127.0.0.1:9464/metrics\n\nSIGTERM/SIGINT finish the pass in progress and exit 0; \
 SIGHUP reloads mesh.toml. One daemon per node root (state/event_mesh/daemon.lock).")]
     Daemon(daemon::Args),
+    /// List, show, check and publish event schemas (JSON Schema 2020-12).
+    #[command(
+        after_help = "Examples:\n  gitmesh schema list\n  gitmesh schema show scheduling task.enqueued\n  \
+gitmesh schema check schemas/monitoring/host.seen/v2.json\n  gitmesh schema publish schemas/\n\n\
+Schemas live in the ledger at <dir>/schemas/<topic>/<event_type>/v<N>.json; `publish` stages them \
+for the next mesh-sync and uses them on this node at once. See docs/schemas.md."
+    )]
+    Schema(schema::Args),
     /// Print shell completions.
     #[command(after_help = "Example:\n  gitmesh completions bash > /etc/bash_completion.d/gitmesh")]
     Completions {
@@ -192,6 +201,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::DeadLetter(c) => dispatch::run_dead_letter(&root, c),
         Command::MeshStatus(a) => status::run(&root, a),
         Command::Daemon(a) => daemon::run(&root, a),
+        Command::Schema(a) => schema::run(&root, a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut buf = Vec::new();

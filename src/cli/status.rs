@@ -53,6 +53,13 @@ pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
             s.quarantined
         );
     }
+    if s.schema_flagged > 0 {
+        let _ = writeln!(
+            h,
+            "schemas   {} imported events broke their schema (state/event_mesh/schema_flagged.json)",
+            s.schema_flagged
+        );
+    }
     if !s.command_outcomes.is_empty() {
         let parts: Vec<String> = s
             .command_outcomes

@@ -419,6 +419,14 @@ pub fn run(node: &Node, opts: &DispatchOptions) -> Result<DispatchReport, Dispat
             ..DispatchReport::default()
         },
     };
+    // Handlers see events upcast to the newest payload schema this node knows.
+    let schemas = match node.schemas() {
+        Ok(r) => Some(r),
+        Err(err) => {
+            tracing::warn!(error = %err, "schemas could not be loaded; handlers see stored payloads");
+            None
+        }
+    };
     let max = opts.max_events.unwrap_or(u64::MAX);
     let mut since_flush = 0u64;
     'pass: while e.report.processed_events < max {
@@ -433,7 +441,10 @@ pub fn run(node: &Node, opts: &DispatchOptions) -> Result<DispatchReport, Dispat
             let next = scan.offset();
             match parsed {
                 Ok(ev) => {
-                    e.handle(&ev)?;
+                    match schemas {
+                        Some(r) => e.handle(&r.upcast(&ev))?,
+                        None => e.handle(&ev)?,
+                    }
                     e.seen = DispatchSeen {
                         last_event_id: ev.event_id,
                         last_event_offset: offset,

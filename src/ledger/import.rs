@@ -69,6 +69,7 @@ struct Run<'a> {
     pending: Vec<Envelope>,
     in_run: HashSet<String>,
     budget: Option<u64>,
+    flagged: Vec<crate::schema::FlaggedEvent>,
 }
 
 /// Imports what is new in peers' outboxes up to the ledger head this node last fetched.
@@ -92,6 +93,7 @@ pub fn import(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<
         pending: Vec::new(),
         in_run: HashSet::new(),
         budget: max_events,
+        flagged: Vec::new(),
     };
     let head = source_commit(&repo, &node.config.ledger.branch)
         .in_repo(&path)
@@ -135,6 +137,7 @@ pub fn import(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<
         run.report.ledger_commit = head.to_string();
     }
     drop(writer);
+    crate::schema::record_flagged(&node.paths, &run.flagged)?;
     state::save(&node.paths.import_state(), &run.state)?;
     run.report.gaps = run.state.gaps();
     Ok(run.report)
@@ -232,7 +235,7 @@ impl Run<'_> {
                 Shape::Batch { node } => {
                     for r in verify::check_batch(node, content, &self.limits) {
                         match r {
-                            LineResult::Event(env) => self.accept(writer, *env)?,
+                            LineResult::Event(env) => self.accept(writer, *env, &full, &source)?,
                             LineResult::Rejected {
                                 line,
                                 bytes,
@@ -244,7 +247,7 @@ impl Run<'_> {
                 }
                 Shape::Single { node, event_id } => {
                     match verify::check_single(node, event_id, content, &self.limits) {
-                        Ok(env) => self.accept(writer, env)?,
+                        Ok(env) => self.accept(writer, env, &full, &source)?,
                         Err((reason, detail)) => {
                             self.reject(&full, None, content, reason, &detail, &source)?
                         }
@@ -293,7 +296,35 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn accept(&mut self, writer: &mut crate::log::LogWriter<'_>, env: Envelope) -> Result<()> {
+    fn accept(
+        &mut self,
+        writer: &mut crate::log::LogWriter<'_>,
+        env: Envelope,
+        path: &str,
+        source: &str,
+    ) -> Result<()> {
+        // Schemas judge the stored payload (never an upcast copy) by the node's import policy.
+        let policy = self.node.config.schemas.import_policy;
+        match crate::schema::import_verdict(self.node.schemas()?, &env, policy) {
+            crate::schema::ImportVerdict::Accept => {}
+            crate::schema::ImportVerdict::Flag(e) => {
+                self.flagged.push(crate::schema::FlaggedEvent {
+                    event_id: env.event_id.clone(),
+                    reason: e.to_string(),
+                })
+            }
+            crate::schema::ImportVerdict::Quarantine(e) => {
+                let line = env.to_json_line();
+                return self.reject(
+                    path,
+                    None,
+                    line.as_bytes(),
+                    Reason::SchemaViolation,
+                    &e.to_string(),
+                    source,
+                );
+            }
+        }
         self.state
             .peers
             .entry(env.node_id.clone())

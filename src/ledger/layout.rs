@@ -34,6 +34,10 @@ impl Layout {
     pub fn batch(&self, node: &str, day: &str, first_seq: u64) -> String {
         format!("{}/outbox/{node}/{day}/{first_seq:012}.ndjson", self.dir)
     }
+    /// `<dir>/schemas`: `<topic>/<event_type>/v<N>.json` schema files.
+    pub fn schemas(&self) -> String {
+        format!("{}/schemas", self.dir)
+    }
     /// `<dir>/leases/leader.json`.
     pub fn lease(&self) -> String {
         format!("{}/leases/leader.json", self.dir)

@@ -35,6 +35,8 @@ pub enum Reason {
     WrongNode,
     /// A one-event file whose name is not its event id.
     NameMismatch,
+    /// A payload that breaks its event type's schema (import policy `quarantine`).
+    SchemaViolation,
 }
 
 impl Reason {
@@ -53,6 +55,7 @@ impl Reason {
             Reason::IdMismatch => "id_mismatch",
             Reason::WrongNode => "wrong_node",
             Reason::NameMismatch => "name_mismatch",
+            Reason::SchemaViolation => "schema_violation",
         }
     }
 }
