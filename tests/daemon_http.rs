@@ -102,12 +102,21 @@ fn a_publish_reaches_the_stream_and_triggers_a_dispatch_pass() {
     assert_eq!(got, ev, "the stream carries the stored envelope");
     eprintln!("event {id} on /events/stream {seen_after:?} after the publish started");
 
-    // The watcher asked for a dispatch pass (whatever the pass itself returns).
-    poll_until("a dispatch pass after the append", || {
+    // The watcher ran a dispatch pass: the scheduler's follow-up reaches the stream too.
+    let followup =
+        sse.wait_for(|v| v["causation_id"] == id.as_str() && v["event_type"] == "task.scheduled");
+    eprintln!(
+        "follow-up on /events/stream {:?} after the publish started",
+        t0.elapsed()
+    );
+    assert_eq!(followup["source"], "mesh-dispatch");
+    poll_until("the dispatch pass counted in /metrics", || {
         let m = parse_prometheus(&d.get("/metrics")).ok()?;
         (m.sum("gitmesh_dispatch_runs_total") > dispatches_before
-            && m.value("gitmesh_log_events", &[("topic", "scheduling")]) == Some(1.0))
-        .then_some(())
+            && m.value("gitmesh_log_events", &[("topic", "scheduling")])
+                .unwrap_or(0.0)
+                >= 2.0)
+            .then_some(())
     });
 }
 
