@@ -128,7 +128,7 @@ pub struct DispatchSeen {
 }
 
 /// Events handled between two cursor saves.
-const CHUNK: u64 = 4096;
+const CHUNK: u64 = 512;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -283,6 +283,11 @@ impl<'n> Engine<'n> {
                 continue;
             }
             let kind = *kind;
+            if let Kind::User(u) = kind
+                && !self.users.takes(u, ev)
+            {
+                continue;
+            }
             if kind == Kind::DecisionMade {
                 // Scaling commands: only the holder of an unexpired lease, whoever made the decision.
                 let lead = self.lease()?.filter(|l| l.held_by(me, self.now)).map(|l| {
@@ -386,10 +391,8 @@ pub fn run(node: &Node, opts: &DispatchOptions) -> Result<DispatchReport, Dispat
     let seen: DispatchSeen = read_json(&node.paths.dispatch_seen())?.unwrap_or_default();
     let mut handlers = builtins();
     let users = user::UserHandlers::load(node)?;
-    for (i, h) in node.config.handlers.iter().enumerate() {
-        if let Ok(p) = Pattern::parse(&h.pattern) {
-            handlers.push((p, Kind::User(i)));
-        }
+    for i in 0..users.len() {
+        handlers.push((users.pattern(i).clone(), Kind::User(i)));
     }
     let writer = node.log.writer()?;
     let log_len = writer.head().log_len;
