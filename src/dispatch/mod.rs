@@ -9,6 +9,7 @@
 //! without duplicating anything. See `docs/dispatch.md`.
 
 pub mod actuator;
+pub mod canon;
 pub mod emit;
 pub mod pattern;
 pub mod process;
@@ -128,7 +129,7 @@ pub struct DispatchSeen {
 }
 
 /// Events handled between two cursor saves.
-const CHUNK: u64 = 512;
+const CHUNK: u64 = 8192;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
