@@ -168,3 +168,49 @@ fn a_handler_past_its_timeout_is_killed_and_dead_lettered() {
     assert_eq!(list[0]["event_id"], ev["event_id"]);
     assert!(list[0]["error"].as_str().unwrap().contains("timed out"));
 }
+
+#[test]
+fn an_open_breaker_lets_one_trial_through_after_its_cooldown() {
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = init_node(dir.path(), "n1", None);
+    let script = dir.path().join("h.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 1\n").unwrap();
+    write_config(
+        &n1,
+        "n1",
+        &format!(
+            "[[handlers]]\nname = \"h\"\nmatch = \"ops.**\"\nrun = [\"sh\", \"{}\"]\nretries = 0\nbreaker_threshold = 1\nbreaker_cooldown = \"2s\"\n",
+            script.display()
+        ),
+    );
+    publish(&n1, "ops", "a", json!({"n": 1}));
+    assert_eq!(dispatch(&n1)["dead_lettered"], 1);
+    // Open: skipped (dead-lettered as circuit_open) without running.
+    let skipped = publish(&n1, "ops", "a", json!({"n": 2}));
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho '{\"topic\":\"ops\",\"event_type\":\"done\"}'\n",
+    )
+    .unwrap();
+    dispatch(&n1);
+    let list = json_ok(&n1, &["dead-letter", "list"])["dead_letters"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let s = list
+        .iter()
+        .find(|d| d["event_id"] == skipped["event_id"])
+        .unwrap();
+    assert_eq!(s["reason"], "circuit_open");
+    assert!(of_type(&n1, "done").is_empty());
+    // After the cool-down one trial runs; it succeeds and closes the breaker.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let trial = publish(&n1, "ops", "a", json!({"n": 3}));
+    dispatch(&n1);
+    let done = of_type(&n1, "done");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["causation_id"], trial["event_id"]);
+    publish(&n1, "ops", "a", json!({"n": 4}));
+    dispatch(&n1);
+    assert_eq!(of_type(&n1, "done").len(), 2);
+}
