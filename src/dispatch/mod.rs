@@ -218,6 +218,7 @@ fn live_nodes(
 struct Engine<'n> {
     node: &'n Node,
     writer: Option<LogWriter<'n>>,
+    parked: Option<crate::log::Parked>,
     handlers: Vec<(Pattern, Kind)>,
     table: DecisionTable,
     now: chrono::DateTime<chrono::Utc>,
@@ -234,7 +235,10 @@ struct Engine<'n> {
 impl<'n> Engine<'n> {
     fn writer(&mut self) -> Result<&mut LogWriter<'n>, LogError> {
         if self.writer.is_none() {
-            self.writer = Some(self.node.log.writer()?);
+            self.writer = Some(match self.parked.take() {
+                Some(p) => self.node.log.unpark(p)?,
+                None => self.node.log.writer()?,
+            });
         }
         Ok(self
             .writer
@@ -269,7 +273,9 @@ impl<'n> Engine<'n> {
     /// (the process may itself publish to this node).
     fn release(&mut self) -> Result<(), DispatchError> {
         self.flush()?;
-        self.writer = None;
+        if let Some(w) = self.writer.take() {
+            self.parked = Some(w.park());
+        }
         Ok(())
     }
 
@@ -408,6 +414,7 @@ pub fn run(node: &Node, opts: &DispatchOptions) -> Result<DispatchReport, Dispat
     let mut e = Engine {
         node,
         writer: Some(writer),
+        parked: None,
         handlers,
         table,
         now: chrono::Utc::now(),
