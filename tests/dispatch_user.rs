@@ -214,3 +214,33 @@ fn an_open_breaker_lets_one_trial_through_after_its_cooldown() {
     dispatch(&n1);
     assert_eq!(of_type(&n1, "done").len(), 2);
 }
+
+#[test]
+fn two_passes_at_once_run_each_handler_once_per_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow_good = GOOD.replace("read -r line\n", "read -r line\nsleep 0.1\n");
+    let (n1, _, attempts) = setup(dir.path(), &slow_good);
+    let ids: Vec<String> = (0..5)
+        .map(|i| {
+            publish(&n1, "ops", "job.done", json!({"i": i}))["event_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let spawn = || {
+        let mut c = gm(&n1);
+        c.args(["--json", "mesh-dispatch"])
+            .stdout(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+    }
+    for id in &ids {
+        assert_eq!(attempts_for(&attempts, id), 1, "{id}");
+    }
+    assert_eq!(of_type(&n1, "job.noted").len(), 5);
+}

@@ -391,8 +391,30 @@ fn cursor_is_valid(
         .is_some_and(|e| e.event_id == seen.last_event_id))
 }
 
+/// Takes the node's dispatch lock (waiting for a pass already running), held until dropped.
+///
+/// The log lock is released while handlers run outside processes, so this
+/// second lock is what keeps two passes (say, the daemon and a manual run)
+/// from running the same handler on the same event at once.
+pub fn lock_dispatch(node: &Node) -> Result<std::fs::File, PathError> {
+    use crate::fsutil::IoContext;
+    let path = node.paths.dispatch_lock();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ctx("create directory", dir)?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx("open", &path)?;
+    f.lock().ctx("lock", &path)?;
+    Ok(f)
+}
+
 /// Runs one dispatch pass on `node`.
 pub fn run(node: &Node, opts: &DispatchOptions) -> Result<DispatchReport, DispatchError> {
+    let _pass = lock_dispatch(node)?;
     let table = load_table(node)?;
     let mut cursor: DispatchCursor = read_json(&node.paths.dispatch_cursor())?.unwrap_or_default();
     let seen: DispatchSeen = read_json(&node.paths.dispatch_seen())?.unwrap_or_default();

@@ -477,6 +477,7 @@ pub fn retry_dead_letters(
     handler: Option<&str>,
     event_id: Option<&str>,
 ) -> Result<RetryReport, super::DispatchError> {
+    let _pass = super::lock_dispatch(node)?;
     let mut users = UserHandlers::load(node)?;
     let mut report = RetryReport::default();
     for d in pending_dead_letters(node)? {
