@@ -382,9 +382,11 @@ fn cursor_is_valid(
         // Written by a version without the anchor: trust it.
         return Ok(true);
     }
-    if seen.last_event_offset >= cursor.offset {
+    if seen.last_event_offset >= log_len {
         return Ok(false);
     }
+    // The anchor may be ahead of the cursor (the two files are replaced one after
+    // the other); replaying from the cursor is harmless, so only its identity counts.
     Ok(node
         .log
         .read_at(seen.last_event_offset)?
