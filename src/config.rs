@@ -531,6 +531,25 @@ import_policy = "accept-and-flag"
     }
 
     #[test]
+    fn handler_patterns_and_retry_settings_are_checked() {
+        let text =
+            "node_id = \"a\"\n[[handlers]]\nname = \"h\"\nmatch = \"a.**.b\"\nrun = [\"x\"]\n";
+        let err = Config::parse(text, Path::new("mesh.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("handlers.h.match") && err.contains("last"),
+            "{err}"
+        );
+        let text = "node_id = \"a\"\n[[handlers]]\nname = \"h\"\nmatch = \"ops.*\"\nrun = [\"x\"]\nbackoff = \"5ms\"\nbreaker_threshold = 2\n";
+        let cfg = Config::parse(text, Path::new("mesh.toml")).unwrap();
+        assert_eq!(cfg.handlers[0].backoff.0, Duration::from_millis(5));
+        assert_eq!(cfg.handlers[0].breaker_threshold, 2);
+        assert_eq!(cfg.handlers[0].breaker_cooldown.0, Duration::from_secs(60));
+        assert_eq!(cfg.handlers[0].retries, 3);
+    }
+
+    #[test]
     fn round_trips() {
         let mut cfg = Config::new("n1".into());
         cfg.capabilities = vec!["routing".into()];

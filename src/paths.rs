@@ -59,6 +59,10 @@ impl NodePaths {
     pub fn dead_letter(&self) -> PathBuf {
         self.state().join("dead_letter.ndjson")
     }
+    /// Held for a whole dispatch pass, so only one runs handlers per node.
+    pub fn dispatch_lock(&self) -> PathBuf {
+        self.state().join("dispatch.lock")
+    }
     /// The actuator's record: applied command ids, epochs seen, lane states.
     pub fn actuator_state(&self) -> PathBuf {
         self.state().join("actuator.json")

@@ -310,3 +310,46 @@ fn replaying_after_a_lost_cursor_duplicates_nothing() {
     assert_eq!(of_type(&n1, "tick.requested").len(), 5);
     assert!(r["processed_events"].as_u64().unwrap() >= 3);
 }
+
+#[test]
+fn a_replaced_log_is_dispatched_again_from_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let n1 = init_node(dir.path(), "n1", None);
+    publish(&n1, "monitoring", "heartbeat.changed", json!({"n": 1}));
+    dispatch(&n1);
+    assert_eq!(of_type(&n1, "tick.requested").len(), 1);
+    // The log is replaced by another one of a different history (say, a restore):
+    // the saved cursor no longer points at what it dispatched.
+    let other = init_node(dir.path(), "other", None);
+    let log = |r: &std::path::Path| r.join("artifacts/event_mesh/events.ndjson");
+    for i in 0..3 {
+        publish(
+            &other,
+            "monitoring",
+            "heartbeat.changed",
+            json!({"other": i}),
+        );
+    }
+    let before = std::fs::metadata(log(&n1)).unwrap().len();
+    let text = std::fs::read_to_string(log(&other)).unwrap();
+    assert!(text.len() as u64 > before);
+    let cursor: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(n1.join("state/event_mesh/dispatch_cursor.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(cursor["offset"].as_u64().unwrap() > 0);
+    for f in ["log_head.json", "log_ids.bin"] {
+        let _ = std::fs::remove_file(n1.join("state/event_mesh").join(f));
+    }
+    std::fs::write(log(&n1), text).unwrap();
+    let r = dispatch(&n1);
+    // Every event of the new log was passed over, from offset 0 (a trusted
+    // cursor would have started in the middle of its second line).
+    assert_eq!(r["processed_events"], 3);
+    assert_eq!(
+        r["cursor_offset"].as_u64().unwrap(),
+        std::fs::metadata(log(&n1)).unwrap().len()
+    );
+    // They are `other`'s events: recorded, not acted on here.
+    assert_eq!(r["followup_events"], 0);
+}

@@ -1,7 +1,7 @@
 //! Turning handler output into derived own events and appending them under one log lock.
 
 use super::FollowUp;
-use crate::event::{Envelope, IdForm, compute_id};
+use crate::event::Envelope;
 use crate::log::{LogError, LogWriter};
 use std::collections::HashSet;
 
@@ -40,13 +40,33 @@ pub fn derive(
         schema_version: None,
         sig: None,
     };
-    env.event_id = compute_id(
-        &env,
-        IdForm::Derived {
-            handler: env.handler.as_deref().unwrap_or_default(),
-        },
-    )?;
+    env.event_id = derived_id(&env)?;
     Ok(env)
+}
+
+/// `compute_id(env, IdForm::Derived { handler })` for the envelope's own handler,
+/// written straight into canonical bytes (keys in JCS order) without copying the payload.
+pub fn derived_id(env: &Envelope) -> Result<String, crate::event::EventError> {
+    use super::canon::{string, write};
+    let mut b = Vec::with_capacity(256 + env.payload.len() * 32);
+    b.extend_from_slice(b"{\"causation_id\":");
+    string(&env.causation_id, &mut b);
+    b.extend_from_slice(b",\"event_type\":");
+    string(&env.event_type, &mut b);
+    b.extend_from_slice(b",\"handler\":");
+    string(env.handler.as_deref().unwrap_or_default(), &mut b);
+    b.extend_from_slice(b",\"node_id\":");
+    string(&env.node_id, &mut b);
+    b.extend_from_slice(b",\"payload\":");
+    super::canon::object(env.payload.iter(), &mut b)?;
+    if let Some(v) = env.schema_version {
+        b.extend_from_slice(b",\"schema_version\":");
+        write(&serde_json::Value::from(v), &mut b)?;
+    }
+    b.extend_from_slice(b",\"topic\":");
+    string(&env.topic, &mut b);
+    b.push(b'}');
+    Ok(format!("evt_{}", &blake3::hash(&b).to_hex()[..32]))
 }
 
 /// Appends derived own events that the log does not hold yet, in one write.
@@ -80,4 +100,37 @@ pub fn append_derived(
     }
     w.append(&fresh)?;
     Ok(fresh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::testutil::event;
+    use crate::event::{IdForm, compute_id};
+    use serde_json::json;
+
+    #[test]
+    fn derived_ids_match_the_contract_form_and_depend_only_on_the_cause() {
+        let cause = event("scheduling", "task.enqueued", json!({"task_id": "t"}));
+        let mut p = serde_json::Map::new();
+        p.insert("z".into(), json!(1.0));
+        p.insert("a".into(), json!({"y": [1, "é"], "b": null}));
+        let f = FollowUp::new("routing", "routing", "route.selected", p);
+        let a = derive("n2", &cause, f.clone()).unwrap();
+        assert_eq!(
+            a.event_id,
+            compute_id(&a, IdForm::Derived { handler: "routing" }).unwrap()
+        );
+        assert_eq!(a.correlation_id, cause.event_id);
+        assert_eq!(a.causation_id, cause.event_id);
+        assert_eq!(a.source, SOURCE);
+        let mut b_env = a.clone();
+        b_env.schema_version = Some(2);
+        assert_eq!(
+            derived_id(&b_env).unwrap(),
+            compute_id(&b_env, IdForm::Derived { handler: "routing" }).unwrap()
+        );
+        let again = derive("n2", &cause, f).unwrap();
+        assert_eq!(again.event_id, a.event_id);
+    }
 }

@@ -9,6 +9,7 @@
 //! without duplicating anything. See `docs/dispatch.md`.
 
 pub mod actuator;
+pub mod canon;
 pub mod emit;
 pub mod pattern;
 pub mod process;
@@ -128,7 +129,7 @@ pub struct DispatchSeen {
 }
 
 /// Events handled between two cursor saves.
-const CHUNK: u64 = 4096;
+const CHUNK: u64 = 8192;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -217,6 +218,7 @@ fn live_nodes(
 struct Engine<'n> {
     node: &'n Node,
     writer: Option<LogWriter<'n>>,
+    parked: Option<crate::log::Parked>,
     handlers: Vec<(Pattern, Kind)>,
     table: DecisionTable,
     now: chrono::DateTime<chrono::Utc>,
@@ -233,7 +235,10 @@ struct Engine<'n> {
 impl<'n> Engine<'n> {
     fn writer(&mut self) -> Result<&mut LogWriter<'n>, LogError> {
         if self.writer.is_none() {
-            self.writer = Some(self.node.log.writer()?);
+            self.writer = Some(match self.parked.take() {
+                Some(p) => self.node.log.unpark(p)?,
+                None => self.node.log.writer()?,
+            });
         }
         Ok(self
             .writer
@@ -268,7 +273,9 @@ impl<'n> Engine<'n> {
     /// (the process may itself publish to this node).
     fn release(&mut self) -> Result<(), DispatchError> {
         self.flush()?;
-        self.writer = None;
+        if let Some(w) = self.writer.take() {
+            self.parked = Some(w.park());
+        }
         Ok(())
     }
 
@@ -283,6 +290,11 @@ impl<'n> Engine<'n> {
                 continue;
             }
             let kind = *kind;
+            if let Kind::User(u) = kind
+                && !self.users.takes(u, ev)
+            {
+                continue;
+            }
             if kind == Kind::DecisionMade {
                 // Scaling commands: only the holder of an unexpired lease, whoever made the decision.
                 let lead = self.lease()?.filter(|l| l.held_by(me, self.now)).map(|l| {
@@ -370,26 +382,48 @@ fn cursor_is_valid(
         // Written by a version without the anchor: trust it.
         return Ok(true);
     }
-    if seen.last_event_offset >= cursor.offset {
+    if seen.last_event_offset >= log_len {
         return Ok(false);
     }
+    // The anchor may be ahead of the cursor (the two files are replaced one after
+    // the other); replaying from the cursor is harmless, so only its identity counts.
     Ok(node
         .log
         .read_at(seen.last_event_offset)?
         .is_some_and(|e| e.event_id == seen.last_event_id))
 }
 
+/// Takes the node's dispatch lock (waiting for a pass already running), held until dropped.
+///
+/// The log lock is released while handlers run outside processes, so this
+/// second lock is what keeps two passes (say, the daemon and a manual run)
+/// from running the same handler on the same event at once.
+pub fn lock_dispatch(node: &Node) -> Result<std::fs::File, PathError> {
+    use crate::fsutil::IoContext;
+    let path = node.paths.dispatch_lock();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).ctx("create directory", dir)?;
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx("open", &path)?;
+    f.lock().ctx("lock", &path)?;
+    Ok(f)
+}
+
 /// Runs one dispatch pass on `node`.
 pub fn run(node: &Node, opts: &DispatchOptions) -> Result<DispatchReport, DispatchError> {
+    let _pass = lock_dispatch(node)?;
     let table = load_table(node)?;
     let mut cursor: DispatchCursor = read_json(&node.paths.dispatch_cursor())?.unwrap_or_default();
     let seen: DispatchSeen = read_json(&node.paths.dispatch_seen())?.unwrap_or_default();
     let mut handlers = builtins();
     let users = user::UserHandlers::load(node)?;
-    for (i, h) in node.config.handlers.iter().enumerate() {
-        if let Ok(p) = Pattern::parse(&h.pattern) {
-            handlers.push((p, Kind::User(i)));
-        }
+    for i in 0..users.len() {
+        handlers.push((users.pattern(i).clone(), Kind::User(i)));
     }
     let writer = node.log.writer()?;
     let log_len = writer.head().log_len;
@@ -404,6 +438,7 @@ pub fn run(node: &Node, opts: &DispatchOptions) -> Result<DispatchReport, Dispat
     let mut e = Engine {
         node,
         writer: Some(writer),
+        parked: None,
         handlers,
         table,
         now: chrono::Utc::now(),

@@ -235,17 +235,31 @@ impl<'n> UserHandlers<'n> {
         })
     }
 
-    /// Indexes of the handlers that take this event (never a handler's own follow-ups).
-    pub fn matching(&self, ev: &Envelope) -> Vec<usize> {
-        self.handlers
-            .iter()
-            .enumerate()
-            .filter(|(_, (h, p))| {
-                p.matches_parts(&ev.topic, &ev.event_type)
-                    && ev.handler.as_deref() != Some(handler_tag(&h.name).as_str())
-            })
-            .map(|(i, _)| i)
-            .collect()
+    /// Number of handlers.
+    pub fn len(&self) -> usize {
+        self.handlers.len()
+    }
+
+    /// Whether no handler is configured.
+    pub fn is_empty(&self) -> bool {
+        self.handlers.is_empty()
+    }
+
+    /// Handler `i`'s pattern.
+    pub fn pattern(&self, i: usize) -> &Pattern {
+        &self.handlers[i].1
+    }
+
+    /// Whether handler `i` takes this event: its pattern matches and the event is
+    /// not one of the handler's own follow-ups (which would loop forever).
+    pub fn takes(&self, i: usize, ev: &Envelope) -> bool {
+        let (h, p) = &self.handlers[i];
+        p.matches_parts(&ev.topic, &ev.event_type)
+            && ev
+                .handler
+                .as_deref()
+                .and_then(|t| t.strip_prefix("handler:"))
+                != Some(h.name.as_str())
     }
 
     /// The handler config by name.
@@ -463,6 +477,7 @@ pub fn retry_dead_letters(
     handler: Option<&str>,
     event_id: Option<&str>,
 ) -> Result<RetryReport, super::DispatchError> {
+    let _pass = super::lock_dispatch(node)?;
     let mut users = UserHandlers::load(node)?;
     let mut report = RetryReport::default();
     for d in pending_dead_letters(node)? {

@@ -77,6 +77,13 @@ impl IdIndex {
         self.map.is_empty()
     }
 
+    /// Adds a record to the map only (its line is already in the file).
+    pub fn remember(&mut self, event_id: &str, offset: u64) {
+        if let Some(k) = id_bytes(event_id) {
+            self.map.insert(k, offset);
+        }
+    }
+
     /// Adds records to the file and the map.
     pub fn append(&mut self, records: &[(&str, u64)]) -> Result<(), PathError> {
         Self::append_to(&self.path, records)?;

@@ -157,6 +157,32 @@ impl EventLog {
         Ok(self.writer()?.head.clone())
     }
 
+    /// Takes the lock again after `LogWriter::park`, reusing the loaded id index.
+    ///
+    /// Ids appended by others while the lock was free are added to the index
+    /// from the log itself (cost proportional to what they appended). If the
+    /// log shrank (a repair), the index is dropped and reloaded when needed.
+    pub fn unpark(&self, parked: Parked) -> Result<LogWriter<'_>, LogError> {
+        let mut w = self.writer()?;
+        let Some(mut index) = parked.index else {
+            return Ok(w);
+        };
+        let now = w.head.log_len;
+        if now < parked.log_len || w.head.node_id != parked.node_id {
+            return Ok(w);
+        }
+        if now > parked.log_len {
+            let mut scan = self.scan(parked.log_len, now)?;
+            while let Some(item) = scan.next().transpose()? {
+                if let (offset, Ok(env)) = item {
+                    index.remember(&env.event_id, offset);
+                }
+            }
+        }
+        w.index = Some(index);
+        Ok(w)
+    }
+
     /// Reads events from byte `from` up to byte `to` (a committed length from `head()`).
     pub fn scan(&self, from: u64, to: u64) -> Result<LogScan, LogError> {
         let mut file = match File::open(&self.log) {
@@ -210,6 +236,15 @@ impl LogWriter<'_> {
     /// The summary as of now (covers every committed line).
     pub fn head(&self) -> &LogHead {
         &self.head
+    }
+
+    /// Releases the lock, keeping the loaded id index for `EventLog::unpark`.
+    pub fn park(self) -> Parked {
+        Parked {
+            index: self.index,
+            log_len: self.head.log_len,
+            node_id: self.head.node_id,
+        }
     }
 
     /// What recovery did when this writer was opened.
@@ -407,6 +442,13 @@ impl LogWriter<'_> {
     }
 }
 
+/// The id index of a writer whose lock was released (see `LogWriter::park`).
+pub struct Parked {
+    index: Option<IdIndex>,
+    log_len: u64,
+    node_id: String,
+}
+
 /// Forward iterator over `(offset, event)` pairs of a log range.
 pub struct LogScan {
     reader: Option<BufReader<std::io::Take<File>>>,
@@ -457,5 +499,57 @@ impl Iterator for LogScan {
             Ok(None) => None,
             Err(e) => Some(Err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod park_tests {
+    use super::*;
+    use crate::event::{IdForm, compute_id};
+
+    fn env(node: &str, seq: u64, prev: &str, n: u64) -> Envelope {
+        let mut e = Envelope {
+            event_id: String::new(),
+            timestamp: format!("2026-11-23T12:00:00.{n:06}Z"),
+            topic: "t".into(),
+            event_type: "e".into(),
+            node_id: node.into(),
+            source: "cli".into(),
+            causation_id: String::new(),
+            correlation_id: String::new(),
+            seq,
+            prev: prev.into(),
+            payload: Default::default(),
+            dedupe_key: None,
+            handler: None,
+            schema_version: None,
+            sig: None,
+        };
+        e.event_id = compute_id(&e, IdForm::Plain).unwrap();
+        e.correlation_id = e.event_id.clone();
+        e
+    }
+
+    #[test]
+    fn a_parked_index_catches_up_with_appends_made_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = NodePaths::new(dir.path());
+        let log = EventLog::new(&paths, "n1");
+        let a = env("n1", 1, "", 1);
+        let mut w = log.writer().unwrap();
+        w.append(std::slice::from_ref(&a)).unwrap();
+        assert!(w.contains(&a.event_id).unwrap());
+        let parked = w.park();
+        // Someone else appends while the lock is free.
+        let b = env("peer", 7, "", 2);
+        log.writer()
+            .unwrap()
+            .append(std::slice::from_ref(&b))
+            .unwrap();
+        let mut w = log.unpark(parked).unwrap();
+        assert!(w.contains(&a.event_id).unwrap());
+        assert!(w.contains(&b.event_id).unwrap());
+        assert_eq!(w.get(&b.event_id).unwrap().unwrap(), b);
+        assert_eq!(w.head().event_count, 2);
     }
 }
