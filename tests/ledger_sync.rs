@@ -164,6 +164,42 @@ fn assert_linear(remote: &Path) {
     assert_eq!(merges, "0", "the shared branch has merge commits");
 }
 
+/// Each outbox holds its node's events only, each exactly once, in seq order.
+fn assert_outboxes_hold_only_own_events_once(remote: &Path, names: &[&str], total: usize) {
+    let mut all = 0;
+    for n in names {
+        let files = git(
+            remote,
+            &[
+                "ls-tree",
+                "-r",
+                "--name-only",
+                "main",
+                &format!("event_mesh/outbox/{n}"),
+            ],
+        );
+        let mut seqs = Vec::new();
+        for f in files.lines() {
+            for line in git(remote, &["show", &format!("main:{f}")]).lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["node_id"], *n, "{f} holds another node's event");
+                seqs.push(v["seq"].as_u64().unwrap());
+            }
+        }
+        seqs.sort_unstable();
+        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(
+            seqs, expected,
+            "outbox of {n} must hold seqs 1..n once each"
+        );
+        all += seqs.len();
+    }
+    assert_eq!(
+        all, total,
+        "imported events were re-exported or events are missing"
+    );
+}
+
 /// Nodes publish and sync in turns, then all at once as racing child processes.
 fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
     let names = ["n1", "n2", "n3", "n4"];
@@ -215,6 +251,7 @@ fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
     }
     assert_converged(&roots, total);
     assert_linear(remote_path);
+    assert_outboxes_hold_only_own_events_once(remote_path, &names, total);
     // Nothing new: a sync pushes nothing and the remote does not move.
     let before = git(remote_path, &["rev-parse", "main"]);
     for r in &roots {
