@@ -647,3 +647,75 @@ fn seed_era_one_file_per_event_layout_is_imported() {
     assert_eq!(v["import"]["quarantined"], 1);
     assert_eq!(v["import"]["rejected"][0]["reason"], "name_mismatch");
 }
+
+#[test]
+fn large_exports_are_split_into_files_under_one_megabyte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = bare(tmp.path(), "mesh.git");
+    let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
+    let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
+    let filler = "lorem ipsum dolor sit amet ".repeat(2000);
+    let mut input = String::new();
+    for i in 0..60 {
+        input.push_str(&format!(
+            "{{\"topic\":\"monitoring\",\"event_type\":\"big.note\",\"payload\":{{\"i\":{i},\"text\":\"{filler}\"}}}}\n"
+        ));
+    }
+    let mut c = gm(&a);
+    c.args(["--json", "mesh-publish", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    assert_eq!(
+        parse_json(&child.wait_with_output().unwrap())["published"],
+        60
+    );
+    let v = sync(&a);
+    let batches = v["export"]["batches"].as_array().unwrap();
+    assert!(batches.len() >= 4, "{v}");
+    for f in batches {
+        let size = git(
+            &remote,
+            &["cat-file", "-s", &format!("main:{}", f.as_str().unwrap())],
+        );
+        assert!(
+            size.parse::<u64>().unwrap() < 1_000_000,
+            "{f} is {size} bytes"
+        );
+    }
+    sync(&b);
+    assert_eq!(event_ids(&b).len(), 60);
+}
+
+#[test]
+fn an_expired_lease_passes_to_the_next_syncing_node_with_a_new_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = bare(tmp.path(), "mesh.git");
+    let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
+    let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
+    for r in [&a, &b] {
+        set_sync_key(r, "lease_ttl", "\"3s\"");
+    }
+    let v = sync(&a);
+    assert_eq!(v["leader"]["leader_id"], "a");
+    assert_eq!(v["leader"]["epoch"], 1);
+    // Held and unexpired: b leaves it alone.
+    let v = sync(&b);
+    assert_eq!(v["leader"]["leader_id"], "a", "{v}");
+    std::thread::sleep(Duration::from_millis(3100));
+    let v = sync(&b);
+    assert_eq!(v["leader"]["leader_id"], "b", "{v}");
+    assert_eq!(v["leader"]["epoch"], 2);
+    assert_eq!(v["push"]["pushed"], true);
+    sync(&a);
+    let st = json_ok(&a, &["mesh-status"]);
+    assert_eq!(st["leader"]["leader_id"], "b");
+    assert_eq!(st["leader"]["epoch"], 2);
+}
