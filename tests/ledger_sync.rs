@@ -719,3 +719,25 @@ fn an_expired_lease_passes_to_the_next_syncing_node_with_a_new_epoch() {
     assert_eq!(st["leader"]["leader_id"], "b");
     assert_eq!(st["leader"]["epoch"], 2);
 }
+
+#[test]
+fn a_lost_import_state_reimports_without_duplicating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = bare(tmp.path(), "mesh.git");
+    let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
+    let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
+    publish(&a, 12, "x");
+    sync(&a);
+    assert_eq!(sync(&b)["import"]["imported_events"], 12);
+    std::fs::remove_file(b.join("state/event_mesh/import_state.json")).unwrap();
+    let v = sync(&b);
+    assert_eq!(v["import"]["imported_events"], 0, "{v}");
+    assert_eq!(v["import"]["duplicate_events"], 12);
+    let ids = event_ids(&b);
+    assert_eq!(ids.len(), 12);
+    // New events after the reset still arrive, once.
+    publish(&a, 3, "y");
+    sync(&a);
+    assert_eq!(sync(&b)["import"]["imported_events"], 3);
+    assert_eq!(event_ids(&b).len(), 15);
+}
