@@ -43,6 +43,10 @@ pub struct ImportState {
     /// An import stopped by `--max-events` part-way to `target`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<PartialImport>,
+    /// Events of other nodes in the log when this state was saved; when the log still
+    /// holds exactly that many, a peer event with an unseen seq cannot be in it.
+    #[serde(default)]
+    pub foreign_events: u64,
     /// Per peer, the seqs seen so far.
     #[serde(default)]
     pub peers: std::collections::BTreeMap<String, crate::ledger::seqs::SeqRanges>,

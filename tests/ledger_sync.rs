@@ -164,6 +164,42 @@ fn assert_linear(remote: &Path) {
     assert_eq!(merges, "0", "the shared branch has merge commits");
 }
 
+/// Each outbox holds its node's events only, each exactly once, in seq order.
+fn assert_outboxes_hold_only_own_events_once(remote: &Path, names: &[&str], total: usize) {
+    let mut all = 0;
+    for n in names {
+        let files = git(
+            remote,
+            &[
+                "ls-tree",
+                "-r",
+                "--name-only",
+                "main",
+                &format!("event_mesh/outbox/{n}"),
+            ],
+        );
+        let mut seqs = Vec::new();
+        for f in files.lines() {
+            for line in git(remote, &["show", &format!("main:{f}")]).lines() {
+                let v: Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["node_id"], *n, "{f} holds another node's event");
+                seqs.push(v["seq"].as_u64().unwrap());
+            }
+        }
+        seqs.sort_unstable();
+        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(
+            seqs, expected,
+            "outbox of {n} must hold seqs 1..n once each"
+        );
+        all += seqs.len();
+    }
+    assert_eq!(
+        all, total,
+        "imported events were re-exported or events are missing"
+    );
+}
+
 /// Nodes publish and sync in turns, then all at once as racing child processes.
 fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
     let names = ["n1", "n2", "n3", "n4"];
@@ -215,6 +251,7 @@ fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
     }
     assert_converged(&roots, total);
     assert_linear(remote_path);
+    assert_outboxes_hold_only_own_events_once(remote_path, &names, total);
     // Nothing new: a sync pushes nothing and the remote does not move.
     let before = git(remote_path, &["rev-parse", "main"]);
     for r in &roots {
@@ -609,4 +646,98 @@ fn seed_era_one_file_per_event_layout_is_imported() {
     assert_eq!(v["import"]["imported_events"], 2, "{v}");
     assert_eq!(v["import"]["quarantined"], 1);
     assert_eq!(v["import"]["rejected"][0]["reason"], "name_mismatch");
+}
+
+#[test]
+fn large_exports_are_split_into_files_under_one_megabyte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = bare(tmp.path(), "mesh.git");
+    let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
+    let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
+    let filler = "lorem ipsum dolor sit amet ".repeat(2000);
+    let mut input = String::new();
+    for i in 0..60 {
+        input.push_str(&format!(
+            "{{\"topic\":\"monitoring\",\"event_type\":\"big.note\",\"payload\":{{\"i\":{i},\"text\":\"{filler}\"}}}}\n"
+        ));
+    }
+    let mut c = gm(&a);
+    c.args(["--json", "mesh-publish", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    assert_eq!(
+        parse_json(&child.wait_with_output().unwrap())["published"],
+        60
+    );
+    let v = sync(&a);
+    let batches = v["export"]["batches"].as_array().unwrap();
+    assert!(batches.len() >= 4, "{v}");
+    for f in batches {
+        let size = git(
+            &remote,
+            &["cat-file", "-s", &format!("main:{}", f.as_str().unwrap())],
+        );
+        assert!(
+            size.parse::<u64>().unwrap() < 1_000_000,
+            "{f} is {size} bytes"
+        );
+    }
+    sync(&b);
+    assert_eq!(event_ids(&b).len(), 60);
+}
+
+#[test]
+fn an_expired_lease_passes_to_the_next_syncing_node_with_a_new_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = bare(tmp.path(), "mesh.git");
+    let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
+    let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
+    for r in [&a, &b] {
+        set_sync_key(r, "lease_ttl", "\"3s\"");
+    }
+    let v = sync(&a);
+    assert_eq!(v["leader"]["leader_id"], "a");
+    assert_eq!(v["leader"]["epoch"], 1);
+    // Held and unexpired: b leaves it alone.
+    let v = sync(&b);
+    assert_eq!(v["leader"]["leader_id"], "a", "{v}");
+    std::thread::sleep(Duration::from_millis(3100));
+    let v = sync(&b);
+    assert_eq!(v["leader"]["leader_id"], "b", "{v}");
+    assert_eq!(v["leader"]["epoch"], 2);
+    assert_eq!(v["push"]["pushed"], true);
+    sync(&a);
+    let st = json_ok(&a, &["mesh-status"]);
+    assert_eq!(st["leader"]["leader_id"], "b");
+    assert_eq!(st["leader"]["epoch"], 2);
+}
+
+#[test]
+fn a_lost_import_state_reimports_without_duplicating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = bare(tmp.path(), "mesh.git");
+    let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
+    let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
+    publish(&a, 12, "x");
+    sync(&a);
+    assert_eq!(sync(&b)["import"]["imported_events"], 12);
+    std::fs::remove_file(b.join("state/event_mesh/import_state.json")).unwrap();
+    let v = sync(&b);
+    assert_eq!(v["import"]["imported_events"], 0, "{v}");
+    assert_eq!(v["import"]["duplicate_events"], 12);
+    let ids = event_ids(&b);
+    assert_eq!(ids.len(), 12);
+    // New events after the reset still arrive, once.
+    publish(&a, 3, "y");
+    sync(&a);
+    assert_eq!(sync(&b)["import"]["imported_events"], 3);
+    assert_eq!(event_ids(&b).len(), 15);
 }

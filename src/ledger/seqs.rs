@@ -53,6 +53,12 @@ impl SeqRanges {
         self.insert_range(seq, seq);
     }
 
+    /// Whether `seq` has been seen.
+    pub fn contains(&self, seq: u64) -> bool {
+        let i = self.0.partition_point(|r| r[1] < seq);
+        self.0.get(i).is_some_and(|r| r[0] <= seq)
+    }
+
     /// Every seq from 1 through this one has been seen (0 when seq 1 has not).
     pub fn contiguous_through(&self) -> u64 {
         match self.0.first() {
@@ -113,6 +119,9 @@ mod tests {
         r.insert_range(2, 5);
         assert_eq!(r.0, vec![[1, 12]]);
         assert_eq!(r.highest(), 12);
+        assert!(r.contains(1) && r.contains(12) && !r.contains(13) && !r.contains(0));
+        r.insert(20);
+        assert!(r.contains(20) && !r.contains(15));
     }
 
     #[test]

@@ -343,7 +343,11 @@ impl LogWriter<'_> {
             self.head.account(env, line_end);
             line_start = line_end;
         }
-        self.index()?.append(&records)?;
+        // Only a loaded index needs its map updated; otherwise the records just go to its file.
+        match self.index.as_mut() {
+            Some(index) => index.append(&records)?,
+            None => IdIndex::append_to(&self.log.ids, &records)?,
+        }
         self.save_head()?;
         if events.len() > 1 {
             fs::remove_file(&self.log.pending).ctx("remove", &self.log.pending)?;
