@@ -1,4 +1,4 @@
-//! `log_ids.bin`: fixed-size records mapping an event id to its byte offset in the log.
+//! `log_ids.bin`: fixed-size records mapping the ids of the active segment to their global offsets.
 
 use crate::fsutil::{IoContext, PathError};
 use std::collections::HashMap;
@@ -23,9 +23,22 @@ pub fn id_bytes(event_id: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+fn decode(bytes: &[u8]) -> impl Iterator<Item = ([u8; 16], u64)> + '_ {
+    bytes.chunks_exact(RECORD).map(|rec| {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&rec[..16]);
+        let mut off = [0u8; 8];
+        off.copy_from_slice(&rec[16..]);
+        (id, u64::from_le_bytes(off))
+    })
+}
+
 impl IdIndex {
-    /// Loads every whole record; a torn trailing record (crash mid-append) is cut off.
-    pub fn load(path: &Path) -> Result<IdIndex, PathError> {
+    /// Loads every whole record at or after `min_offset` (the active segment's base).
+    ///
+    /// A torn trailing record (crash mid-append) is cut off. Records of an older
+    /// segment, left behind by a crash just after a seal, are skipped.
+    pub fn load(path: &Path, min_offset: u64) -> Result<IdIndex, PathError> {
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -40,17 +53,23 @@ impl IdIndex {
                 .ctx("truncate", path)?;
         }
         let mut map = HashMap::with_capacity(whole / RECORD);
-        for rec in bytes[..whole].chunks_exact(RECORD) {
-            let mut id = [0u8; 16];
-            id.copy_from_slice(&rec[..16]);
-            let mut off = [0u8; 8];
-            off.copy_from_slice(&rec[16..]);
-            map.insert(id, u64::from_le_bytes(off));
+        for (id, off) in decode(&bytes[..whole]) {
+            if off >= min_offset {
+                map.insert(id, off);
+            }
         }
         Ok(IdIndex {
             path: path.to_path_buf(),
             map,
         })
+    }
+
+    /// An empty index backed by `path` (the file is left as it is).
+    pub fn empty(path: &Path) -> IdIndex {
+        IdIndex {
+            path: path.to_path_buf(),
+            map: HashMap::new(),
+        }
     }
 
     /// Empties the index file (before a rebuild from the log).
@@ -64,7 +83,25 @@ impl IdIndex {
 
     /// Offset of an event id.
     pub fn get(&self, event_id: &str) -> Option<u64> {
-        id_bytes(event_id).and_then(|k| self.map.get(&k).copied())
+        id_bytes(event_id).and_then(|k| self.get_key(&k))
+    }
+
+    /// Offset of an id given as its 16 bytes.
+    pub fn get_key(&self, key: &[u8; 16]) -> Option<u64> {
+        self.map.get(key).copied()
+    }
+
+    /// Records of the file whose offsets lie in `from..to`, in file order (whole records only).
+    pub fn records_in(path: &Path, from: u64, to: u64) -> Result<Vec<([u8; 16], u64)>, PathError> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).ctx("read", path),
+        };
+        let whole = bytes.len() / RECORD * RECORD;
+        Ok(decode(&bytes[..whole])
+            .filter(|(_, off)| (from..to).contains(off))
+            .collect())
     }
 
     /// Number of ids held.
