@@ -266,7 +266,8 @@ impl EventLog {
     fn complete_seals(&self, m: &mut Manifest, view: &View) -> Result<u64, LogError> {
         let stored: Option<LogHead> = read_json(&self.head).unwrap_or(None);
         let mut done = 0;
-        for e in view.sealed[m.segments.len()..].to_vec() {
+        let listed = m.segments.len();
+        for e in view.sealed[listed..].iter().copied() {
             let prev = self.last_sealed_head(m);
             let head = match &stored {
                 Some(h) if h.log_len == e.base + e.bytes && h.node_id == self.node_id => h.clone(),
