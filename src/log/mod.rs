@@ -230,6 +230,7 @@ impl EventLog {
             view,
             sealed_idx,
             poisoned: None,
+            file_probes: 0,
         };
         w.recover()?;
         Ok(w)
@@ -409,7 +410,11 @@ pub struct LogWriter<'a> {
     view: View,
     sealed_idx: Vec<Option<SortedIndex>>,
     poisoned: Option<String>,
+    file_probes: u32,
 }
+
+/// Lookups a writer answers by reading `log_ids.bin` before it builds the in-memory map.
+const FILE_PROBES: u32 = 4;
 
 impl LogWriter<'_> {
     /// The summary as of now (covers every committed line).
@@ -457,13 +462,20 @@ impl LogWriter<'_> {
 
     /// Global byte offset of the event with this id, if the log holds it.
     ///
-    /// The active segment's map first, then each sealed segment's sorted index,
-    /// newest first: O(active) once per writer, then O(log n) reads per segment.
+    /// The active segment's records first (read straight from `log_ids.bin` for
+    /// the first few lookups of a writer, then from a map built once), then each
+    /// sealed segment's sorted index, newest first: two small reads per segment.
     pub fn lookup(&mut self, event_id: &str) -> Result<Option<u64>, LogError> {
         let Some(key) = index_key(event_id) else {
             return Ok(None);
         };
-        if let Some(off) = self.index()?.get_key(&key) {
+        let active = if self.index.is_none() && self.file_probes < FILE_PROBES {
+            self.file_probes += 1;
+            IdIndex::scan_file(&self.log.ids, &key, self.view.active_base)?
+        } else {
+            self.index()?.get_key(&key)
+        };
+        if let Some(off) = active {
             return Ok(Some(off));
         }
         for i in (0..self.view.sealed.len()).rev() {

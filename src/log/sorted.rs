@@ -92,11 +92,22 @@ impl Header {
 /// Encodes records `(id, global offset)` in any order into an index file's bytes.
 ///
 /// An id present twice keeps its highest offset, as a map filled in log order would.
-pub fn encode(mut records: Vec<([u8; 16], u64)>, base: u64, bytes: u64) -> Vec<u8> {
+pub fn encode(records: Vec<([u8; 16], u64)>, base: u64, bytes: u64) -> Vec<u8> {
+    let bits = fanout_bits(records.len() as u64);
+    encode_with_bits(records, base, bytes, bits)
+}
+
+/// [`encode`] with a chosen fan-out (0 = plain binary search); for measuring the fan-out.
+pub fn encode_with_bits(
+    mut records: Vec<([u8; 16], u64)>,
+    base: u64,
+    bytes: u64,
+    bits: u32,
+) -> Vec<u8> {
     records.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     records.dedup_by_key(|r| r.0);
     let count = records.len() as u64;
-    let bits = fanout_bits(count);
+    let bits = bits.min(MAX_BITS);
     let h = Header {
         base,
         bytes,
