@@ -2,7 +2,9 @@
 //!
 //! `cargo bench --bench logscale` runs 1,000 / 100,000 / 1,000,000 events;
 //! `-- --full` adds 10,000,000 (about 4 GB of log in a temp dir; set
-//! `GITMESH_BENCH_DIR` to put it elsewhere). `-- --sizes 1000,50000` picks sizes.
+//! `GITMESH_BENCH_DIR` to put it elsewhere). `-- --sizes 1000,50000` picks sizes;
+//! `-- --segment-bytes N` seals at N bytes instead of the default; `GITMESH_BENCH_KEEP=1`
+//! keeps the generated node roots.
 //! History is generated through `LogWriter::append` in big batches (imported
 //! events of 50 peers), then every figure is measured on the real binary:
 //! wall time from spawn to exit and peak RSS from `wait4`'s rusage.
@@ -29,11 +31,11 @@ fn gm(root: &Path) -> Command {
 }
 
 fn clean(c: &mut Command) {
+    // GITMESH_LOG_SEGMENT_BYTES is kept: `--segment-bytes` sets it for the library and the CLI alike.
     for v in [
         "GITMESH_ROOT",
         "GITMESH_NODE_ID",
         "GITMESH_REMOTE",
-        "GITMESH_LOG_SEGMENT_BYTES",
         "RUST_LOG",
     ] {
         c.env_remove(v);
@@ -158,6 +160,38 @@ fn dir_bytes(dir: &Path, ext: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Library lookups: the first one of a writer (ms), then sampled ids (hits
+/// across all segments, second pass) and 1,000 misses (µs each).
+fn lookups(log: &EventLog, samples: &[String]) -> (Duration, f64, f64) {
+    let mut w = log.writer().expect("writer");
+    let t = Instant::now();
+    w.lookup("evt_ffffffffffffffffffffffffffffffff")
+        .expect("lookup");
+    let first = t.elapsed();
+    // The first pass builds the active segment's map; the second is the steady state.
+    for id in samples {
+        assert!(w.lookup(id).expect("lookup").is_some(), "lost {id}");
+    }
+    let t = Instant::now();
+    for id in samples {
+        assert!(w.lookup(id).expect("lookup").is_some(), "lost {id}");
+    }
+    let hit_us = t.elapsed().as_secs_f64() * 1e6 / samples.len() as f64;
+    let misses = 1000;
+    let ids: Vec<String> = (0..misses)
+        .map(|i| {
+            let h = blake3::hash(format!("miss{i}").as_bytes()).to_hex();
+            format!("evt_{}", &h[..32])
+        })
+        .collect();
+    let t = Instant::now();
+    for id in &ids {
+        assert!(w.lookup(id).expect("lookup").is_none());
+    }
+    let miss_us = t.elapsed().as_secs_f64() * 1e6 / misses as f64;
+    (first, hit_us, miss_us)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -219,28 +253,7 @@ fn bench_size(base: &Path, n: usize) {
         ["events", "--limit", "20"].map(String::from).to_vec()
     });
 
-    // Library lookups on a warm cache: sampled ids (hits across all segments) and misses.
-    let mut w = log.writer().expect("writer");
-    let t = Instant::now();
-    w.lookup("evt_ffffffffffffffffffffffffffffffff")
-        .expect("lookup");
-    let first = t.elapsed();
-    let t = Instant::now();
-    for id in &samples {
-        assert!(w.lookup(id).expect("lookup").is_some(), "lost {id}");
-    }
-    let hit_us = t.elapsed().as_secs_f64() * 1e6 / samples.len() as f64;
-    let misses = 1000;
-    let t = Instant::now();
-    for i in 0..misses {
-        let id = format!(
-            "evt_{}",
-            &blake3::hash(format!("miss{i}").as_bytes()).to_hex()[..32]
-        );
-        assert!(w.lookup(&id).expect("lookup").is_none());
-    }
-    let miss_us = t.elapsed().as_secs_f64() * 1e6 / misses as f64;
-    drop(w);
+    let (first, hit_us, miss_us) = lookups(&log, &samples);
 
     let segs = log.sealed_segments().expect("segments");
     let seg_dir = &log.layout().dir;
@@ -332,6 +345,37 @@ fn main() {
             .filter_map(|s| s.trim().parse().ok())
             .collect();
     }
+    if let Some(i) = args.iter().position(|a| a == "--segment-bytes")
+        && let Some(n) = args.get(i + 1)
+    {
+        // SAFETY: set before any thread is started.
+        unsafe { std::env::set_var(gitmesh::log::SEGMENT_BYTES_ENV, n) };
+    } else {
+        // SAFETY: set before any thread is started.
+        unsafe { std::env::remove_var(gitmesh::log::SEGMENT_BYTES_ENV) };
+    }
+    if let Some(i) = args.iter().position(|a| a == "--lookups")
+        && let Some(root) = args.get(i + 1)
+    {
+        // Only the library lookups, on a node root kept by an earlier run.
+        let log = EventLog::new(&NodePaths::new(root), NODE);
+        let head = log.head().expect("head");
+        let samples: Vec<String> = log
+            .scan(0, head.log_len)
+            .expect("scan")
+            .step_by((head.event_count as usize / 1000).max(1))
+            .filter_map(|r| r.ok().and_then(|(_, e)| e.ok()).map(|e| e.event_id))
+            .collect();
+        for _ in 0..3 {
+            let (first, hit, miss) = lookups(&log, &samples);
+            println!(
+                "lookups on {} events: first {:.2} ms, hit {hit:.1} us, miss {miss:.1} us",
+                head.event_count,
+                ms(first)
+            );
+        }
+        return;
+    }
     let tmp;
     let base = match std::env::var_os("GITMESH_BENCH_DIR") {
         Some(d) => std::path::PathBuf::from(d),
@@ -344,10 +388,10 @@ fn main() {
     println!(
         "log at scale: {} cores, segment size {} MiB",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        gitmesh::log::DEFAULT_SEGMENT_BYTES >> 20
+        gitmesh::log::segment_bytes_from_env() >> 20
     );
     println!(
-        "| events | generate (ev/s) | sealed segments | log MB | index MB | publish ms (RSS MiB) | keyed publish, new key ms (RSS) | keyed publish, repeat ms (RSS) | mesh-status ms (RSS) | events --limit 20 ms (RSS) | lookup: first ms / hit us / miss us |"
+        "| events | generate (ev/s) | sealed segments | log MB | index MB | publish ms (RSS MiB) | keyed publish, new key ms (RSS) | keyed publish, repeat ms (RSS) | mesh-status ms (RSS) | events --limit 20 ms (RSS) | library lookup: first ms / hit us / miss us |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
