@@ -553,3 +553,79 @@ fn concurrent_publishers_never_lose_or_repeat_events_across_seals() {
     assert_eq!(head.event_count, (procs * per) as u64);
     assert_eq!(head.own_seq, (procs * per) as u64);
 }
+
+#[test]
+fn a_crash_after_the_manifest_but_before_the_new_active_file_is_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path(), "ws1", 3000);
+    let root = n.paths.root.clone();
+    let ids_file = root.join("state/event_mesh/log_ids.bin");
+    let mut before_seal = Vec::new();
+    let mut i = 0;
+    while sealed_files(&root).is_empty() {
+        before_seal = std::fs::read(&ids_file).unwrap_or_default();
+        n.publish(&[draft(i)]).unwrap();
+        i += 1;
+    }
+    // Back to the moment after the manifest write: no active file yet, and the
+    // active record file still holds (most of) the sealed segment's records.
+    std::fs::remove_file(n.log.path()).unwrap();
+    std::fs::write(&ids_file, &before_seal).unwrap();
+    let more: Vec<Envelope> = publish_batches(&n, 30).into_iter().flatten().collect();
+    let expected = lines_of(&concatenated(&root));
+    assert_eq!(expected.len(), i + 30);
+    let mut w = n.log.writer().unwrap();
+    for (off, env) in &expected {
+        assert_eq!(w.lookup(&env.event_id).unwrap(), Some(*off));
+    }
+    drop(w);
+    assert_eq!(n.log.head().unwrap().event_count, (i + 30) as u64);
+    assert_eq!(more.last().unwrap().seq, (i + 30) as u64);
+    // Later indexes hold only their own segment's ids.
+    for s in n.log.sealed_segments().unwrap().iter().skip(1) {
+        let idx = gitmesh::log::sorted::SortedIndex::open(
+            &seg_dir(&root).join(format!("events-{:06}.idx", s.number)),
+            s.base,
+            s.bytes,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(idx.header().count, s.events);
+    }
+}
+
+#[test]
+fn readers_see_a_consistent_log_while_a_writer_seals() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = node(dir.path(), "ws1", 1200);
+    let writer = {
+        let n = n.clone();
+        std::thread::spawn(move || publish_batches(&n, 150))
+    };
+    let mut rounds = 0;
+    let mut last = 0;
+    while !writer.is_finished() && rounds < 10_000 {
+        let head = n.log.head().unwrap();
+        let got = scanned(&n.log, 0, head.log_len);
+        assert_eq!(got.len() as u64, head.event_count);
+        assert!(
+            got.windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[1].1.seq == w[0].1.seq + 1)
+        );
+        let newest: Vec<u64> = n
+            .log
+            .scan_rev(head.log_len)
+            .unwrap()
+            .take(3)
+            .map(|r| r.unwrap().1.unwrap().seq)
+            .collect();
+        let want: Vec<u64> = (1..=head.event_count).rev().take(3).collect();
+        assert_eq!(newest, want);
+        assert!(head.event_count >= last);
+        last = head.event_count;
+        rounds += 1;
+    }
+    writer.join().unwrap();
+    assert!(n.log.sealed_segments().unwrap().len() >= 10);
+    assert!(rounds > 1);
+}
