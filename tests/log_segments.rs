@@ -629,3 +629,34 @@ fn readers_see_a_consistent_log_while_a_writer_seals() {
     assert!(n.log.sealed_segments().unwrap().len() >= 10);
     assert!(rounds > 1);
 }
+
+#[test]
+fn a_lost_active_record_file_is_rebuilt_so_dedupe_still_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = init_node(dir.path(), "ws1", None);
+    let seg = 2000;
+    let keyed = [
+        "mesh-publish",
+        "--topic",
+        "scheduling",
+        "--event-type",
+        "task.enqueued",
+        "--dedupe-key",
+        "k-active",
+    ];
+    // Enough events to seal once, then the keyed one lands in the active segment.
+    let mut input = String::new();
+    for i in 0..12 {
+        input.push_str(&format!(
+            "{{\"topic\":\"monitoring\",\"event_type\":\"tick\",\"payload\":{{\"i\":{i}}}}}\n"
+        ));
+    }
+    cli_stdin(&root, seg, &input);
+    assert_eq!(sealed_files(&root).len(), 1);
+    let first = cli(&root, seg, &keyed);
+    std::fs::remove_file(root.join("state/event_mesh/log_ids.bin")).unwrap();
+    let again = cli(&root, seg, &keyed);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["event"], first["event"]);
+    assert_eq!(lines_of(&concatenated(&root)).len(), 13);
+}

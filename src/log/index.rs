@@ -6,7 +6,8 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const RECORD: usize = 24;
+/// Bytes of one record: 16 id bytes and a little-endian u64 offset.
+pub const RECORD: usize = 24;
 
 /// In-memory id -> offset map backed by an append-only record file.
 #[derive(Debug)]

@@ -714,8 +714,23 @@ impl LogWriter<'_> {
             }
         }
         let stored: Option<LogHead> = read_json(&self.log.head).unwrap_or(None);
+        // The record file must hold a record per event of the active segment the
+        // head covers; fewer means it was lost or cut (e.g. a power loss).
+        let sealed_events = self
+            .manifest
+            .segments
+            .last()
+            .map_or(0, |s| s.events_through());
+        let records = fs::metadata(&self.log.ids).map_or(0, |m| m.len() / index::RECORD as u64);
         let mut head = match stored {
-            Some(h) if h.log_len >= base && h.log_len <= len && h.node_id == self.log.node_id => h,
+            Some(h)
+                if h.log_len >= base
+                    && h.log_len <= len
+                    && h.node_id == self.log.node_id
+                    && records >= h.event_count.saturating_sub(sealed_events) =>
+            {
+                h
+            }
             _ => {
                 // Start over from the end of the sealed segments: at most one segment to rescan.
                 IdIndex::reset(&self.log.ids)?;

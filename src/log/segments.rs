@@ -43,6 +43,11 @@ impl SealedSegment {
     pub fn end(&self) -> u64 {
         self.base + self.bytes
     }
+
+    /// Events in the log up to its end (this one and every older segment).
+    pub fn events_through(&self) -> u64 {
+        self.head.event_count
+    }
 }
 
 /// The content of `segments.json`.
