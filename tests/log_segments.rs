@@ -116,6 +116,7 @@ fn the_active_file_is_sealed_once_it_reaches_the_threshold() {
     assert!(sealed.len() >= 4096 && sealed.starts_with(&before));
     assert_eq!(std::fs::metadata(n.log.path()).unwrap().len(), 0);
     assert!(seg_dir(&root).join("events-000001.idx").exists());
+    assert_eq!(n.log.end_offset().unwrap(), sealed.len() as u64);
     let segs = n.log.sealed_segments().unwrap();
     assert_eq!(segs.len(), 1);
     assert_eq!(segs[0].number, 1);
@@ -134,6 +135,7 @@ fn the_active_file_is_sealed_once_it_reaches_the_threshold() {
     assert_eq!(m["segments"][0]["bytes"], sealed.len() as u64);
     // The next event goes to the new active file at the next global offset.
     let p = n.publish(&[draft(999)]).unwrap();
+    assert_eq!(n.log.end_offset().unwrap(), n.log.head().unwrap().log_len);
     let w = n.log.writer();
     let mut w = w.unwrap();
     assert_eq!(

@@ -392,6 +392,18 @@ impl EventLog {
         Ok(n)
     }
 
+    /// Global offset of the end of the bytes on disk, without the lock (for change polling).
+    ///
+    /// It may include an append still being written; read up to `head().log_len`.
+    pub fn end_offset(&self) -> Result<u64, LogError> {
+        let (view, active) = self.layout.open_for_read()?;
+        let len = match active {
+            Some(f) => segments::file_len(&f, &self.log)?,
+            None => 0,
+        };
+        Ok(view.active_base + len)
+    }
+
     /// The sealed segments as recorded in the manifest, oldest first.
     pub fn sealed_segments(&self) -> Result<Vec<SealedSegment>, LogError> {
         Ok(self.layout.load_manifest()?.segments)
