@@ -12,15 +12,20 @@ use std::path::PathBuf;
 /// One file's share of a scan: local byte range `start..end` of a file whose first byte is global `base`.
 #[derive(Debug)]
 pub(super) struct Piece {
+    /// The segment or active file.
     pub path: PathBuf,
     /// Already open (the active file, opened when the view was taken), else opened when reached.
     pub file: Option<File>,
+    /// Global offset of the file's first byte.
     pub base: u64,
+    /// First local byte to read.
     pub start: u64,
+    /// Local byte to stop before.
     pub end: u64,
 }
 
 impl Piece {
+    /// The open file: the one held, else opened by path (sealed segments never change).
     pub fn open(&mut self) -> Result<File, LogError> {
         match self.file.take() {
             Some(f) => Ok(f),
