@@ -7,7 +7,6 @@ use crate::state::{self, DispatchCursor, ExportState};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::Read;
 
 /// One peer as seen through its manifest.
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +71,9 @@ pub fn status(node: &Node) -> Result<Status> {
     let head = node.log.head()?;
     let cursor: DispatchCursor = state::load(&node.paths.dispatch_cursor())?;
     let export: ExportState = state::load(&node.paths.export_seen())?;
-    let dispatch_lag = count_lines(node, cursor.offset.min(head.log_len), head.log_len)?;
+    let dispatch_lag = node
+        .log
+        .count_lines(cursor.offset.min(head.log_len), head.log_len)?;
     let layout = Layout::new(&node.config.ledger.dir);
     let view = repo::view_ref(&node.config, &node.paths);
     let now = chrono::Utc::now();
@@ -120,41 +121,6 @@ pub fn status(node: &Node) -> Result<Status> {
         gaps: imports.gaps(),
         schema_flagged: crate::schema::flagged(&node.paths)?.count,
     })
-}
-
-fn count_lines(node: &Node, from: u64, to: u64) -> Result<u64> {
-    if from >= to {
-        return Ok(0);
-    }
-    let mut f = std::fs::File::open(node.log.path()).map_err(|e| crate::fsutil::PathError {
-        op: "open",
-        path: node.log.path().clone(),
-        source: e,
-    })?;
-    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(from)).map_err(|e| {
-        crate::fsutil::PathError {
-            op: "seek",
-            path: node.log.path().clone(),
-            source: e,
-        }
-    })?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = to - from;
-    let mut n = 0u64;
-    let mut take = f.take(left);
-    while left > 0 {
-        let got = take.read(&mut buf).map_err(|e| crate::fsutil::PathError {
-            op: "read",
-            path: node.log.path().clone(),
-            source: e,
-        })?;
-        if got == 0 {
-            break;
-        }
-        n += buf[..got].iter().filter(|b| **b == b'\n').count() as u64;
-        left -= got as u64;
-    }
-    Ok(n)
 }
 
 fn count_quarantined(node: &Node) -> u64 {

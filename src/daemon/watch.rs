@@ -64,7 +64,8 @@ pub(crate) async fn follow(
             _ = stopped(&mut stop) => break,
             _ = wake.notified() => tokio::time::sleep(DEBOUNCE).await,
             _ = tick.tick() => {
-                let size = std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+                // Global end offset: stays right after the active file is sealed into a segment.
+                let size = log.end_offset().unwrap_or(0);
                 if size == tail.offset() {
                     continue;
                 }

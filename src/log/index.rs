@@ -1,4 +1,4 @@
-//! `log_ids.bin`: fixed-size records mapping an event id to its byte offset in the log.
+//! `log_ids.bin`: fixed-size records mapping the ids of the active segment to their global offsets.
 
 use crate::fsutil::{IoContext, PathError};
 use std::collections::HashMap;
@@ -6,7 +6,8 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const RECORD: usize = 24;
+/// Bytes of one record: 16 id bytes and a little-endian u64 offset.
+pub const RECORD: usize = 24;
 
 /// In-memory id -> offset map backed by an append-only record file.
 #[derive(Debug)]
@@ -23,9 +24,22 @@ pub fn id_bytes(event_id: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+fn decode(bytes: &[u8]) -> impl Iterator<Item = ([u8; 16], u64)> + '_ {
+    bytes.chunks_exact(RECORD).map(|rec| {
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&rec[..16]);
+        let mut off = [0u8; 8];
+        off.copy_from_slice(&rec[16..]);
+        (id, u64::from_le_bytes(off))
+    })
+}
+
 impl IdIndex {
-    /// Loads every whole record; a torn trailing record (crash mid-append) is cut off.
-    pub fn load(path: &Path) -> Result<IdIndex, PathError> {
+    /// Loads every whole record at or after `min_offset` (the active segment's base).
+    ///
+    /// A torn trailing record (crash mid-append) is cut off. Records of an older
+    /// segment, left behind by a crash just after a seal, are skipped.
+    pub fn load(path: &Path, min_offset: u64) -> Result<IdIndex, PathError> {
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -40,17 +54,23 @@ impl IdIndex {
                 .ctx("truncate", path)?;
         }
         let mut map = HashMap::with_capacity(whole / RECORD);
-        for rec in bytes[..whole].chunks_exact(RECORD) {
-            let mut id = [0u8; 16];
-            id.copy_from_slice(&rec[..16]);
-            let mut off = [0u8; 8];
-            off.copy_from_slice(&rec[16..]);
-            map.insert(id, u64::from_le_bytes(off));
+        for (id, off) in decode(&bytes[..whole]) {
+            if off >= min_offset {
+                map.insert(id, off);
+            }
         }
         Ok(IdIndex {
             path: path.to_path_buf(),
             map,
         })
+    }
+
+    /// An empty index backed by `path` (the file is left as it is).
+    pub fn empty(path: &Path) -> IdIndex {
+        IdIndex {
+            path: path.to_path_buf(),
+            map: HashMap::new(),
+        }
     }
 
     /// Empties the index file (before a rebuild from the log).
@@ -64,7 +84,59 @@ impl IdIndex {
 
     /// Offset of an event id.
     pub fn get(&self, event_id: &str) -> Option<u64> {
-        id_bytes(event_id).and_then(|k| self.map.get(&k).copied())
+        id_bytes(event_id).and_then(|k| self.get_key(&k))
+    }
+
+    /// Offset of an id given as its 16 bytes.
+    pub fn get_key(&self, key: &[u8; 16]) -> Option<u64> {
+        self.map.get(key).copied()
+    }
+
+    /// Offset of `key` found by reading the record file once, without building the map.
+    ///
+    /// A few lookups (one CLI publish) cost one sequential read of a file bounded
+    /// by the segment size instead of a map of every record; the latest record wins.
+    pub fn scan_file(
+        path: &Path,
+        key: &[u8; 16],
+        min_offset: u64,
+    ) -> Result<Option<u64>, PathError> {
+        let mut f = match fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).ctx("open", path),
+        };
+        let mut buf = vec![0u8; RECORD * 43_690];
+        let mut filled = 0;
+        let mut found = None;
+        loop {
+            let n = std::io::Read::read(&mut f, &mut buf[filled..]).ctx("read", path)?;
+            filled += n;
+            let whole = filled / RECORD * RECORD;
+            for (id, off) in decode(&buf[..whole]) {
+                if &id == key && off >= min_offset {
+                    found = Some(off);
+                }
+            }
+            buf.copy_within(whole..filled, 0);
+            filled -= whole;
+            if n == 0 {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Records of the file whose offsets lie in `from..to`, in file order (whole records only).
+    pub fn records_in(path: &Path, from: u64, to: u64) -> Result<Vec<([u8; 16], u64)>, PathError> {
+        let bytes = match fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e).ctx("read", path),
+        };
+        let whole = bytes.len() / RECORD * RECORD;
+        Ok(decode(&bytes[..whole])
+            .filter(|(_, off)| (from..to).contains(off))
+            .collect())
     }
 
     /// Number of ids held.
@@ -113,5 +185,53 @@ impl IdIndex {
             .open(path)
             .ctx("open", path)?;
         f.write_all(&buf).ctx("append", path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: u32) -> [u8; 16] {
+        let mut k = [0u8; 16];
+        k[..4].copy_from_slice(&i.to_be_bytes());
+        k[15] = 0xee;
+        k
+    }
+
+    #[test]
+    fn scan_file_finds_the_latest_record_at_or_after_the_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log_ids.bin");
+        assert_eq!(IdIndex::scan_file(&path, &key(1), 0).unwrap(), None);
+        // More records than one read buffer holds, a repeated id, and a torn tail.
+        let mut bytes = Vec::new();
+        for i in 0..100_000u32 {
+            bytes.extend_from_slice(&key(i));
+            bytes.extend_from_slice(&(u64::from(i) * 10).to_le_bytes());
+        }
+        bytes.extend_from_slice(&key(7));
+        bytes.extend_from_slice(&5_000_000u64.to_le_bytes());
+        bytes.extend_from_slice(&key(8)[..9]);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(
+            IdIndex::scan_file(&path, &key(99_999), 0).unwrap(),
+            Some(999_990)
+        );
+        assert_eq!(
+            IdIndex::scan_file(&path, &key(50_000), 0).unwrap(),
+            Some(500_000)
+        );
+        assert_eq!(
+            IdIndex::scan_file(&path, &key(7), 0).unwrap(),
+            Some(5_000_000)
+        );
+        assert_eq!(IdIndex::scan_file(&path, &key(3), 100).unwrap(), None);
+        assert_eq!(IdIndex::scan_file(&path, &key(200_000), 0).unwrap(), None);
+        let map = IdIndex::load(&path, 100).unwrap();
+        assert_eq!(map.get_key(&key(7)), Some(5_000_000));
+        assert_eq!(map.get_key(&key(3)), None);
+        // Ids 10.. plus id 7, whose later record is past the base.
+        assert_eq!(map.len(), 100_000 - 10 + 1);
     }
 }
