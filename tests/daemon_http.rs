@@ -124,16 +124,22 @@ fn a_publish_reaches_the_stream_and_triggers_a_dispatch_pass() {
 fn recent_events_and_trace_follow_the_causal_chain() {
     let dir = tempfile::tempdir().unwrap();
     let root = common::init_node(dir.path(), "tr1", None);
-    let rootev = publish(&root, "monitoring", "heartbeat.changed", &[]);
+    // Types no built-in handler reacts to, so the daemon's own dispatch adds nothing here.
+    let rootev = publish(&root, "coordination", "note.added", &[]);
     let rid = rootev["event_id"].as_str().unwrap();
     let child = publish(
         &root,
-        "scheduling",
-        "tick.requested",
+        "coordination",
+        "note.replied",
         &["--causation-id", rid],
     );
     let cid = child["event_id"].as_str().unwrap();
-    let unrelated = publish(&root, "routing", "route.requested", &[]);
+    let unrelated = publish(
+        &root,
+        "coordination",
+        "note.added",
+        &["--payload-json", r#"{"n":2}"#],
+    );
     let d = Daemon::start(&root, &[]);
 
     let recent = d.get_json("/events/recent?limit=2");

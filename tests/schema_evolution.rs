@@ -228,7 +228,8 @@ fn schemas_in_the_ledger_are_used_and_local_overrides_win() {
             "push",
             "-q",
             ledger.to_str().unwrap(),
-            "HEAD:refs/heads/main",
+            // The node's view already holds its own manifest commit: replace it wholesale.
+            "+HEAD:refs/heads/main",
         ],
     );
 
