@@ -54,6 +54,9 @@ pub struct Config {
     /// What this node can do; used by capability routing.
     #[serde(default)]
     pub capabilities: Vec<String>,
+    /// Refuse unsigned events from every peer, not only from peers with a published key.
+    #[serde(default)]
+    pub require_signatures: bool,
     /// Free-form labels published in the manifest.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -312,6 +315,7 @@ impl Config {
             node_id,
             capabilities: Vec::new(),
             labels: BTreeMap::new(),
+            require_signatures: false,
             ledger: LedgerConfig::default(),
             sync: SyncConfig::default(),
             scaling: ScalingConfig::default(),

@@ -36,6 +36,8 @@ pub struct InitReport {
     pub existing: Vec<String>,
     /// Things made now.
     pub made: Vec<String>,
+    /// This node's ed25519 public key (hex), as published in its manifest.
+    pub public_key: String,
     /// Publishing this node's manifest to the shared repository (`offline` when unreachable).
     pub ledger: crate::ledger::sync::PushReport,
 }
@@ -117,6 +119,15 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
     } else {
         existing.push(rel(root, &paths.ledger_repo()));
     }
+    // The signing key: created once, never printed; only its public half is published.
+    let (key, key_created) =
+        crate::keys::NodeKey::load_or_create(&paths).map_err(crate::ledger::LedgerError::from)?;
+    if key_created {
+        made.push(rel(root, &crate::keys::key_path(&paths)));
+    } else {
+        existing.push(rel(root, &crate::keys::key_path(&paths)));
+    }
+    crate::ledger::recover::mark_identity(&paths)?;
     // Opening the log creates it and its derived files.
     crate::log::EventLog::new(&paths, &cfg.node_id).head()?;
     // Fetch the mesh and announce this node; an unreachable remote is reported, not fatal.
@@ -132,6 +143,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
         created,
         existing,
         made,
+        public_key: key.public_hex(),
         ledger,
     })
 }

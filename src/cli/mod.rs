@@ -6,6 +6,7 @@ mod events;
 mod export;
 mod import;
 mod init;
+mod nodes;
 mod publish;
 mod status;
 mod sync;
@@ -126,6 +127,14 @@ gitmesh trace evt_0123456789abcdef0123456789abcdef --json | jq '.events[].event_
         after_help = "Examples:\n  gitmesh mesh-status\n  gitmesh mesh-status --json | jq .peers"
     )]
     MeshStatus(status::Args),
+    /// Pinned peer keys and alerts: list them, trust a changed key, acknowledge a fork.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gitmesh nodes list\n  gitmesh nodes trust ws2\n  gitmesh nodes ack ws2 --json\n\n\
+A peer's key is pinned the first time its manifest is seen. A later, different key is not \
+used until `nodes trust`; that peer's files are held back meanwhile."
+    )]
+    Nodes(nodes::NodesCommand),
     /// Run the node: sync on a timer, dispatch new events at once, serve status.
     #[command(after_help = "Examples:\n  gitmesh --root /var/lib/gitmesh daemon\n  \
 gitmesh daemon --interval 30s --listen 127.0.0.1:9464\n  \
@@ -191,6 +200,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::Trace(a) => dispatch::run_trace(&root, a),
         Command::DeadLetter(c) => dispatch::run_dead_letter(&root, c),
         Command::MeshStatus(a) => status::run(&root, a),
+        Command::Nodes(c) => nodes::run(&root, c),
         Command::Daemon(a) => daemon::run(&root, a),
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

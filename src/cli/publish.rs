@@ -40,6 +40,7 @@ pub struct Args {
 
 pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
     let node = Node::open(root)?;
+    gitmesh::ledger::recover::guard(&node)?;
     if a.stdin {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map_err(|e| {

@@ -2,6 +2,9 @@
 
 use super::quarantine::Reason;
 use crate::event::{Envelope, PayloadLimits, validate_envelope, validate_node_id};
+use ed25519_dalek::VerifyingKey;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::collections::HashSet;
 
 /// Caps applied to ledger input before it is parsed.
 #[derive(Debug, Clone, Copy)]
@@ -94,13 +97,125 @@ pub fn classify(rel: &str) -> Shape {
     }
 }
 
+/// Walks a JSON value and fails on the first object that repeats a key.
+///
+/// serde_json keeps the last of two equal keys silently, so a line could show one
+/// value to a reader of the raw text and another to gitmesh; such lines are refused.
+struct NoDuplicates;
+
+impl<'de> DeserializeSeed<'de> for NoDuplicates {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NoDuplicates {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(NoDuplicates)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            map.next_value_seed(NoDuplicates)?;
+        }
+        Ok(())
+    }
+}
+
+/// `Err(detail)` when some JSON object in `text` repeats a key (text that is not JSON passes).
+pub fn find_duplicate_key(text: &[u8]) -> Result<(), String> {
+    let mut d = serde_json::Deserializer::from_slice(text);
+    match NoDuplicates.deserialize(&mut d) {
+        Err(e) if e.to_string().starts_with("duplicate key") => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// How an importer may check a peer's signatures.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyCheck<'a> {
+    /// The node's pinned key: every event must carry a valid signature by it.
+    Pinned(&'a VerifyingKey),
+    /// No key is known for the node: unsigned events pass unless `require` is set.
+    Unknown {
+        /// `require_signatures` is on.
+        require: bool,
+    },
+}
+
+/// Checks an event's signature against what is known of its node's key.
+pub fn check_signature(env: &Envelope, keys: KeyCheck<'_>) -> Result<(), (Reason, String)> {
+    match keys {
+        KeyCheck::Pinned(key) => {
+            if env.sig.is_none() {
+                return Err((
+                    Reason::Unsigned,
+                    format!(
+                        "event {} is unsigned but node {:?} has a key",
+                        env.event_id, env.node_id
+                    ),
+                ));
+            }
+            crate::keys::verify(env, key).map_err(|e| (Reason::BadSignature, e.to_string()))
+        }
+        KeyCheck::Unknown { require: false } => Ok(()),
+        KeyCheck::Unknown { require: true } => match env.sig {
+            None => Err((
+                Reason::Unsigned,
+                format!(
+                    "event {} is unsigned and require_signatures is on",
+                    env.event_id
+                ),
+            )),
+            Some(_) => Err((
+                Reason::NoKey,
+                format!(
+                    "event {} is signed but node {:?} has published no key to check it with",
+                    env.event_id, env.node_id
+                ),
+            )),
+        },
+    }
+}
+
 /// Checks one serialized event found in `node`'s outbox.
 pub fn check_event(
     node: &str,
     text: &[u8],
     limits: &ImportLimits,
 ) -> Result<Envelope, (Reason, String)> {
-    let env = match Envelope::from_json_line(text) {
+    let parsed = Envelope::from_json_line(text);
+    if let Err(detail) = find_duplicate_key(text) {
+        return Err((Reason::DuplicateKey, detail));
+    }
+    let env = match parsed {
         Ok(env) => env,
         Err(e) => {
             let reason = if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok() {
