@@ -225,6 +225,10 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
 
 /// Reads a JSON object from a flag value, naming the flag on error.
 pub(crate) fn parse_object(text: &str, what: &str) -> Result<Map<String, Value>, gitmesh::Error> {
+    // serde_json would keep the last of two equal keys silently.
+    if let Err(e) = gitmesh::ledger::verify::find_duplicate_key(text.as_bytes()) {
+        return Err(gitmesh::Error::Usage(format!("{what}: {e}")));
+    }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(gitmesh::Error::Usage(format!(

@@ -106,6 +106,12 @@ fn parse_batch(text: &str, source: Option<&str>) -> Result<Vec<Draft>, Error> {
         if line.trim().is_empty() {
             continue;
         }
+        if let Err(e) = gitmesh::ledger::verify::find_duplicate_key(line.as_bytes()) {
+            return Err(Error::BatchLine {
+                line: i + 1,
+                source: Box::new(Error::Usage(e)),
+            });
+        }
         let mut d: Draft = serde_json::from_str(line).map_err(|e| Error::BatchLine {
             line: i + 1,
             source: Box::new(Error::Usage(format!(
