@@ -217,7 +217,7 @@ fn mutated_envelopes_and_batches_never_panic_and_are_accepted_only_when_valid() 
     let seed: u64 = std::env::var("GITMESH_FUZZ_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x6769_746d_6573_68);
+        .unwrap_or(0x0067_6974_6d65_7368);
     let dir = tempfile::tempdir().unwrap();
     let (key, _) = NodeKey::load_or_create(&NodePaths::new(dir.path())).unwrap();
     let public = keys::parse_public("p", &key.public_hex()).unwrap();
