@@ -357,7 +357,7 @@ fn collect(
         return Ok((lines, st.scan_offset, false));
     }
     while let Some((_, raw)) = scan.next_raw()? {
-        let Ok(mut env) = crate::event::Envelope::from_json_line(raw) else {
+        let Ok(env) = crate::event::Envelope::from_json_line(raw) else {
             continue;
         };
         if env.node_id != me || env.seq < expected {
@@ -372,23 +372,61 @@ fn collect(
             .into());
         }
         expected += 1;
-        let bytes = match key {
-            Some(k) if env.sig.is_none() => {
-                env.sig = Some(k.sign(&env).map_err(LedgerError::from)?);
-                env.to_json_line().into_bytes()
-            }
-            _ => raw.to_vec(),
-        };
         lines.push(Line {
             seq: env.seq,
             day: env.timestamp.get(..10).unwrap_or("unknown").to_string(),
-            bytes,
+            bytes: raw.to_vec(),
         });
         if max.is_some_and(|m| lines.len() as u64 >= m) {
-            return Ok((lines, scan.offset(), false));
+            let offset = scan.offset();
+            sign_lines(&mut lines, key)?;
+            return Ok((lines, offset, false));
         }
     }
-    Ok((lines, scan.offset(), true))
+    let offset = scan.offset();
+    sign_lines(&mut lines, key)?;
+    Ok((lines, offset, true))
+}
+
+/// Adds `sig` to every unsigned line, on up to four threads (signing is export's main cost).
+fn sign_lines(lines: &mut [Line], key: Option<&crate::keys::NodeKey>) -> Result<()> {
+    let Some(key) = key else { return Ok(()) };
+    let sign = |chunk: &mut [Line]| -> std::result::Result<(), LedgerError> {
+        for l in chunk {
+            let Ok(mut env) = crate::event::Envelope::from_json_line(&l.bytes) else {
+                continue;
+            };
+            if env.sig.is_none() {
+                env.sig = Some(key.sign(&env)?);
+                l.bytes = env.to_json_line().into_bytes();
+            }
+        }
+        Ok(())
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    if threads < 2 || lines.len() < 256 {
+        return Ok(sign(lines)?);
+    }
+    let chunk = lines.len().div_ceil(threads);
+    let results: Vec<std::result::Result<(), LedgerError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = lines
+            .chunks_mut(chunk)
+            .map(|c| s.spawn(move || sign(c)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -270,8 +270,11 @@ pub fn import(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<
         let published = manifest_keys(&repo, &layout, head)
             .in_repo(&path)
             .map_err(LedgerError::from)?;
+        let pinned_before = known.clone();
         run.keys = key_states(node.id(), &published, &mut known);
-        known.save(&node.paths)?;
+        if known != pinned_before {
+            known.save(&node.paths)?;
+        }
         // At most two legs: finish an interrupted target, then go on to the head.
         for _ in 0..2 {
             let from = known_commit(&repo, &run.state.commit);
@@ -328,6 +331,52 @@ pub fn import(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<
     run.report.key_alerts = known.alerts();
     run.report.alerts = run.state.alerts.clone();
     Ok(run.report)
+}
+
+/// Below this many events a file's signatures are checked on one thread.
+const PARALLEL_VERIFY_MIN: usize = 256;
+
+/// The signature verdict for every item (Ok for items that are already rejected),
+/// computed on up to four threads: verification is the costly part of an import.
+fn check_signatures(
+    items: &[Item<'_>],
+    key: &KeyState,
+    node: &str,
+    require: bool,
+) -> Vec<std::result::Result<(), (Reason, String)>> {
+    let one = |item: &Item<'_>| {
+        let Ok(env) = &item.2 else { return Ok(()) };
+        match key {
+            KeyState::Pinned(k) => verify::check_signature(env, KeyCheck::Pinned(k)),
+            KeyState::Invalid(e) => Err((
+                Reason::BadSignature,
+                format!("node {node} publishes an unusable key: {e}"),
+            )),
+            KeyState::Unknown | KeyState::Untrusted => {
+                verify::check_signature(env, KeyCheck::Unknown { require })
+            }
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    if threads < 2 || items.len() < PARALLEL_VERIFY_MIN || !matches!(key, KeyState::Pinned(_)) {
+        return items.iter().map(one).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    })
 }
 
 /// Pins keys seen for the first time and classifies every peer's key (pure but for `known`).
@@ -566,8 +615,9 @@ impl Run<'_> {
         first_sight: bool,
     ) -> Result<()> {
         let key = self.keys.get(node).cloned().unwrap_or(KeyState::Unknown);
-        let mut items = items.into_iter();
-        while let Some((line, bytes, outcome)) = items.next() {
+        let sigs = check_signatures(&items, &key, node, self.require_signatures);
+        let mut items = items.into_iter().zip(sigs);
+        while let Some(((line, bytes, outcome), sig)) = items.next() {
             let env = match outcome {
                 Ok(env) => env,
                 Err((reason, detail)) => {
@@ -576,19 +626,6 @@ impl Run<'_> {
                     }
                     continue;
                 }
-            };
-            let sig = match &key {
-                KeyState::Pinned(k) => verify::check_signature(&env, KeyCheck::Pinned(k)),
-                KeyState::Invalid(e) => Err((
-                    Reason::BadSignature,
-                    format!("node {node} publishes an unusable key: {e}"),
-                )),
-                KeyState::Unknown | KeyState::Untrusted => verify::check_signature(
-                    &env,
-                    KeyCheck::Unknown {
-                        require: self.require_signatures,
-                    },
-                ),
             };
             if let Err((reason, detail)) = sig {
                 if first_sight {
@@ -641,7 +678,7 @@ impl Run<'_> {
                     // Remember which later seqs exist, so the missing range is reported as a gap.
                     // Bad lines further on are reported now, at first sight.
                     let mut seqs = vec![env.seq];
-                    for (line, bytes, rest) in items.by_ref() {
+                    for ((line, bytes, rest), _) in items.by_ref() {
                         match rest {
                             Ok(e) => seqs.push(e.seq),
                             Err((reason, detail)) if first_sight => {
