@@ -370,4 +370,60 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth() {
+        assert!(find_duplicate_key(br#"{"a":1,"b":{"c":2}}"#).is_ok());
+        assert!(find_duplicate_key(br#"{"a":1,"a":2}"#).is_err());
+        let nested = find_duplicate_key(br#"{"a":[{"x":1,"y":2,"x":3}]}"#).unwrap_err();
+        assert!(nested.contains("\"x\""), "{nested}");
+        // Not JSON at all is someone else's business.
+        assert!(find_duplicate_key(b"{]").is_ok());
+        // Escaped and plain spellings of one key are the same key.
+        assert!(find_duplicate_key(br#"{"a":1,"\u0061":2}"#).is_err());
+    }
+
+    #[test]
+    fn signature_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::paths::NodePaths::new(dir.path());
+        let (key, _) = crate::keys::NodeKey::load_or_create(&paths).unwrap();
+        let public = crate::keys::parse_public("p", &key.public_hex()).unwrap();
+        let mut env: Envelope = serde_json::from_value(serde_json::json!({
+            "event_id": "evt_0123456789abcdef0123456789abcdef",
+            "timestamp": "2026-01-02T03:04:05.000006Z", "topic": "t", "event_type": "e",
+            "node_id": "p", "source": "cli", "causation_id": "",
+            "correlation_id": "evt_0123456789abcdef0123456789abcdef",
+            "seq": 1, "prev": "", "payload": {}
+        }))
+        .unwrap();
+        let code = |r: Result<(), (Reason, String)>| r.map_err(|(c, _)| c);
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Pinned(&public))),
+            Err(Reason::Unsigned)
+        );
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Unknown { require: false })),
+            Ok(())
+        );
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Unknown { require: true })),
+            Err(Reason::Unsigned)
+        );
+        env.sig = Some(key.sign(&env).unwrap());
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Pinned(&public))),
+            Ok(())
+        );
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Unknown { require: true })),
+            Err(Reason::NoKey)
+        );
+        env.seq = 2;
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Pinned(&public))),
+            Err(Reason::BadSignature),
+            "seq is covered by the signature"
+        );
+    }
 }
