@@ -127,12 +127,16 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
     } else {
         existing.push(rel(root, &crate::keys::key_path(&paths)));
     }
-    crate::ledger::recover::mark_identity(&paths)?;
     // Opening the log creates it and its derived files.
     crate::log::EventLog::new(&paths, &cfg.node_id).head()?;
     // Fetch the mesh and announce this node; an unreachable remote is reported, not fatal.
     let node = crate::node::Node::open(root)?;
     let ledger = crate::ledger::sync::announce(&node)?;
+    // Announcing fetched and recovered any own events the ledger holds beyond the log,
+    // so this root is now known to be current (unless the remote was unreachable).
+    if !ledger.offline {
+        crate::ledger::recover::mark_identity(&paths)?;
+    }
     Ok(InitReport {
         node_id: cfg.node_id.clone(),
         root: std::path::absolute(root)

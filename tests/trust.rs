@@ -399,3 +399,61 @@ fn a_root_restored_from_an_old_copy_never_reuses_a_seq() {
     sync(&a);
     assert_eq!(ledger_seqs(&remote, "a").len(), 7);
 }
+
+#[test]
+fn a_restored_root_refuses_to_publish_while_it_cannot_recover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = bare(tmp.path(), "mesh.git");
+    let url = remote.to_str().unwrap();
+    let a = init_node(tmp.path(), "a", Some(url));
+    publish(&a, 1, "one");
+    sync(&a);
+    let backup = tmp.path().join("a-backup");
+    copy_dir(&a, &backup);
+    publish(&a, 2, "two");
+    sync(&a);
+    std::fs::remove_dir_all(&a).unwrap();
+    copy_dir(&backup, &a);
+    // The remote is gone for now: publishing could reuse seq 2, so it is refused.
+    let away = tmp.path().join("mesh.git.away");
+    std::fs::rename(&remote, &away).unwrap();
+    let before = log_bytes(&a);
+    let (code, v) = json_err(
+        &a,
+        &[
+            "mesh-publish",
+            "--topic",
+            "monitoring",
+            "--event-type",
+            "x.y",
+        ],
+    );
+    assert_eq!(
+        (code, v["error"]["kind"].as_str()),
+        (1, Some("stale_node")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("copied or restored"),
+        "{v}"
+    );
+    assert_eq!(log_bytes(&a), before);
+    // Back online: the publish recovers seqs 2..3 first and takes seq 4.
+    std::fs::rename(&away, &remote).unwrap();
+    let ev = json_ok(
+        &a,
+        &[
+            "mesh-publish",
+            "--topic",
+            "monitoring",
+            "--event-type",
+            "x.y",
+        ],
+    );
+    assert_eq!(ev["event"]["seq"], 4, "{ev}");
+    sync(&a);
+    assert_eq!(ledger_seqs(&remote, "a").len(), 4);
+}
