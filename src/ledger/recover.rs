@@ -68,7 +68,11 @@ pub fn current_identity(paths: &NodePaths) -> Result<RootIdentity> {
 
 /// Records the node root's identity as the one that is known to be current.
 pub fn mark_identity(paths: &NodePaths) -> Result<()> {
-    state::save(&identity_path(paths), &current_identity(paths)?)?;
+    let now = current_identity(paths)?;
+    let recorded: Option<RootIdentity> = crate::fsutil::read_json(&identity_path(paths))?;
+    if recorded.as_ref() != Some(&now) {
+        state::save(&identity_path(paths), &now)?;
+    }
     Ok(())
 }
 
