@@ -57,6 +57,9 @@ pub struct Config {
     /// Refuse to publish events whose (topic, event_type, version) has no schema.
     #[serde(default)]
     pub strict_schemas: bool,
+    /// Refuse unsigned events from every peer, not only from peers with a published key.
+    #[serde(default)]
+    pub require_signatures: bool,
     /// Free-form labels published in the manifest.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -339,6 +342,7 @@ impl Config {
             capabilities: Vec::new(),
             strict_schemas: false,
             labels: BTreeMap::new(),
+            require_signatures: false,
             ledger: LedgerConfig::default(),
             sync: SyncConfig::default(),
             scaling: ScalingConfig::default(),

@@ -36,6 +36,8 @@ pub struct InitReport {
     pub existing: Vec<String>,
     /// Things made now.
     pub made: Vec<String>,
+    /// This node's ed25519 public key (hex), as published in its manifest.
+    pub public_key: String,
     /// Publishing this node's manifest to the shared repository (`offline` when unreachable).
     pub ledger: crate::ledger::sync::PushReport,
 }
@@ -117,11 +119,24 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
     } else {
         existing.push(rel(root, &paths.ledger_repo()));
     }
+    // The signing key: created once, never printed; only its public half is published.
+    let (key, key_created) =
+        crate::keys::NodeKey::load_or_create(&paths).map_err(crate::ledger::LedgerError::from)?;
+    if key_created {
+        made.push(rel(root, &crate::keys::key_path(&paths)));
+    } else {
+        existing.push(rel(root, &crate::keys::key_path(&paths)));
+    }
     // Opening the log creates it and its derived files.
     crate::log::EventLog::new(&paths, &cfg.node_id).head()?;
     // Fetch the mesh and announce this node; an unreachable remote is reported, not fatal.
     let node = crate::node::Node::open(root)?;
     let ledger = crate::ledger::sync::announce(&node)?;
+    // Announcing fetched and recovered any own events the ledger holds beyond the log,
+    // so this root is now known to be current (unless the remote was unreachable).
+    if !ledger.offline {
+        crate::ledger::recover::mark_identity(&paths)?;
+    }
     Ok(InitReport {
         node_id: cfg.node_id.clone(),
         root: std::path::absolute(root)
@@ -132,6 +147,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
         created,
         existing,
         made,
+        public_key: key.public_hex(),
         ledger,
     })
 }

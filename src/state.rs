@@ -50,6 +50,15 @@ pub struct ImportState {
     /// Per peer, the seqs seen so far.
     #[serde(default)]
     pub peers: std::collections::BTreeMap<String, crate::ledger::seqs::SeqRanges>,
+    /// Per peer, the last event accepted in sequence (the chain head).
+    #[serde(default)]
+    pub heads: std::collections::BTreeMap<String, crate::ledger::trust::ChainHead>,
+    /// Ledger files held back (waiting for a missing seq or an operator's trust), by path.
+    #[serde(default)]
+    pub held: std::collections::BTreeMap<String, crate::ledger::trust::Held>,
+    /// Forks and history rewrites seen, for `mesh-status`.
+    #[serde(default)]
+    pub alerts: Vec<crate::ledger::trust::Alert>,
 }
 
 /// Resume point of an import cut short by its event budget.
@@ -67,11 +76,11 @@ impl ImportState {
         self.peers.iter().flat_map(|(n, r)| r.gaps(n)).collect()
     }
 
-    /// Per peer, the seq through which every event has been imported.
+    /// Per peer, the seq through which every event has been imported (the chain head).
     pub fn imported_through(&self) -> std::collections::BTreeMap<String, u64> {
         self.peers
-            .iter()
-            .map(|(n, r)| (n.clone(), r.contiguous_through()))
+            .keys()
+            .map(|n| (n.clone(), self.heads.get(n).map_or(0, |h| h.seq)))
             .collect()
     }
 }

@@ -64,6 +64,14 @@ pub struct Status {
     pub gaps: Vec<crate::ledger::seqs::Gap>,
     /// Imported events accepted although they broke their schema (`accept-and-flag`).
     pub schema_flagged: u64,
+    /// Peers whose manifest offers a key that differs from the pinned one (`gitmesh nodes trust`).
+    pub key_alerts: Vec<String>,
+    /// Forks seen: two different events of one peer with the same seq.
+    pub fork_alerts: Vec<crate::ledger::trust::Alert>,
+    /// Peers' batches that were modified or deleted after they were imported.
+    pub rewrite_alerts: Vec<crate::ledger::trust::Alert>,
+    /// Ledger files held back (waiting for missing seqs or for a trusted key).
+    pub held_files: u64,
 }
 
 /// Builds the status report.
@@ -120,7 +128,22 @@ pub fn status(node: &Node) -> Result<Status> {
         bad_log_lines: head.bad_lines,
         gaps: imports.gaps(),
         schema_flagged: crate::schema::flagged(&node.paths)?.count,
+        key_alerts: crate::keys::KnownNodes::load(&node.paths)?.alerts(),
+        fork_alerts: alerts(&imports, crate::ledger::quarantine::Reason::Fork),
+        rewrite_alerts: alerts(&imports, crate::ledger::quarantine::Reason::HistoryRewrite),
+        held_files: imports.held.len() as u64,
     })
+}
+
+fn alerts(
+    st: &state::ImportState,
+    kind: crate::ledger::quarantine::Reason,
+) -> Vec<crate::ledger::trust::Alert> {
+    st.alerts
+        .iter()
+        .filter(|a| a.kind == kind)
+        .cloned()
+        .collect()
 }
 
 fn count_quarantined(node: &Node) -> u64 {

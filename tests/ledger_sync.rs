@@ -456,9 +456,23 @@ fn batches_follow_the_documented_layout() {
         name,
         format!("event_mesh/outbox/a/{day}/000000000001.ndjson")
     );
+    // The batch holds the log's events, each signed at export time.
     let batch = git(&remote, &["show", &format!("main:{name}")]);
     let log = std::fs::read_to_string(a.join("artifacts/event_mesh/events.ndjson")).unwrap();
-    assert_eq!(batch, log.trim_end());
+    let unsigned: Vec<Value> = batch
+        .lines()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            let sig = v.as_object_mut().unwrap().remove("sig").unwrap();
+            assert_eq!(sig.as_str().unwrap().len(), 128, "hex ed25519 signature");
+            v
+        })
+        .collect();
+    let logged: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(unsigned, logged);
     let manifest: Value =
         serde_json::from_str(&git(&remote, &["show", "main:event_mesh/nodes/a.json"])).unwrap();
     assert_eq!(manifest["exported_through_seq"], 3);
@@ -547,7 +561,9 @@ fn bad_peers_are_quarantined_and_the_import_goes_on() {
     git(&work, &["push", "--quiet", "origin", "HEAD:main"]);
 
     let v = sync(&victim);
-    assert_eq!(v["import"]["imported_events"], 2, "{v}");
+    // seq 1 is imported; seq 4 waits behind the missing 2..3 (held, not skipped).
+    assert_eq!(v["import"]["imported_events"], 1, "{v}");
+    assert_eq!(v["import"]["held"][0]["first_seq"], 4, "{v}");
     assert_eq!(v["import"]["quarantined"], 6, "{v}");
     assert_eq!(v["import"]["scanned_files"], 6, "{v}");
     let mut codes: Vec<String> = v["import"]["rejected"]
@@ -572,7 +588,8 @@ fn bad_peers_are_quarantined_and_the_import_goes_on() {
     assert_eq!(on_disk.len(), 6, "{on_disk:?}");
     let st = json_ok(&victim, &["mesh-status"]);
     assert_eq!(st["quarantined"], 6);
-    assert_eq!(st["imported_event_count"], 2);
+    assert_eq!(st["imported_event_count"], 1);
+    assert_eq!(st["held_files"], 1);
     assert_eq!(st["gaps"][0]["node_id"], "evil");
     assert_eq!(
         (

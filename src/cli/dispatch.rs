@@ -17,6 +17,7 @@ pub struct Args {
 
 pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
     let node = Node::open(root)?;
+    gitmesh::ledger::recover::guard(&node)?;
     let r = dispatch::run(
         &node,
         &DispatchOptions {

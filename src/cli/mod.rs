@@ -6,6 +6,7 @@ mod events;
 mod export;
 mod import;
 mod init;
+mod nodes;
 mod publish;
 mod schema;
 mod status;
@@ -127,6 +128,14 @@ gitmesh trace evt_0123456789abcdef0123456789abcdef --json | jq '.events[].event_
         after_help = "Examples:\n  gitmesh mesh-status\n  gitmesh mesh-status --json | jq .peers"
     )]
     MeshStatus(status::Args),
+    /// Pinned peer keys and alerts: list them, trust a changed key, acknowledge a fork.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gitmesh nodes list\n  gitmesh nodes trust ws2\n  gitmesh nodes ack ws2 --json\n\n\
+A peer's key is pinned the first time its manifest is seen. A later, different key is not \
+used until `nodes trust`; that peer's files are held back meanwhile."
+    )]
+    Nodes(nodes::NodesCommand),
     /// Run the node: sync on a timer, dispatch new events at once, serve status.
     #[command(after_help = "Examples:\n  gitmesh --root /var/lib/gitmesh daemon\n  \
 gitmesh daemon --interval 30s --listen 127.0.0.1:9464\n  \
@@ -200,6 +209,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::Trace(a) => dispatch::run_trace(&root, a),
         Command::DeadLetter(c) => dispatch::run_dead_letter(&root, c),
         Command::MeshStatus(a) => status::run(&root, a),
+        Command::Nodes(c) => nodes::run(&root, c),
         Command::Daemon(a) => daemon::run(&root, a),
         Command::Schema(a) => schema::run(&root, a),
         Command::Completions { shell } => {
@@ -225,6 +235,10 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
 
 /// Reads a JSON object from a flag value, naming the flag on error.
 pub(crate) fn parse_object(text: &str, what: &str) -> Result<Map<String, Value>, gitmesh::Error> {
+    // serde_json would keep the last of two equal keys silently.
+    if let Err(e) = gitmesh::ledger::verify::find_duplicate_key(text.as_bytes()) {
+        return Err(gitmesh::Error::Usage(format!("{what}: {e}")));
+    }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(gitmesh::Error::Usage(format!(

@@ -40,6 +40,7 @@ pub struct Args {
 
 pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
     let node = Node::open(root)?;
+    gitmesh::ledger::recover::guard(&node)?;
     if a.stdin {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map_err(|e| {
@@ -104,6 +105,12 @@ fn parse_batch(text: &str, source: Option<&str>) -> Result<Vec<Draft>, Error> {
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
+        }
+        if let Err(e) = gitmesh::ledger::verify::find_duplicate_key(line.as_bytes()) {
+            return Err(Error::BatchLine {
+                line: i + 1,
+                source: Box::new(Error::Usage(e)),
+            });
         }
         let mut d: Draft = serde_json::from_str(line).map_err(|e| Error::BatchLine {
             line: i + 1,

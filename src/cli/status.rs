@@ -75,6 +75,22 @@ pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
             g.node_id, g.from_seq, g.to_seq
         );
     }
+    for n in &s.key_alerts {
+        let _ = writeln!(
+            h,
+            "ALERT     {n}: manifest key changed; its events are held until `gitmesh nodes trust {n}`"
+        );
+    }
+    for a in s.fork_alerts.iter().chain(&s.rewrite_alerts) {
+        let _ = writeln!(h, "ALERT     {} {}: {}", a.kind.code(), a.node_id, a.detail);
+    }
+    if s.held_files > 0 {
+        let _ = writeln!(
+            h,
+            "held      {} ledger files wait for missing seqs or a trusted key",
+            s.held_files
+        );
+    }
     let _ = writeln!(h, "peers     {}", s.peers.len());
     for p in &s.peers {
         let age = p

@@ -214,7 +214,8 @@ pub fn schema_edits(
 }
 
 /// Exports own events not yet in the ledger (at most `max_events`) into a local ledger commit.
-pub fn export(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<ExportReport> {
+pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<ExportReport> {
+    super::recover::recover_own(node, lock)?;
     let path = node.paths.ledger_repo();
     let g = git_err(&path);
     let repo = Repository::open_bare(&path).map_err(&g)?;
@@ -256,7 +257,9 @@ pub fn export(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<
     if st.scan_offset > head.log_len {
         st.scan_offset = 0;
     }
-    let (lines, next_offset, complete) = collect(node, &st, head.log_len, max_events)?;
+    let key = crate::keys::NodeKey::load(&node.paths).map_err(LedgerError::from)?;
+    let (lines, next_offset, complete) =
+        collect(node, &st, head.log_len, max_events, key.as_ref())?;
 
     let outbox = layout.outbox(me);
     let own_tree = tree::subtree_at(&repo, base_tree, &outbox).map_err(&g)?;
@@ -295,7 +298,10 @@ pub fn export(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<
         node_id: me.to_string(),
         capabilities: node.config.capabilities.clone(),
         labels: node.config.labels.clone(),
-        public_key: old_manifest.as_ref().and_then(|m| m.public_key.clone()),
+        public_key: key
+            .as_ref()
+            .map(|k| k.public_hex())
+            .or_else(|| old_manifest.as_ref().and_then(|m| m.public_key.clone())),
         version: env!("CARGO_PKG_VERSION").to_string(),
         last_seen: crate::event::format_timestamp(now),
         exported_through_seq: st.exported_through_seq,
@@ -333,13 +339,15 @@ pub fn export(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<
     Ok(report)
 }
 
-/// Own events after `st.exported_through_seq`, read from `st.scan_offset`; returns them,
-/// the offset to resume from, and whether everything up to `end` was taken.
+/// Own events after `st.exported_through_seq`, read from `st.scan_offset`, signed with
+/// `key` when the node has one; returns them, the offset to resume from, and whether
+/// everything up to `end` was taken.
 fn collect(
     node: &Node,
     st: &ExportState,
     end: u64,
     max: Option<u64>,
+    key: Option<&crate::keys::NodeKey>,
 ) -> Result<(Vec<Line>, u64, bool)> {
     let me = node.id();
     let mut lines = Vec::new();
@@ -370,10 +378,55 @@ fn collect(
             bytes: raw.to_vec(),
         });
         if max.is_some_and(|m| lines.len() as u64 >= m) {
-            return Ok((lines, scan.offset(), false));
+            let offset = scan.offset();
+            sign_lines(&mut lines, key)?;
+            return Ok((lines, offset, false));
         }
     }
-    Ok((lines, scan.offset(), true))
+    let offset = scan.offset();
+    sign_lines(&mut lines, key)?;
+    Ok((lines, offset, true))
+}
+
+/// Adds `sig` to every unsigned line, on up to four threads (signing is export's main cost).
+fn sign_lines(lines: &mut [Line], key: Option<&crate::keys::NodeKey>) -> Result<()> {
+    let Some(key) = key else { return Ok(()) };
+    let sign = |chunk: &mut [Line]| -> std::result::Result<(), LedgerError> {
+        for l in chunk {
+            let Ok(mut env) = crate::event::Envelope::from_json_line(&l.bytes) else {
+                continue;
+            };
+            if env.sig.is_none() {
+                env.sig = Some(key.sign(&env)?);
+                l.bytes = env.to_json_line().into_bytes();
+            }
+        }
+        Ok(())
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4);
+    if threads < 2 || lines.len() < 256 {
+        return Ok(sign(lines)?);
+    }
+    let chunk = lines.len().div_ceil(threads);
+    let results: Vec<std::result::Result<(), LedgerError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = lines
+            .chunks_mut(chunk)
+            .map(|c| s.spawn(move || sign(c)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h.join() {
+                Ok(r) => r,
+                Err(p) => std::panic::resume_unwind(p),
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,9 +7,11 @@ pub mod lease;
 pub mod lock;
 pub mod manifest;
 pub mod quarantine;
+pub mod recover;
 pub mod repo;
 pub mod seqs;
 pub mod sync;
+pub mod trust;
 pub mod verify;
 
 pub use manifest::Manifest;
@@ -48,6 +50,29 @@ pub enum LedgerError {
         expected: u64,
         found: u64,
     },
+    /// The node's signing key could not be loaded or used.
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+    /// Own events in the ledger conflict with own events of the local log.
+    #[error(
+        "own event seq {seq} differs between the ledger ({ledger_id}) and the local log ({local_id}): \
+this node root was restored from an older copy and then appended new own events before it could \
+recover; export stopped so that no seq is published twice (see docs/ledger.md, \"Stale backups\")"
+    )]
+    OwnFork {
+        seq: u64,
+        ledger_id: String,
+        local_id: String,
+    },
+    /// The node root looks copied or restored and the remote could not be reached to recover its events.
+    #[error(
+        "this node root was copied or restored ({detail}); its own events must be recovered from the ledger \
+before it appends new ones, and the remote is unreachable: {source}"
+    )]
+    RestoredOffline {
+        detail: String,
+        source: crate::git::GitError,
+    },
     /// The remote kept rejecting pushes after every retry.
     #[error("push rejected {attempts} times: other nodes keep pushing; the next sync will retry")]
     Contended { attempts: u32 },
@@ -65,6 +90,9 @@ impl LedgerError {
             LedgerError::Contended { .. } => "contended",
             LedgerError::StaleNode { .. } => "stale_node",
             LedgerError::SeqGap { .. } => "seq_gap",
+            LedgerError::Key(_) => "key",
+            LedgerError::OwnFork { .. } => "own_fork",
+            LedgerError::RestoredOffline { .. } => "stale_node",
         }
     }
 

@@ -1,14 +1,14 @@
 //! Quarantine of rejected ledger input: the item (capped) beside a `.reason` file.
 
 use crate::fsutil::{PathError, write_atomic};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// At most this much of a rejected item is kept (the reason names its blob for the rest).
 pub const KEEP_BYTES: usize = 64 * 1024;
 
 /// Why an item of a peer's outbox was rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// A symbolic link where a file belongs.
@@ -37,6 +37,20 @@ pub enum Reason {
     NameMismatch,
     /// A payload that breaks its event type's schema (import policy `quarantine`).
     SchemaViolation,
+    /// A JSON object with the same key twice (parsers disagree on which one wins).
+    DuplicateKey,
+    /// A signature that does not verify with the node's pinned key.
+    BadSignature,
+    /// No signature where one is required (a keyed node, or `require_signatures`).
+    Unsigned,
+    /// A signed event of a node whose key is unknown while `require_signatures` is on.
+    NoKey,
+    /// The node's manifest offers a key that differs from the pinned one (held until trusted).
+    UntrustedKey,
+    /// A different event with a seq (or prev) this node already accepted from that peer.
+    Fork,
+    /// A batch that existed at the last imported commit was modified or deleted.
+    HistoryRewrite,
 }
 
 impl Reason {
@@ -56,6 +70,13 @@ impl Reason {
             Reason::WrongNode => "wrong_node",
             Reason::NameMismatch => "name_mismatch",
             Reason::SchemaViolation => "schema_violation",
+            Reason::DuplicateKey => "duplicate_key",
+            Reason::BadSignature => "bad_signature",
+            Reason::Unsigned => "unsigned",
+            Reason::NoKey => "no_key",
+            Reason::UntrustedKey => "untrusted_key",
+            Reason::Fork => "fork",
+            Reason::HistoryRewrite => "history_rewrite",
         }
     }
 }

@@ -94,6 +94,11 @@ pub fn sync(node: &Node, opts: &SyncOptions, hook: Hook<'_>) -> Result<SyncRepor
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
     let mut push = PushReport::default();
     let remote_head = fetch_or_offline(node, &mut push)?;
+    // A root restored from an older copy recovers its own events before anything appends.
+    super::recover::recover_own(node, &lock)?;
+    if !push.offline {
+        super::recover::mark_identity(&node.paths)?;
+    }
     let import = import::import(node, &lock, opts.max_events)?;
     let dispatch = hook(node)?;
     let export = export::export(node, &lock, opts.max_events)?;

@@ -2,6 +2,9 @@
 
 use super::quarantine::Reason;
 use crate::event::{Envelope, PayloadLimits, validate_envelope, validate_node_id};
+use ed25519_dalek::VerifyingKey;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use std::collections::HashSet;
 
 /// Caps applied to ledger input before it is parsed.
 #[derive(Debug, Clone, Copy)]
@@ -94,13 +97,125 @@ pub fn classify(rel: &str) -> Shape {
     }
 }
 
+/// Walks a JSON value and fails on the first object that repeats a key.
+///
+/// serde_json keeps the last of two equal keys silently, so a line could show one
+/// value to a reader of the raw text and another to gitmesh; such lines are refused.
+struct NoDuplicates;
+
+impl<'de> DeserializeSeed<'de> for NoDuplicates {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NoDuplicates {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(NoDuplicates)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            map.next_value_seed(NoDuplicates)?;
+        }
+        Ok(())
+    }
+}
+
+/// `Err(detail)` when some JSON object in `text` repeats a key (text that is not JSON passes).
+pub fn find_duplicate_key(text: &[u8]) -> Result<(), String> {
+    let mut d = serde_json::Deserializer::from_slice(text);
+    match NoDuplicates.deserialize(&mut d) {
+        Err(e) if e.to_string().starts_with("duplicate key") => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// How an importer may check a peer's signatures.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyCheck<'a> {
+    /// The node's pinned key: every event must carry a valid signature by it.
+    Pinned(&'a VerifyingKey),
+    /// No key is known for the node: unsigned events pass unless `require` is set.
+    Unknown {
+        /// `require_signatures` is on.
+        require: bool,
+    },
+}
+
+/// Checks an event's signature against what is known of its node's key.
+pub fn check_signature(env: &Envelope, keys: KeyCheck<'_>) -> Result<(), (Reason, String)> {
+    match keys {
+        KeyCheck::Pinned(key) => {
+            if env.sig.is_none() {
+                return Err((
+                    Reason::Unsigned,
+                    format!(
+                        "event {} is unsigned but node {:?} has a key",
+                        env.event_id, env.node_id
+                    ),
+                ));
+            }
+            crate::keys::verify(env, key).map_err(|e| (Reason::BadSignature, e.to_string()))
+        }
+        KeyCheck::Unknown { require: false } => Ok(()),
+        KeyCheck::Unknown { require: true } => match env.sig {
+            None => Err((
+                Reason::Unsigned,
+                format!(
+                    "event {} is unsigned and require_signatures is on",
+                    env.event_id
+                ),
+            )),
+            Some(_) => Err((
+                Reason::NoKey,
+                format!(
+                    "event {} is signed but node {:?} has published no key to check it with",
+                    env.event_id, env.node_id
+                ),
+            )),
+        },
+    }
+}
+
 /// Checks one serialized event found in `node`'s outbox.
 pub fn check_event(
     node: &str,
     text: &[u8],
     limits: &ImportLimits,
 ) -> Result<Envelope, (Reason, String)> {
-    let env = match Envelope::from_json_line(text) {
+    let parsed = Envelope::from_json_line(text);
+    if let Err(detail) = find_duplicate_key(text) {
+        return Err((Reason::DuplicateKey, detail));
+    }
+    let env = match parsed {
         Ok(env) => env,
         Err(e) => {
             let reason = if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok() {
@@ -253,6 +368,62 @@ mod tests {
                 (3, Reason::InvalidEvent),
                 (4, Reason::LineTooLong)
             ]
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth() {
+        assert!(find_duplicate_key(br#"{"a":1,"b":{"c":2}}"#).is_ok());
+        assert!(find_duplicate_key(br#"{"a":1,"a":2}"#).is_err());
+        let nested = find_duplicate_key(br#"{"a":[{"x":1,"y":2,"x":3}]}"#).unwrap_err();
+        assert!(nested.contains("\"x\""), "{nested}");
+        // Not JSON at all is someone else's business.
+        assert!(find_duplicate_key(b"{]").is_ok());
+        // Escaped and plain spellings of one key are the same key.
+        assert!(find_duplicate_key(br#"{"a":1,"\u0061":2}"#).is_err());
+    }
+
+    #[test]
+    fn signature_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = crate::paths::NodePaths::new(dir.path());
+        let (key, _) = crate::keys::NodeKey::load_or_create(&paths).unwrap();
+        let public = crate::keys::parse_public("p", &key.public_hex()).unwrap();
+        let mut env: Envelope = serde_json::from_value(serde_json::json!({
+            "event_id": "evt_0123456789abcdef0123456789abcdef",
+            "timestamp": "2026-01-02T03:04:05.000006Z", "topic": "t", "event_type": "e",
+            "node_id": "p", "source": "cli", "causation_id": "",
+            "correlation_id": "evt_0123456789abcdef0123456789abcdef",
+            "seq": 1, "prev": "", "payload": {}
+        }))
+        .unwrap();
+        let code = |r: Result<(), (Reason, String)>| r.map_err(|(c, _)| c);
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Pinned(&public))),
+            Err(Reason::Unsigned)
+        );
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Unknown { require: false })),
+            Ok(())
+        );
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Unknown { require: true })),
+            Err(Reason::Unsigned)
+        );
+        env.sig = Some(key.sign(&env).unwrap());
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Pinned(&public))),
+            Ok(())
+        );
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Unknown { require: true })),
+            Err(Reason::NoKey)
+        );
+        env.seq = 2;
+        assert_eq!(
+            code(check_signature(&env, KeyCheck::Pinned(&public))),
+            Err(Reason::BadSignature),
+            "seq is covered by the signature"
         );
     }
 }

@@ -1,0 +1,256 @@
+//! Recovery of a node's own events from its outbox in the ledger, for a node root
+//! restored from an older copy (a backup, or a CI cache): it must never reuse a seq.
+//!
+//! Two checks run: at every export and sync, the ledger's `exported_through_seq` of
+//! this node is compared with the local log (two manifest reads); and before a
+//! publish or dispatch appends own events, the identity of the node root's state
+//! directory (device and inode, which a copy or restore changes) is compared with the
+//! one recorded, so a restored root fetches and recovers before it appends anything.
+
+use super::layout::Layout;
+use super::lock::SyncLock;
+use super::verify::{self, ImportLimits};
+use super::{LedgerError, Manifest, git_err};
+use crate::error::Result;
+use crate::event::Envelope;
+use crate::git::remote::{self, local_ref, tracking_ref};
+use crate::git::tree;
+use crate::node::Node;
+use crate::paths::NodePaths;
+use crate::state::{self, ExportState};
+use git2::{Oid, Repository};
+use serde::{Deserialize, Serialize};
+
+/// What a recovery did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RecoverReport {
+    /// Own events found in the ledger and appended to the local log.
+    pub recovered_events: u64,
+    /// The highest own seq the ledger's manifest shows.
+    pub ledger_seq: u64,
+}
+
+/// Recorded identity of the node root (`state/event_mesh/root_identity.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootIdentity {
+    /// Device of the state directory.
+    pub dev: u64,
+    /// Inode of the state directory.
+    pub ino: u64,
+}
+
+fn identity_path(paths: &NodePaths) -> std::path::PathBuf {
+    paths.state().join("root_identity.json")
+}
+
+/// The current identity of the node root.
+pub fn current_identity(paths: &NodePaths) -> Result<RootIdentity> {
+    let dir = paths.state();
+    let meta = std::fs::metadata(&dir).map_err(|e| crate::fsutil::PathError {
+        op: "stat",
+        path: dir.clone(),
+        source: e,
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(RootIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Ok(RootIdentity::default())
+    }
+}
+
+/// Records the node root's identity as the one that is known to be current.
+pub fn mark_identity(paths: &NodePaths) -> Result<()> {
+    let now = current_identity(paths)?;
+    let recorded: Option<RootIdentity> = crate::fsutil::read_json(&identity_path(paths))?;
+    if recorded.as_ref() != Some(&now) {
+        state::save(&identity_path(paths), &now)?;
+    }
+    Ok(())
+}
+
+/// Before appending own events: if the root was copied or restored since its identity was
+/// recorded, fetch and recover its own events first. `None` when nothing had to be done.
+pub fn guard(node: &Node) -> Result<Option<RecoverReport>> {
+    let path = identity_path(&node.paths);
+    let now = current_identity(&node.paths)?;
+    let recorded: Option<RootIdentity> = crate::fsutil::read_json(&path)?;
+    match recorded {
+        Some(r) if r == now => return Ok(None),
+        None => {
+            state::save(&path, &now)?;
+            return Ok(None);
+        }
+        Some(_) => {}
+    }
+    tracing::warn!("node root was copied or restored; recovering own events from the ledger");
+    let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
+    let repo = node.paths.ledger_repo();
+    if let Err(e) = remote::fetch(&repo, &node.config.ledger.branch) {
+        return Err(if e.is_unreachable() {
+            LedgerError::RestoredOffline {
+                detail: format!(
+                    "{} has another device/inode than recorded",
+                    node.paths.state().display()
+                ),
+                source: e,
+            }
+        } else {
+            LedgerError::Git(e)
+        }
+        .into());
+    }
+    let report = recover_own(node, &lock)?;
+    state::save(&path, &now)?;
+    Ok(Some(report))
+}
+
+fn manifest_in(repo: &Repository, root: Option<Oid>, path: &str) -> Option<Manifest> {
+    let (oid, _) = tree::entry_at(repo, root, path).ok()??;
+    let blob = repo.find_blob(oid).ok()?;
+    serde_json::from_slice(blob.content()).ok()
+}
+
+/// Batch files of `outbox` in tree `root`, as (first seq, blob), sorted by seq.
+fn own_batches(
+    repo: &Repository,
+    root: Option<Oid>,
+    outbox: &str,
+) -> std::result::Result<Vec<(u64, Oid)>, git2::Error> {
+    let mut out = Vec::new();
+    let Some(dir) = tree::subtree_at(repo, root, outbox)? else {
+        return Ok(out);
+    };
+    for day in repo.find_tree(dir)?.iter() {
+        if day.filemode() != tree::MODE_TREE {
+            continue;
+        }
+        for f in repo.find_tree(day.id())?.iter() {
+            let seq = f
+                .name()
+                .ok()
+                .and_then(|n| n.strip_suffix(".ndjson"))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(seq) = seq
+                && f.filemode() == tree::MODE_BLOB
+            {
+                out.push((seq, f.id()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Appends own events the ledger holds beyond the local log's last own seq, and moves
+/// the export state past them. Errors with `own_fork` when the ledger's chain does not
+/// continue the local one.
+pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
+    let path = node.paths.ledger_repo();
+    let g = git_err(&path);
+    let repo = Repository::open_bare(&path).map_err(&g)?;
+    let layout = Layout::new(&node.config.ledger.dir);
+    let me = node.id();
+    let branch = &node.config.ledger.branch;
+    let mut best: Option<(u64, Option<Oid>)> = None;
+    for r in [tracking_ref(branch), local_ref(branch)] {
+        let root = tree::tree_of(&repo, tree::ref_target(&repo, &r).map_err(&g)?).map_err(&g)?;
+        if let Some(m) = manifest_in(&repo, root, &layout.manifest(me))
+            && best.is_none_or(|(s, _)| m.exported_through_seq > s)
+        {
+            best = Some((m.exported_through_seq, root));
+        }
+    }
+    let Some((ledger_seq, root)) = best else {
+        return Ok(RecoverReport::default());
+    };
+    let mut report = RecoverReport {
+        recovered_events: 0,
+        ledger_seq,
+    };
+    if node.log.head()?.own_seq >= ledger_seq {
+        return Ok(report);
+    }
+    let mut writer = node.log.writer()?;
+    let head = writer.head().clone();
+    if head.own_seq >= ledger_seq {
+        return Ok(report);
+    }
+    let batches = own_batches(&repo, root, &layout.outbox(me)).map_err(&g)?;
+    let start = batches
+        .iter()
+        .rposition(|(s, _)| *s <= head.own_seq.max(1))
+        .unwrap_or(0);
+    let key = crate::keys::NodeKey::load(&node.paths).map_err(LedgerError::from)?;
+    let public = match &key {
+        Some(k) => Some(crate::keys::parse_public(me, &k.public_hex()).map_err(LedgerError::from)?),
+        None => None,
+    };
+    let limits = ImportLimits::new(node.config.payload_limits());
+    let mut expected = head.own_seq + 1;
+    let mut prev = head.own_prev.clone();
+    let mut recovered: Vec<Envelope> = Vec::new();
+    'files: for (_, oid) in &batches[start..] {
+        let blob = repo.find_blob(*oid).map_err(&g)?;
+        for r in verify::check_batch(me, blob.content(), &limits) {
+            let verify::LineResult::Event(env) = r else {
+                continue;
+            };
+            if let Some(p) = &public
+                && crate::keys::verify(&env, p).is_err()
+            {
+                tracing::warn!(event = %env.event_id, "own outbox holds an event not signed by this node's key; not recovered");
+                continue;
+            }
+            if env.seq + 1 == expected && head.own_seq > 0 && env.event_id != head.own_prev {
+                return Err(LedgerError::OwnFork {
+                    seq: env.seq,
+                    ledger_id: env.event_id.clone(),
+                    local_id: head.own_prev.clone(),
+                }
+                .into());
+            }
+            if env.seq < expected {
+                continue;
+            }
+            if env.seq > expected {
+                break 'files;
+            }
+            if env.prev != prev {
+                return Err(LedgerError::OwnFork {
+                    seq: env.seq - 1,
+                    ledger_id: env.prev.clone(),
+                    local_id: prev,
+                }
+                .into());
+            }
+            prev = env.event_id.clone();
+            expected += 1;
+            recovered.push(*env);
+        }
+    }
+    if recovered.is_empty() {
+        return Ok(report);
+    }
+    writer.append(&recovered)?;
+    let end = writer.head().log_len;
+    drop(writer);
+    let mut st: ExportState = state::load(&node.paths.export_seen())?;
+    st.exported_through_seq = st.exported_through_seq.max(expected - 1);
+    st.scan_offset = end;
+    state::save(&node.paths.export_seen(), &st)?;
+    report.recovered_events = recovered.len() as u64;
+    tracing::warn!(
+        recovered = report.recovered_events,
+        through_seq = expected - 1,
+        "recovered own events from the ledger"
+    );
+    Ok(report)
+}
