@@ -268,7 +268,8 @@ fn dashboard_in_headless_chromium_updates_live() {
         "live1"
     );
 
-    let ev = publish(&root, "routing", "route.requested", &[]);
+    // No built-in handler reacts to this type, so exactly one event arrives live.
+    let ev = publish(&root, "coordination", "note.added", &[]);
     let id = ev["event_id"].as_str().unwrap().to_string();
     poll_until("the new event appears on the page", || {
         let ids = b.eval(
