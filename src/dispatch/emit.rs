@@ -44,29 +44,10 @@ pub fn derive(
     Ok(env)
 }
 
-/// `compute_id(env, IdForm::Derived { handler })` for the envelope's own handler,
-/// written straight into canonical bytes (keys in JCS order) without copying the payload.
+/// The id of a derived event, from its own `handler` (DESIGN.md 1.1).
 pub fn derived_id(env: &Envelope) -> Result<String, crate::event::EventError> {
-    use super::canon::{string, write};
-    let mut b = Vec::with_capacity(256 + env.payload.len() * 32);
-    b.extend_from_slice(b"{\"causation_id\":");
-    string(&env.causation_id, &mut b);
-    b.extend_from_slice(b",\"event_type\":");
-    string(&env.event_type, &mut b);
-    b.extend_from_slice(b",\"handler\":");
-    string(env.handler.as_deref().unwrap_or_default(), &mut b);
-    b.extend_from_slice(b",\"node_id\":");
-    string(&env.node_id, &mut b);
-    b.extend_from_slice(b",\"payload\":");
-    super::canon::object(env.payload.iter(), &mut b)?;
-    if let Some(v) = env.schema_version {
-        b.extend_from_slice(b",\"schema_version\":");
-        write(&serde_json::Value::from(v), &mut b)?;
-    }
-    b.extend_from_slice(b",\"topic\":");
-    string(&env.topic, &mut b);
-    b.push(b'}');
-    Ok(format!("evt_{}", &blake3::hash(&b).to_hex()[..32]))
+    let handler = env.handler.as_deref().unwrap_or_default();
+    crate::event::compute_id(env, crate::event::IdForm::Derived { handler })
 }
 
 /// Appends derived own events that the log does not hold yet, in one write.

@@ -9,7 +9,6 @@
 //! without duplicating anything. See `docs/dispatch.md`.
 
 pub mod actuator;
-pub mod canon;
 pub mod emit;
 pub mod pattern;
 pub mod process;

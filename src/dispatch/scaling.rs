@@ -89,7 +89,7 @@ pub fn on_lane_failed(ev: &Envelope) -> Vec<FollowUp> {
 /// Hash of the canonical JSON of a value: 32 hex digits.
 pub fn value_hash(v: &Value) -> String {
     let mut bytes = Vec::with_capacity(256);
-    if super::canon::write(v, &mut bytes).is_err() {
+    if crate::event::canon::write(v, &mut bytes).is_err() {
         bytes = crate::event::canonical_json(v).unwrap_or_default();
     }
     blake3::hash(&bytes).to_hex()[..32].to_string()

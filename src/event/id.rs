@@ -67,10 +67,55 @@ fn preimage<'a>(env: &'a Envelope, form: IdForm<'a>) -> Preimage<'a> {
     p
 }
 
-/// The canonical preimage bytes an id is the hash of (for docs and debugging).
+/// The canonical preimage bytes an id is the hash of.
+///
+/// The preimage keys are ASCII, so their JCS order is plain byte order; they are
+/// written in that order directly, and the payload goes through the JCS writer
+/// (which sorts its keys by UTF-16 code units). A unit test checks the bytes
+/// against the reference canonicalizer.
 pub fn preimage_bytes(env: &Envelope, form: IdForm<'_>) -> Result<Vec<u8>, EventError> {
-    serde_json_canonicalizer::to_vec(&preimage(env, form))
-        .map_err(|e| EventError::Canonical(e.to_string()))
+    use super::canon::{object, string};
+    let p = preimage(env, form);
+    let mut b = Vec::with_capacity(256 + env.payload.len() * 32);
+    let mut first = true;
+    let mut key = |b: &mut Vec<u8>, k: &str| {
+        b.push(if first { b'{' } else { b',' });
+        first = false;
+        string(k, b);
+        b.push(b':');
+    };
+    if let Some(c) = p.causation_id {
+        key(&mut b, "causation_id");
+        string(c, &mut b);
+    }
+    if let Some(d) = p.dedupe_key {
+        key(&mut b, "dedupe_key");
+        string(d, &mut b);
+    }
+    key(&mut b, "event_type");
+    string(p.event_type, &mut b);
+    if let Some(h) = p.handler {
+        key(&mut b, "handler");
+        string(h, &mut b);
+    }
+    key(&mut b, "node_id");
+    string(p.node_id, &mut b);
+    if let Some(m) = p.payload {
+        key(&mut b, "payload");
+        object(m.iter(), &mut b)?;
+    }
+    if let Some(v) = p.schema_version {
+        key(&mut b, "schema_version");
+        b.extend_from_slice(v.to_string().as_bytes());
+    }
+    if let Some(t) = p.timestamp {
+        key(&mut b, "timestamp");
+        string(t, &mut b);
+    }
+    key(&mut b, "topic");
+    string(p.topic, &mut b);
+    b.push(b'}');
+    Ok(b)
 }
 
 /// Computes `evt_` + the first 32 hex digits of BLAKE3(canonical preimage).
@@ -114,6 +159,30 @@ mod tests {
         let canonical = r#"{"causation_id":"","event_type":"task.enqueued","node_id":"ws1","payload":{"priority":2,"task_id":"t-1"},"timestamp":"2026-01-02T03:04:05.000006Z","topic":"scheduling"}"#;
         let expected = format!("evt_{}", &blake3::hash(canonical.as_bytes()).to_hex()[..32]);
         assert_eq!(compute_id(&e, IdForm::Plain).unwrap(), expected);
+    }
+
+    #[test]
+    fn preimage_bytes_match_the_reference_canonicalizer() {
+        let mut e = env();
+        e.payload = json!({"z": [1, 2.5, {"b": null, "a": "\u{e9}"}], "\u{1f600}": 1e21, "a": -0.0, "m": "x\ny"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        e.causation_id = "evt_0123456789abcdef0123456789abcdef".into();
+        for sv in [None, Some(3)] {
+            e.schema_version = sv;
+            for form in [
+                IdForm::Plain,
+                IdForm::Dedupe { dedupe_key: "k\"1" },
+                IdForm::Derived { handler: "h" },
+            ] {
+                let reference = serde_json_canonicalizer::to_vec(&preimage(&e, form)).unwrap();
+                assert_eq!(
+                    String::from_utf8(preimage_bytes(&e, form).unwrap()).unwrap(),
+                    String::from_utf8(reference).unwrap()
+                );
+            }
+        }
     }
 
     /// The worked example of docs/envelope.md; keep both in step.

@@ -1,5 +1,6 @@
 //! The event envelope: its fields, how ids are derived, and what makes one valid.
 
+pub mod canon;
 mod id;
 mod validate;
 

@@ -1,4 +1,4 @@
-//! A fast RFC 8785 (JCS) writer for the values dispatch hashes on its hot path.
+//! A fast RFC 8785 (JCS) writer for id preimages and other hashed values.
 //!
 //! Strings are escaped exactly as JCS requires (serde_json's escaping is the
 //! same), object keys are sorted by UTF-16 code units, integers up to 2^53 are
