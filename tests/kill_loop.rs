@@ -304,3 +304,30 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
         all.len()
     );
 }
+
+#[test]
+fn a_ref_lock_left_by_a_killed_sync_does_not_wedge_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = common::bare_remote(dir.path(), "remote.git");
+    let root = node(dir.path(), "w1", &remote, "10m");
+    common::json_ok(
+        &root,
+        &[
+            "mesh-publish",
+            "--topic",
+            "monitoring",
+            "--event-type",
+            "heartbeat.changed",
+            "--payload-json",
+            "{}",
+        ],
+    );
+    // What a process killed between creating the lock and renaming it leaves.
+    let heads = root.join("state/github_coordination/refs/heads");
+    std::fs::create_dir_all(&heads).unwrap();
+    std::fs::write(heads.join("main.lock"), "").unwrap();
+    assert_eq!(sync(&root), 0);
+    assert!(!heads.join("main.lock").exists());
+    let (_, events) = check_remote(&remote);
+    assert_eq!(events, 2, "the heartbeat and its tick were pushed");
+}
