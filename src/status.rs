@@ -99,9 +99,10 @@ pub fn status(node: &Node) -> Result<Status> {
                 capabilities: m.capabilities,
             });
         }
-        if let Some(bytes) = repo::read_file(&node.paths, r, &layout.lease())? {
-            leader = serde_json::from_slice(&bytes).ok();
-        }
+    }
+    // The lease the remote confirmed, as dispatch uses it (not an unpushed claim).
+    if let Some(l) = crate::dispatch::read_lease(node)? {
+        leader = serde_json::to_value(l).ok();
     }
     let (command_outcomes, latest_command, latest_leader_epoch) = commands(node)?;
     let imports: state::ImportState = state::load(&node.paths.import_state())?;

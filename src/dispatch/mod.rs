@@ -169,11 +169,13 @@ pub fn load_table(node: &Node) -> Result<DecisionTable, TableError> {
     }
 }
 
-/// The lease as this node last saw it in its ledger view.
+/// The lease as the remote last confirmed it to this node (its remote-tracking ref).
+///
+/// Not the local branch: that may hold a lease this node took in a commit it
+/// could not push (offline, or every push lost), which no one else has seen;
+/// acting on it would give two leaders the same epoch.
 pub fn read_lease(node: &Node) -> Result<Option<Lease>, crate::ledger::LedgerError> {
-    let Some(r) = crate::ledger::repo::view_ref(&node.config, &node.paths) else {
-        return Ok(None);
-    };
+    let r = crate::git::remote::tracking_ref(&node.config.ledger.branch);
     let layout = crate::ledger::layout::Layout::new(&node.config.ledger.dir);
     let Some(bytes) = crate::ledger::repo::read_file(&node.paths, &r, &layout.lease())? else {
         return Ok(None);

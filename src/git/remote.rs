@@ -17,21 +17,45 @@ pub fn local_ref(branch: &str) -> String {
 /// Fetches `branch` from `origin` into its remote-tracking ref and returns the remote head.
 ///
 /// `Ok(None)` means the remote holds no such branch yet (a new, empty mesh).
+///
+/// A fetch that finds the tracking ref locked by another git process (typically
+/// the fetch or push of a sync that was killed: its git child runs on and
+/// finishes) waits for it and tries again, for about ten seconds at most.
 pub fn fetch(repo: &Path, branch: &str) -> Result<Option<Oid>, GitError> {
     let spec = format!("+{}:{}", local_ref(branch), tracking_ref(branch));
-    match cli::run(repo, &["fetch", "--quiet", "--no-tags", "origin", &spec]) {
-        Ok(_) => {}
-        Err(GitError::Command { stderr, .. })
-            if stderr
-                .to_ascii_lowercase()
-                .contains("couldn't find remote ref") =>
-        {
-            return Ok(None);
+    let mut wait = std::time::Duration::from_millis(50);
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        match cli::run(repo, &["fetch", "--quiet", "--no-tags", "origin", &spec]) {
+            Ok(_) => break,
+            Err(GitError::Command { stderr, .. })
+                if stderr
+                    .to_ascii_lowercase()
+                    .contains("couldn't find remote ref") =>
+            {
+                return Ok(None);
+            }
+            Err(GitError::Command { ref stderr, .. })
+                if ref_locked(stderr) && waited < FETCH_LOCK_WAIT =>
+            {
+                std::thread::sleep(wait);
+                waited += wait;
+                wait = (wait * 2).min(std::time::Duration::from_secs(1));
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     }
     let r = git2::Repository::open_bare(repo).in_repo(repo)?;
     super::tree::ref_target(&r, &tracking_ref(branch)).in_repo(repo)
+}
+
+/// How long a fetch waits for a ref another git process holds locked.
+const FETCH_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether git failed because another git process holds a local ref lock.
+pub fn ref_locked(stderr: &str) -> bool {
+    let t = stderr.to_ascii_lowercase();
+    t.contains("cannot lock ref") || (t.contains("unable to create") && t.contains(".lock"))
 }
 
 /// What a push achieved.
@@ -98,6 +122,17 @@ pub fn push(repo: &Path, branch: &str) -> Result<PushOutcome, GitError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ref_held_by_another_git_is_recognised() {
+        assert!(ref_locked(
+            "error: cannot lock ref 'refs/remotes/origin/main': is at de94 but expected e0bc"
+        ));
+        assert!(ref_locked(
+            "fatal: Unable to create '/r/refs/remotes/origin/main.lock': File exists."
+        ));
+        assert!(!ref_locked("fatal: repository '/gone' does not exist"));
+    }
 
     #[test]
     fn rejections_are_told_apart_from_failures() {

@@ -29,12 +29,61 @@ impl SyncLock {
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(SyncLock { _file: file }),
+                Ok(()) => {
+                    clear_stale_ref_locks(&paths.ledger_repo());
+                    return Ok(SyncLock { _file: file });
+                }
                 Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 Err(TryLockError::WouldBlock) => return Err(LedgerError::Busy { path }),
                 Err(TryLockError::Error(e)) => return Err(e).ctx("lock", &path)?,
+            }
+        }
+    }
+}
+
+/// How old a lock of a remote-tracking ref must be to count as abandoned: the
+/// git child of a killed sync holds it only for the moment of its ref update.
+const TRACKING_LOCK_STALE: Duration = Duration::from_secs(30);
+
+/// Removes ref lock files a killed holder left in the ledger repository.
+///
+/// Local branches are written only under the sync lock, which the caller now
+/// holds, so any `refs/heads/**.lock` is abandoned (a process killed between
+/// creating the lock and renaming it over the ref) and would fail every later
+/// sync. A `refs/remotes/**.lock` may belong to the still-running git child of
+/// a killed sync, so it is removed only once it is old.
+fn clear_stale_ref_locks(repo: &std::path::Path) {
+    sweep(&repo.join("refs").join("heads"), None);
+    sweep(
+        &repo.join("refs").join("remotes"),
+        Some(TRACKING_LOCK_STALE),
+    );
+}
+
+fn sweep(dir: &std::path::Path, min_age: Option<Duration>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            sweep(&path, min_age);
+        } else if ft.is_file() && path.extension().is_some_and(|x| x == "lock") {
+            let old_enough = match min_age {
+                None => true,
+                Some(age) => e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|el| el >= age),
+            };
+            if old_enough {
+                tracing::warn!(path = %path.display(), "removing a ref lock left by a killed process");
+                let _ = std::fs::remove_file(&path);
             }
         }
     }

@@ -92,6 +92,8 @@ pub type Hook<'a> = &'a mut dyn FnMut(&Node) -> std::result::Result<serde_json::
 /// One full sync pass under the node's sync lock.
 pub fn sync(node: &Node, opts: &SyncOptions, hook: Hook<'_>) -> Result<SyncReport> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
+    // `origin` follows the configured remote (`[ledger] remote`, `GITMESH_REMOTE`).
+    super::repo::ensure(&node.config, &node.paths)?;
     let mut push = PushReport::default();
     let remote_head = fetch_or_offline(node, &mut push)?;
     // A root restored from an older copy recovers its own events before anything appends.

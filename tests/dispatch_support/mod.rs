@@ -76,12 +76,10 @@ pub fn commit_ledger_files(root: &Path, files: &[(&str, String)]) {
         args.push(parent.as_str());
     }
     let commit = git(&repo, &index, &args, None);
-    git(
-        &repo,
-        &index,
-        &["update-ref", "refs/heads/main", &commit],
-        None,
-    );
+    // As if fetched: the view and the remote-tracking ref (where the lease is read) agree.
+    for r in ["refs/heads/main", "refs/remotes/origin/main"] {
+        git(&repo, &index, &["update-ref", r, &commit], None);
+    }
     let _ = std::fs::remove_file(&index);
 }
 
