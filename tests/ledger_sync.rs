@@ -165,12 +165,24 @@ fn assert_linear(remote: &Path) {
 }
 
 /// Nodes publish and sync in turns, then all at once as racing child processes.
-fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
+fn scenario(dir: &Path, remote_url: &str, remote_path: &Path, mode: &str) {
     let names = ["n1", "n2", "n3", "n4"];
     let roots: Vec<PathBuf> = names
         .iter()
         .map(|n| {
-            let r = init_node(dir, n, Some(remote_url));
+            let r = dir.join(n);
+            json_ok(
+                &r,
+                &[
+                    "mesh-init",
+                    "--node-id",
+                    n,
+                    "--remote",
+                    remote_url,
+                    "--ledger-mode",
+                    mode,
+                ],
+            );
             set_sync_key(&r, "lease_ttl", "\"1h\"");
             r
         })
@@ -215,8 +227,23 @@ fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
     }
     assert_converged(&roots, total);
     assert_linear(remote_path);
+    if mode == "per-node-refs" {
+        // Each node's files are on its own ref only; the shared branch holds the lease.
+        let refs = git(remote_path, &["for-each-ref", "--format=%(refname)"]);
+        for n in names {
+            assert!(refs.contains(&format!("refs/heads/gitmesh/{n}")), "{refs}");
+        }
+        let shared = git(remote_path, &["ls-tree", "-r", "--name-only", "main"]);
+        assert_eq!(shared, "event_mesh/leases/leader.json", "{shared}");
+        let own = git(remote_path, &["ls-tree", "-r", "--name-only", "gitmesh/n2"]);
+        assert!(
+            own.lines()
+                .all(|l| l.starts_with("event_mesh/outbox/n2/") || l == "event_mesh/nodes/n2.json"),
+            "{own}"
+        );
+    }
     // Nothing new: a sync pushes nothing and the remote does not move.
-    let before = git(remote_path, &["rev-parse", "main"]);
+    let before = git(remote_path, &["for-each-ref"]);
     for r in &roots {
         let v = sync(r);
         assert_eq!(v["push"]["pushed"], false, "{v}");
@@ -224,7 +251,7 @@ fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
         assert_eq!(v["import"]["imported_events"], 0);
         assert_eq!(v["export"]["exported_events"], 0);
     }
-    assert_eq!(git(remote_path, &["rev-parse", "main"]), before);
+    assert_eq!(git(remote_path, &["for-each-ref"]), before);
     // Exactly one leader, seen identically everywhere.
     let leaders: BTreeSet<String> = roots
         .iter()
@@ -237,7 +264,39 @@ fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
 fn nodes_converge_through_a_file_remote_with_racing_pushes() {
     let tmp = tempfile::tempdir().unwrap();
     let remote = bare(tmp.path(), "mesh.git");
-    scenario(tmp.path(), remote.to_str().unwrap(), &remote);
+    scenario(
+        tmp.path(),
+        remote.to_str().unwrap(),
+        &remote,
+        "shared-branch",
+    );
+}
+
+#[test]
+fn per_node_refs_converge_through_a_file_remote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = bare(tmp.path(), "mesh.git");
+    scenario(
+        tmp.path(),
+        remote.to_str().unwrap(),
+        &remote,
+        "per-node-refs",
+    );
+}
+
+#[test]
+fn per_node_refs_converge_through_git_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let remote = bare(&served, "mesh.git");
+    let daemon = GitDaemon::start(&served);
+    scenario(
+        tmp.path(),
+        &daemon.url("mesh.git"),
+        &remote,
+        "per-node-refs",
+    );
 }
 
 #[test]
@@ -247,7 +306,12 @@ fn nodes_converge_through_git_daemon_with_racing_pushes() {
     std::fs::create_dir_all(&served).unwrap();
     let remote = bare(&served, "mesh.git");
     let daemon = GitDaemon::start(&served);
-    scenario(tmp.path(), &daemon.url("mesh.git"), &remote);
+    scenario(
+        tmp.path(),
+        &daemon.url("mesh.git"),
+        &remote,
+        "shared-branch",
+    );
 }
 
 #[test]

@@ -93,7 +93,7 @@ pub fn import(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<
         in_run: HashSet::new(),
         budget: max_events,
     };
-    let head = source_commit(&repo, &node.config.ledger.branch)
+    let head = super::refs::import_source(&repo, &node.config)
         .in_repo(&path)
         .map_err(LedgerError::from)?;
     let mut writer = node.log.writer()?;
@@ -181,6 +181,18 @@ impl Run<'_> {
             let shape = verify::classify(&c.path);
             if let Shape::Batch { node } | Shape::Single { node, .. } = &shape
                 && node == self.node.id()
+            {
+                continue;
+            }
+            if let Shape::Batch { node } = &shape
+                && super::compact::skip_on_import(
+                    &c.path,
+                    self.node.config.ledger.since.as_deref(),
+                    self.state
+                        .peers
+                        .get(node)
+                        .map_or(0, |r| r.contiguous_through()),
+                )
             {
                 continue;
             }
