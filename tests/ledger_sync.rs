@@ -24,8 +24,13 @@ impl GitDaemon {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("git")
-            .arg("daemon")
+        // The daemon binary itself, so killing the child kills the server (`git daemon`
+        // would leave its `git-daemon` child running).
+        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
             .arg("--reuseaddr")
             .arg("--export-all")
             .arg("--enable=receive-pack")
@@ -316,10 +321,34 @@ fn nodes_converge_through_git_daemon_with_racing_pushes() {
 
 #[test]
 fn offline_sync_keeps_local_work_exits_75_and_delivers_later() {
+    offline_then_delivered("shared-branch");
+}
+
+#[test]
+fn per_node_refs_offline_sync_keeps_local_work_and_delivers_later() {
+    offline_then_delivered("per-node-refs");
+}
+
+fn offline_then_delivered(mode: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let remote = bare(tmp.path(), "mesh.git");
-    let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
-    let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
+    let url = remote.to_str().unwrap();
+    let [a, b] = ["a", "b"].map(|n| {
+        let r = tmp.path().join(n);
+        json_ok(
+            &r,
+            &[
+                "mesh-init",
+                "--node-id",
+                n,
+                "--remote",
+                url,
+                "--ledger-mode",
+                mode,
+            ],
+        );
+        r
+    });
     publish(&a, 3, "before");
     sync(&a);
     let away = tmp.path().join("moved-away.git");

@@ -17,7 +17,6 @@ use crate::git::tree::{self, Edit, MODE_TREE};
 use crate::node::Node;
 use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Prefix of archive directories inside a node's outbox.
@@ -164,7 +163,7 @@ fn own_batches(
     Ok(out)
 }
 
-/// How many own batch files the outbox of `tree_root` holds (archives excluded).
+/// How many batch files this node's outbox holds on its own branch (archives excluded).
 pub fn count_batches(node: &Node) -> Result<u64> {
     let path = node.paths.ledger_repo();
     let g = git_err(&path);
@@ -357,23 +356,6 @@ pub fn maybe_compact(node: &Node, lock: &SyncLock) -> Result<Option<CompactRepor
         return Ok(None);
     }
     compact(node, lock).map(Some)
-}
-
-/// Archive files already in an outbox, by month (for status and tests).
-pub fn archives(
-    repo: &Repository,
-    outbox: Option<Oid>,
-) -> std::result::Result<BTreeMap<String, usize>, git2::Error> {
-    let mut out = BTreeMap::new();
-    let Some(outbox) = outbox else { return Ok(out) };
-    for e in repo.find_tree(outbox)?.iter() {
-        if let Ok(name) = e.name()
-            && let Some(month) = name.strip_prefix(ARCHIVE_PREFIX)
-        {
-            out.insert(month.to_string(), repo.find_tree(e.id())?.len());
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
