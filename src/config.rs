@@ -122,6 +122,33 @@ pub struct LedgerConfig {
     /// The ledger directory inside the repository.
     #[serde(default = "default_dir")]
     pub dir: String,
+    /// How nodes share the repository: one shared branch, or one ref per node.
+    #[serde(default)]
+    pub mode: LedgerMode,
+    /// Import skips batches whose events all predate this UTC day (`YYYY-MM-DD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Peers not seen for this long no longer hold back compaction.
+    #[serde(default = "default_retention")]
+    pub retention: HumanDuration,
+    /// Sync compacts the ledger once the head tree holds this many batch files (0: never).
+    #[serde(default)]
+    pub compact_after_files: u64,
+}
+
+/// How nodes write to the shared repository (`[ledger] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LedgerMode {
+    /// Every node pushes its files onto the one shared branch (pushes race; retried).
+    #[default]
+    SharedBranch,
+    /// Each node pushes only `refs/heads/gitmesh/<node_id>`; the lease stays on the shared branch.
+    PerNodeRefs,
+}
+
+fn default_retention() -> HumanDuration {
+    secs(30 * 24 * 3600)
 }
 
 fn default_branch() -> String {
@@ -137,6 +164,10 @@ impl Default for LedgerConfig {
             remote: None,
             branch: default_branch(),
             dir: default_dir(),
+            mode: LedgerMode::default(),
+            since: None,
+            retention: default_retention(),
+            compact_after_files: 0,
         }
     }
 }
@@ -413,6 +444,13 @@ impl Config {
             return Err(bad(format!(
                 "ledger.dir {:?} must be a relative path inside the repository",
                 self.ledger.dir
+            )));
+        }
+        if let Some(since) = &self.ledger.since
+            && chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").is_err()
+        {
+            return Err(bad(format!(
+                "ledger.since {since:?} must be a UTC day like \"2026-01-31\""
             )));
         }
         Ok(())

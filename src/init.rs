@@ -19,6 +19,10 @@ pub struct InitOptions {
     pub branch: Option<String>,
     /// Capabilities to advertise.
     pub capabilities: Option<Vec<String>>,
+    /// `[ledger] mode` as typed (`shared-branch` or `per-node-refs`).
+    pub ledger_mode: Option<String>,
+    /// `[ledger] since` (`YYYY-MM-DD`).
+    pub since: Option<String>,
 }
 
 /// What `mesh-init` did.
@@ -92,6 +96,32 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
     {
         cfg.capabilities = caps.clone();
         changed = true;
+    }
+    if let Some(mode) = &opts.ledger_mode {
+        let mode = match mode.as_str() {
+            "shared-branch" => crate::config::LedgerMode::SharedBranch,
+            "per-node-refs" => crate::config::LedgerMode::PerNodeRefs,
+            other => {
+                return Err(Error::Usage(format!(
+                    "--ledger-mode {other:?}: expected shared-branch or per-node-refs"
+                )));
+            }
+        };
+        if cfg.ledger.mode != mode {
+            cfg.ledger.mode = mode;
+            changed = true;
+        }
+    }
+    if let Some(since) = &opts.since {
+        if chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").is_err() {
+            return Err(Error::Usage(format!(
+                "--since {since:?}: expected a UTC day like 2026-01-31"
+            )));
+        }
+        if cfg.ledger.since.as_deref() != Some(since.as_str()) {
+            cfg.ledger.since = Some(since.clone());
+            changed = true;
+        }
     }
     for dir in [paths.artifacts(), paths.state(), paths.quarantine()] {
         if dir.is_dir() {

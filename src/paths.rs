@@ -111,6 +111,10 @@ impl NodePaths {
     pub fn ledger_repo(&self) -> PathBuf {
         self.root.join("state").join("github_coordination")
     }
+    /// Own batch files archived by compaction whose removal has not reached the remote yet.
+    pub fn compact_pending(&self) -> PathBuf {
+        self.state().join("compact_pending.json")
+    }
     /// The embedded bare remote created by `mesh-init` without `--remote`.
     pub fn embedded_remote(&self) -> PathBuf {
         self.root.join("state").join("embedded_remote.git")

@@ -158,6 +158,20 @@ fn sigkill_at_random_points_never_duplicates_or_loses_a_follow_up() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 
+    // Calibrate on a copy: how long one whole pass takes with this build on this machine,
+    // so the kills land inside passes however fast dispatch is.
+    let probe = dir.path().join("probe");
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&n1)
+        .arg(&probe)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t0 = std::time::Instant::now();
+    dispatch(&probe);
+    let full = t0.elapsed().as_millis().max(10) as u64;
+
     let mut rng = rand::rng();
     let mut killed = 0;
     for _ in 0..40 {
@@ -166,7 +180,7 @@ fn sigkill_at_random_points_never_duplicates_or_loses_a_follow_up() {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let mut child = c.spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(rng.random_range(5..120)));
+        std::thread::sleep(Duration::from_millis(rng.random_range(full / 20..full)));
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             killed += 1;

@@ -24,8 +24,13 @@ impl GitDaemon {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("git")
-            .arg("daemon")
+        // The daemon binary itself, so killing the child kills the server (`git daemon`
+        // would leave its `git-daemon` child running).
+        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
             .arg("--reuseaddr")
             .arg("--export-all")
             .arg("--enable=receive-pack")
@@ -201,12 +206,24 @@ fn assert_outboxes_hold_only_own_events_once(remote: &Path, names: &[&str], tota
 }
 
 /// Nodes publish and sync in turns, then all at once as racing child processes.
-fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
+fn scenario(dir: &Path, remote_url: &str, remote_path: &Path, mode: &str) {
     let names = ["n1", "n2", "n3", "n4"];
     let roots: Vec<PathBuf> = names
         .iter()
         .map(|n| {
-            let r = init_node(dir, n, Some(remote_url));
+            let r = dir.join(n);
+            json_ok(
+                &r,
+                &[
+                    "mesh-init",
+                    "--node-id",
+                    n,
+                    "--remote",
+                    remote_url,
+                    "--ledger-mode",
+                    mode,
+                ],
+            );
             set_sync_key(&r, "lease_ttl", "\"1h\"");
             r
         })
@@ -251,9 +268,25 @@ fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
     }
     assert_converged(&roots, total);
     assert_linear(remote_path);
-    assert_outboxes_hold_only_own_events_once(remote_path, &names, total);
+    if mode == "per-node-refs" {
+        // Each node's files are on its own ref only; the shared branch holds the lease.
+        let refs = git(remote_path, &["for-each-ref", "--format=%(refname)"]);
+        for n in names {
+            assert!(refs.contains(&format!("refs/heads/gitmesh/{n}")), "{refs}");
+        }
+        let shared = git(remote_path, &["ls-tree", "-r", "--name-only", "main"]);
+        assert_eq!(shared, "event_mesh/leases/leader.json", "{shared}");
+        let own = git(remote_path, &["ls-tree", "-r", "--name-only", "gitmesh/n2"]);
+        assert!(
+            own.lines()
+                .all(|l| l.starts_with("event_mesh/outbox/n2/") || l == "event_mesh/nodes/n2.json"),
+            "{own}"
+        );
+    } else {
+        assert_outboxes_hold_only_own_events_once(remote_path, &names, total);
+    }
     // Nothing new: a sync pushes nothing and the remote does not move.
-    let before = git(remote_path, &["rev-parse", "main"]);
+    let before = git(remote_path, &["for-each-ref"]);
     for r in &roots {
         let v = sync(r);
         assert_eq!(v["push"]["pushed"], false, "{v}");
@@ -261,7 +294,7 @@ fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
         assert_eq!(v["import"]["imported_events"], 0);
         assert_eq!(v["export"]["exported_events"], 0);
     }
-    assert_eq!(git(remote_path, &["rev-parse", "main"]), before);
+    assert_eq!(git(remote_path, &["for-each-ref"]), before);
     // Exactly one leader, seen identically everywhere.
     let leaders: BTreeSet<String> = roots
         .iter()
@@ -274,7 +307,39 @@ fn scenario(dir: &Path, remote_url: &str, remote_path: &Path) {
 fn nodes_converge_through_a_file_remote_with_racing_pushes() {
     let tmp = tempfile::tempdir().unwrap();
     let remote = bare(tmp.path(), "mesh.git");
-    scenario(tmp.path(), remote.to_str().unwrap(), &remote);
+    scenario(
+        tmp.path(),
+        remote.to_str().unwrap(),
+        &remote,
+        "shared-branch",
+    );
+}
+
+#[test]
+fn per_node_refs_converge_through_a_file_remote() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = bare(tmp.path(), "mesh.git");
+    scenario(
+        tmp.path(),
+        remote.to_str().unwrap(),
+        &remote,
+        "per-node-refs",
+    );
+}
+
+#[test]
+fn per_node_refs_converge_through_git_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let served = tmp.path().join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    let remote = bare(&served, "mesh.git");
+    let daemon = GitDaemon::start(&served);
+    scenario(
+        tmp.path(),
+        &daemon.url("mesh.git"),
+        &remote,
+        "per-node-refs",
+    );
 }
 
 #[test]
@@ -284,15 +349,44 @@ fn nodes_converge_through_git_daemon_with_racing_pushes() {
     std::fs::create_dir_all(&served).unwrap();
     let remote = bare(&served, "mesh.git");
     let daemon = GitDaemon::start(&served);
-    scenario(tmp.path(), &daemon.url("mesh.git"), &remote);
+    scenario(
+        tmp.path(),
+        &daemon.url("mesh.git"),
+        &remote,
+        "shared-branch",
+    );
 }
 
 #[test]
 fn offline_sync_keeps_local_work_exits_75_and_delivers_later() {
+    offline_then_delivered("shared-branch");
+}
+
+#[test]
+fn per_node_refs_offline_sync_keeps_local_work_and_delivers_later() {
+    offline_then_delivered("per-node-refs");
+}
+
+fn offline_then_delivered(mode: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let remote = bare(tmp.path(), "mesh.git");
-    let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
-    let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
+    let url = remote.to_str().unwrap();
+    let [a, b] = ["a", "b"].map(|n| {
+        let r = tmp.path().join(n);
+        json_ok(
+            &r,
+            &[
+                "mesh-init",
+                "--node-id",
+                n,
+                "--remote",
+                url,
+                "--ledger-mode",
+                mode,
+            ],
+        );
+        r
+    });
     publish(&a, 3, "before");
     sync(&a);
     let away = tmp.path().join("moved-away.git");

@@ -19,6 +19,12 @@ pub struct Args {
     /// Capabilities to advertise, comma-separated (e.g. routing,scaling)
     #[arg(long, value_delimiter = ',')]
     pub capabilities: Option<Vec<String>>,
+    /// How nodes share the repository: shared-branch (default) or per-node-refs
+    #[arg(long, value_name = "MODE")]
+    pub ledger_mode: Option<String>,
+    /// Import only events of this UTC day and later (YYYY-MM-DD); the first fetch is shallow
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
 }
 
 pub fn run(root: &Path, a: Args) -> Result<Output, gitmesh::Error> {
@@ -29,6 +35,8 @@ pub fn run(root: &Path, a: Args) -> Result<Output, gitmesh::Error> {
             remote: a.remote,
             branch: a.branch,
             capabilities: a.capabilities,
+            ledger_mode: a.ledger_mode,
+            since: a.since,
         },
     )?;
     let mut human = if report.created {

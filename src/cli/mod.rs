@@ -6,6 +6,7 @@ mod events;
 mod export;
 mod import;
 mod init;
+mod ledger;
 mod nodes;
 mod publish;
 mod schema;
@@ -117,6 +118,14 @@ gitmesh trace evt_0123456789abcdef0123456789abcdef --json | jq '.events[].event_
         after_help = "Examples:\n  gitmesh dead-letter list\n  gitmesh dead-letter retry --handler notify"
     )]
     DeadLetter(dispatch::DeadLetterCommand),
+    /// Maintain the shared ledger (compaction).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gitmesh ledger compact\n  gitmesh ledger compact --json\n\n\
+Archives are read by import like batches, so nothing any node still needs is dropped. \
+See docs/scaling.md."
+    )]
+    Ledger(ledger::LedgerCommand),
     /// List events in the log, oldest first.
     #[command(
         after_help = "Examples:\n  gitmesh events --limit 20\n  gitmesh events --topic scaling \
@@ -208,6 +217,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::MeshDispatch(a) => dispatch::run(&root, a),
         Command::Trace(a) => dispatch::run_trace(&root, a),
         Command::DeadLetter(c) => dispatch::run_dead_letter(&root, c),
+        Command::Ledger(c) => ledger::run(&root, c),
         Command::MeshStatus(a) => status::run(&root, a),
         Command::Nodes(c) => nodes::run(&root, c),
         Command::Daemon(a) => daemon::run(&root, a),

@@ -221,7 +221,7 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
     let repo = Repository::open_bare(&path).map_err(&g)?;
     let layout = Layout::new(&node.config.ledger.dir);
     let me = node.id();
-    let branch = &node.config.ledger.branch;
+    let branch = &super::refs::own_branch(&node.config);
     let base = match tree::ref_target(&repo, &local_ref(branch)).map_err(&g)? {
         Some(c) => Some(c),
         None => tree::ref_target(&repo, &tracking_ref(branch)).map_err(&g)?,

@@ -205,6 +205,41 @@ fn diff_outbox(
     Ok(())
 }
 
+/// Seq ranges of the archives each node added in one diff (see `ledger compact`).
+#[derive(Debug, Default)]
+struct Archived {
+    ranges: HashMap<String, Vec<(u64, u64)>>,
+}
+
+impl Archived {
+    fn from_changes(changes: &[Change]) -> Archived {
+        let mut a = Archived::default();
+        for c in changes.iter().filter(|c| c.oid.is_some()) {
+            let parts: Vec<&str> = c.path.split('/').collect();
+            if let [node, dir, name] = parts.as_slice()
+                && dir.starts_with(super::compact::ARCHIVE_PREFIX)
+                && let Some(range) = super::compact::archive_range(name)
+            {
+                a.ranges.entry(node.to_string()).or_default().push(range);
+            }
+        }
+        a
+    }
+
+    /// Whether the deleted batch `<node>/<day>/<first seq>.ndjson` starts inside an added archive.
+    fn covers(&self, node: &str, rel: &str) -> bool {
+        let first = rel
+            .rsplit('/')
+            .next()
+            .and_then(|f| f.strip_suffix(".ndjson"))
+            .and_then(|f| f.parse::<u64>().ok());
+        match (first, self.ranges.get(node)) {
+            (Some(seq), Some(ranges)) => ranges.iter().any(|(a, b)| (*a..=*b).contains(&seq)),
+            _ => false,
+        }
+    }
+}
+
 /// Public keys published in the manifests of the tree of `commit`, by node.
 fn manifest_keys(
     repo: &Repository,
@@ -264,7 +299,7 @@ pub fn import(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<
         commit: String::new(),
         flagged: Vec::new(),
     };
-    let head = source_commit(&repo, &node.config.ledger.branch)
+    let head = super::refs::import_source(&repo, &node.config)
         .in_repo(&path)
         .map_err(LedgerError::from)?;
     let mut known = KnownNodes::load(&node.paths)?;
@@ -463,6 +498,7 @@ impl Run<'_> {
         drop(g);
         let source = format!("ledger commit {to}");
         self.commit = to.to_string();
+        let archived = Archived::from_changes(&changed);
         for (i, c) in changed.iter().enumerate().skip(skip as usize) {
             if let Some(b) = self.budget
                 && self.report.imported_events >= b
@@ -479,10 +515,27 @@ impl Run<'_> {
             if let (Some(before), Shape::Batch { node } | Shape::Single { node, .. }) =
                 (c.before, &shape)
             {
+                // A batch its node rolled into an archive (`ledger compact`) is gone
+                // by design; anything else deleted or changed is a rewrite.
+                if c.oid.is_none() && archived.covers(node, &c.path) {
+                    continue;
+                }
                 self.rewrite(&full, node, before, c.oid, &source)?;
                 continue;
             }
             let Some(oid) = c.oid else { continue };
+            if let Shape::Batch { node } = &shape
+                && super::compact::skip_on_import(
+                    &c.path,
+                    self.node.config.ledger.since.as_deref(),
+                    self.state
+                        .peers
+                        .get(node)
+                        .map_or(0, |r| r.contiguous_through()),
+                )
+            {
+                continue;
+            }
             self.report.scanned_files += 1;
             if let Shape::Bad(reason, detail) = &shape {
                 let bytes = self.head_bytes(oid);

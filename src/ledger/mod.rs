@@ -1,5 +1,6 @@
 //! The ledger: the shared repository's layout, node manifests, batches and the lease.
 
+pub mod compact;
 pub mod export;
 pub mod import;
 pub mod layout;
@@ -8,6 +9,7 @@ pub mod lock;
 pub mod manifest;
 pub mod quarantine;
 pub mod recover;
+pub mod refs;
 pub mod repo;
 pub mod seqs;
 pub mod sync;

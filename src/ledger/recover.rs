@@ -93,7 +93,12 @@ pub fn guard(node: &Node) -> Result<Option<RecoverReport>> {
     tracing::warn!("node root was copied or restored; recovering own events from the ledger");
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
     let repo = node.paths.ledger_repo();
-    if let Err(e) = remote::fetch(&repo, &node.config.ledger.branch) {
+    let fetched = if super::refs::per_node(&node.config) {
+        super::refs::fetch_all(&repo, &node.config.ledger.branch, true, None).map(|_| ())
+    } else {
+        remote::fetch(&repo, &node.config.ledger.branch).map(|_| ())
+    };
+    if let Err(e) = fetched {
         return Err(if e.is_unreachable() {
             LedgerError::RestoredOffline {
                 detail: format!(
@@ -158,7 +163,8 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
     let repo = Repository::open_bare(&path).map_err(&g)?;
     let layout = Layout::new(&node.config.ledger.dir);
     let me = node.id();
-    let branch = &node.config.ledger.branch;
+    // In per-node-refs mode the node's own files live on its own ref.
+    let branch = &super::refs::own_branch(&node.config);
     let mut best: Option<(u64, Option<Oid>)> = None;
     for r in [tracking_ref(branch), local_ref(branch)] {
         let root = tree::tree_of(&repo, tree::ref_target(&repo, &r).map_err(&g)?).map_err(&g)?;

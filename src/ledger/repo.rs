@@ -51,6 +51,9 @@ pub fn ensure(cfg: &Config, paths: &NodePaths) -> Result<RepoSetup, LedgerError>
 /// The ref holding this node's newest view of the ledger: the local branch, else the remote-tracking one.
 pub fn view_ref(cfg: &Config, paths: &NodePaths) -> Option<String> {
     let repo = git2::Repository::open_bare(paths.ledger_repo()).ok()?;
+    if super::refs::per_node(cfg) && repo.find_reference(super::refs::VIEW_REF).is_ok() {
+        return Some(super::refs::VIEW_REF.to_string());
+    }
     let local = format!("refs/heads/{}", cfg.ledger.branch);
     let remote = format!("refs/remotes/origin/{}", cfg.ledger.branch);
     [local, remote]

@@ -11,8 +11,9 @@ use super::import::{self, ImportReport};
 use super::layout::Layout;
 use super::lease::{self, Lease};
 use super::lock::SyncLock;
-use super::{LedgerError, git_err};
+use super::{LedgerError, compact, git_err, refs};
 use crate::error::{Error, Result};
+use crate::git::RepoContext;
 use crate::git::remote::{self, PushOutcome, local_ref, tracking_ref};
 use crate::git::tree::{self, Edit};
 use crate::node::Node;
@@ -63,6 +64,9 @@ pub struct SyncReport {
     pub dispatch: serde_json::Value,
     /// What export did.
     pub export: ExportReport,
+    /// The compaction run because `[ledger] compact_after_files` was reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compact: Option<compact::CompactReport>,
     /// How the push went.
     pub push: PushReport,
     /// The lease as written by this sync, or as found on the remote.
@@ -89,13 +93,50 @@ pub fn backoff(attempt: u32, jitter: f64) -> Duration {
 /// Dispatch step called between import and export.
 pub type Hook<'a> = &'a mut dyn FnMut(&Node) -> std::result::Result<serde_json::Value, Error>;
 
+/// Which ref a commit is built for and which files it carries.
+#[derive(Debug, Clone)]
+struct Target {
+    /// Branch pushed (`main`, or `gitmesh/<node>` in per-node mode).
+    branch: String,
+    /// Carries this node's outbox and manifest.
+    own: bool,
+    /// Carries the lease (when due) and staged schemas.
+    shared: bool,
+}
+
+/// The commits to push in this sync: one in shared-branch mode, two in per-node mode
+/// (the node's own ref, then the shared branch for the lease and schemas).
+fn targets(node: &Node, take_lease: bool) -> Vec<Target> {
+    let shared = node.config.ledger.branch.clone();
+    if refs::per_node(&node.config) {
+        vec![
+            Target {
+                branch: refs::own_branch(&node.config),
+                own: true,
+                shared: false,
+            },
+            Target {
+                branch: shared,
+                own: false,
+                shared: take_lease,
+            },
+        ]
+    } else {
+        vec![Target {
+            branch: shared,
+            own: true,
+            shared: take_lease,
+        }]
+    }
+}
+
 /// One full sync pass under the node's sync lock.
 pub fn sync(node: &Node, opts: &SyncOptions, hook: Hook<'_>) -> Result<SyncReport> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
     // `origin` follows the configured remote (`[ledger] remote`, `GITMESH_REMOTE`).
     super::repo::ensure(&node.config, &node.paths)?;
     let mut push = PushReport::default();
-    let remote_head = fetch_or_offline(node, &mut push)?;
+    fetch_or_offline(node, &mut push)?;
     // A root restored from an older copy recovers its own events before anything appends.
     super::recover::recover_own(node, &lock)?;
     if !push.offline {
@@ -104,24 +145,32 @@ pub fn sync(node: &Node, opts: &SyncOptions, hook: Hook<'_>) -> Result<SyncRepor
     let import = import::import(node, &lock, opts.max_events)?;
     let dispatch = hook(node)?;
     let export = export::export(node, &lock, opts.max_events)?;
+    let compact = compact::maybe_compact(node, &lock)?;
     let mut report = SyncReport {
         node_id: node.id().to_string(),
         fetched: !push.offline,
         import,
         dispatch,
         export,
+        compact,
         push,
         leader: None,
     };
-    let leader = commit_and_push(
-        node,
-        &lock,
-        remote_head,
-        opts.push,
-        true,
-        &mut report.push,
-        Some(&mut report.import),
-    )?;
+    let mut leader = None;
+    for t in targets(node, true) {
+        let l = commit_and_push(
+            node,
+            &lock,
+            &t,
+            opts.push,
+            &mut report.push,
+            Some(&mut report.import),
+        )?;
+        if t.shared || !refs::per_node(&node.config) {
+            leader = l;
+        }
+    }
+    refresh_view(node)?;
     report.leader = leader;
     Ok(report)
 }
@@ -130,89 +179,128 @@ pub fn sync(node: &Node, opts: &SyncOptions, hook: Hook<'_>) -> Result<SyncRepor
 pub fn announce(node: &Node) -> Result<PushReport> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
     let mut push = PushReport::default();
-    let remote_head = fetch_or_offline(node, &mut push)?;
+    fetch_or_offline(node, &mut push)?;
     export::export(node, &lock, Some(0))?;
-    commit_and_push(node, &lock, remote_head, true, false, &mut push, None)?;
+    for t in targets(node, false).into_iter().filter(|t| t.own) {
+        commit_and_push(node, &lock, &t, true, &mut push, None)?;
+    }
+    refresh_view(node)?;
     Ok(push)
 }
 
-/// Fetches the remote head; an unreachable remote marks the report offline and
-/// falls back to the last fetched head.
-fn fetch_or_offline(node: &Node, push: &mut PushReport) -> Result<Option<Oid>> {
+/// Rebuilds the merged view in per-node mode (no-op in shared-branch mode).
+fn refresh_view(node: &Node) -> Result<()> {
+    if !refs::per_node(&node.config) {
+        return Ok(());
+    }
+    let path = node.paths.ledger_repo();
+    let repo = Repository::open_bare(&path).map_err(git_err(&path))?;
+    let layout = Layout::new(&node.config.ledger.dir);
+    refs::build_view(&repo, &node.config, &layout).map_err(git_err(&path))?;
+    Ok(())
+}
+
+/// Fetches the remote (the shared branch, plus every per-node ref in per-node mode);
+/// an unreachable remote marks the report offline and the last fetched refs stay.
+fn fetch_or_offline(node: &Node, push: &mut PushReport) -> Result<()> {
     let path = node.paths.ledger_repo();
     let branch = &node.config.ledger.branch;
-    match remote::fetch(&path, branch) {
-        Ok(head) => {
+    let per_node = refs::per_node(&node.config);
+    let first = {
+        let repo = Repository::open_bare(&path).map_err(git_err(&path))?;
+        repo.references_glob("refs/remotes/origin/*")
+            .map_err(git_err(&path))?
+            .next()
+            .is_none()
+    };
+    // A node joining from a date imports trees, not history: its first fetch is shallow.
+    let depth = (first && node.config.ledger.since.is_some()).then_some(1);
+    let fetched = if per_node || depth.is_some() {
+        refs::fetch_all(&path, branch, per_node, depth).map(|_| ())
+    } else {
+        remote::fetch(&path, branch).and_then(|head| {
             if head.is_none() {
                 // The remote branch is gone or never existed: forget a stale tracking ref.
-                let repo = Repository::open_bare(&path).map_err(git_err(&path))?;
+                let repo = Repository::open_bare(&path).in_repo(&path)?;
                 if let Ok(mut r) = repo.find_reference(&tracking_ref(branch)) {
-                    r.delete().map_err(git_err(&path))?;
+                    r.delete().in_repo(&path)?;
                 }
             }
-            Ok(head)
-        }
+            Ok(())
+        })
+    };
+    match fetched {
+        Ok(()) => {}
         Err(e) if e.is_unreachable() => {
             tracing::warn!(error = %e, "remote unreachable; doing local work only");
             push.offline = true;
             push.error = Some(e.to_string());
-            let repo = Repository::open_bare(&path).map_err(git_err(&path))?;
-            Ok(tree::ref_target(&repo, &tracking_ref(branch)).map_err(git_err(&path))?)
         }
-        Err(e) => Err(LedgerError::Git(e).into()),
+        Err(e) => return Err(LedgerError::Git(e).into()),
     }
+    refresh_view(node)
 }
 
-/// Builds this node's commit on `remote_head` and pushes it, retrying lost races.
+/// The last fetched head of `branch`.
+fn fetched_head(node: &Node, branch: &str) -> Result<Option<Oid>> {
+    let path = node.paths.ledger_repo();
+    let repo = Repository::open_bare(&path).map_err(git_err(&path))?;
+    Ok(tree::ref_target(&repo, &tracking_ref(branch)).map_err(git_err(&path))?)
+}
+
+/// Builds the commit for `target` on its fetched head and pushes it, retrying lost races.
 fn commit_and_push(
     node: &Node,
     lock: &SyncLock,
-    mut remote_head: Option<Oid>,
+    target: &Target,
     push: bool,
-    take_lease: bool,
     report: &mut PushReport,
     mut import_report: Option<&mut ImportReport>,
 ) -> Result<Option<Lease>> {
     let path = node.paths.ledger_repo();
-    let branch = node.config.ledger.branch.clone();
     let retries = node.config.sync.push_retries;
+    let mut remote_head = fetched_head(node, &target.branch)?;
+    let mut tries = 0u32;
     loop {
-        let (commit, leader, staged) =
-            compose(node, remote_head, take_lease, &mut report.conflicts)?;
+        let (commit, leader, staged) = compose(node, target, remote_head, &mut report.conflicts)?;
         let Some(commit) = commit else {
             return Ok(leader);
         };
-        report.commit = Some(commit.to_string());
+        if target.own {
+            report.commit = Some(commit.to_string());
+        }
         if !push || report.offline {
             return Ok(leader);
         }
         report.attempts += 1;
-        match remote::push(&path, &branch) {
+        tries += 1;
+        match remote::push(&path, &target.branch) {
             Ok(PushOutcome::Pushed) => {
                 let repo = Repository::open_bare(&path).map_err(git_err(&path))?;
-                tree::set_ref(&repo, &tracking_ref(&branch), commit, "gitmesh: pushed")
-                    .map_err(git_err(&path))?;
+                tree::set_ref(
+                    &repo,
+                    &tracking_ref(&target.branch),
+                    commit,
+                    "gitmesh: pushed",
+                )
+                .map_err(git_err(&path))?;
                 clear_pushed_schemas(node, &staged)?;
                 report.pushed = true;
                 return Ok(leader);
             }
             Ok(PushOutcome::Rejected(msg)) => {
-                tracing::info!(attempt = report.attempts, reason = %msg, "push rejected; fetching and rebuilding");
-                if report.attempts > retries {
+                tracing::info!(attempt = tries, reason = %msg, "push rejected; fetching and rebuilding");
+                if tries > retries {
                     report.contended = true;
-                    report.error = Some(
-                        LedgerError::Contended {
-                            attempts: report.attempts,
-                        }
-                        .to_string(),
-                    );
+                    report.error = Some(LedgerError::Contended { attempts: tries }.to_string());
                     return Ok(leader);
                 }
-                std::thread::sleep(backoff(report.attempts, rand::random_range(0.5..1.5)));
-                remote_head = fetch_or_offline(node, report)?;
+                std::thread::sleep(backoff(tries, rand::random_range(0.5..1.5)));
+                fetch_or_offline(node, report)?;
                 if report.offline {
                     return Ok(leader);
                 }
+                remote_head = fetched_head(node, &target.branch)?;
                 if let Some(ir) = import_report.as_deref_mut() {
                     let more = import::import(node, lock, None)?;
                     merge_import(ir, more);
@@ -239,12 +327,12 @@ fn merge_import(into: &mut ImportReport, more: ImportReport) {
     into.gaps = more.gaps;
 }
 
-/// Builds the commit `remote_head` + this node's files; moves the local branch to it.
-/// Returns `None` as the commit when the remote already holds all of it.
+/// Builds the commit `remote_head` + this node's files for `target`; moves the local
+/// branch to it. Returns `None` as the commit when the remote already holds all of it.
 fn compose(
     node: &Node,
+    target: &Target,
     remote_head: Option<Oid>,
-    take_lease: bool,
     conflicts: &mut Vec<String>,
 ) -> Result<(Option<Oid>, Option<Lease>, Staged)> {
     let path = node.paths.ledger_repo();
@@ -252,43 +340,49 @@ fn compose(
     let repo = Repository::open_bare(&path).map_err(&g)?;
     let layout = Layout::new(&node.config.ledger.dir);
     let me = node.id();
-    let branch = &node.config.ledger.branch;
+    let branch = &target.branch;
     let remote_tree = tree::tree_of(&repo, remote_head).map_err(&g)?;
-    let local = tree::ref_target(&repo, &local_ref(branch)).map_err(&g)?;
-    let local_tree = tree::tree_of(&repo, local).map_err(&g)?;
-    let outbox = layout.outbox(me);
-
     let mut edits = Vec::new();
-    let theirs = tree::subtree_at(&repo, remote_tree, &outbox).map_err(&g)?;
-    let mine = tree::subtree_at(&repo, local_tree, &outbox).map_err(&g)?;
-    let mut found = Vec::new();
-    if let Some(merged) = tree::union(&repo, theirs, mine, &mut found).map_err(&g)?
-        && Some(merged) != theirs
-    {
-        edits.push(Edit::tree(outbox.clone(), merged));
+    if target.own {
+        let local = tree::ref_target(&repo, &local_ref(branch)).map_err(&g)?;
+        let local_tree = tree::tree_of(&repo, local).map_err(&g)?;
+        let outbox = layout.outbox(me);
+        let theirs = tree::subtree_at(&repo, remote_tree, &outbox).map_err(&g)?;
+        let mine = tree::subtree_at(&repo, local_tree, &outbox).map_err(&g)?;
+        let mut found = Vec::new();
+        let merged = tree::union(&repo, theirs, mine, &mut found).map_err(&g)?;
+        let merged = compact::apply_pending(&repo, node, theirs, merged)?;
+        if merged != theirs {
+            match merged {
+                Some(m) => edits.push(Edit::tree(outbox.clone(), m)),
+                None => edits.push(Edit::remove(outbox.clone())),
+            }
+        }
+        for f in found {
+            tracing::warn!(file = %format!("{outbox}/{f}"), "own batch differs between the remote and this node; the remote's copy is kept");
+            conflicts.push(format!("{outbox}/{f}"));
+        }
+        let manifest = layout.manifest(me);
+        if let Some((oid, mode)) = tree::entry_at(&repo, local_tree, &manifest).map_err(&g)? {
+            edits.push(Edit {
+                path: manifest,
+                target: Some((oid, mode)),
+            });
+        }
     }
-    for f in found {
-        tracing::warn!(file = %format!("{outbox}/{f}"), "own batch differs between the remote and this node; the remote's copy is kept");
-        conflicts.push(format!("{outbox}/{f}"));
+    let mut staged = Vec::new();
+    let mut leader = None;
+    if target.shared || !refs::per_node(&node.config) {
+        leader = tree::entry_at(&repo, remote_tree, &layout.lease())
+            .map_err(&g)?
+            .and_then(|(oid, _)| repo.find_blob(oid).ok())
+            .and_then(|b| serde_json::from_slice(b.content()).ok());
     }
-    let manifest = layout.manifest(me);
-    if let Some((oid, mode)) = tree::entry_at(&repo, local_tree, &manifest).map_err(&g)? {
-        edits.push(Edit {
-            path: manifest,
-            target: Some((oid, mode)),
-        });
-    }
-    let staged = export::staged_schemas(node)?;
-    edits.extend(export::schema_edits(&repo, &layout, &staged).map_err(&g)?);
-
-    let current: Option<Lease> = tree::entry_at(&repo, remote_tree, &layout.lease())
-        .map_err(&g)?
-        .and_then(|(oid, _)| repo.find_blob(oid).ok())
-        .and_then(|b| serde_json::from_slice(b.content()).ok());
-    let mut leader = current.clone();
-    if take_lease {
+    if target.shared {
+        staged = export::staged_schemas(node)?;
+        edits.extend(export::schema_edits(&repo, &layout, &staged).map_err(&g)?);
         let ttl = node.config.sync.lease_ttl.0.as_secs().max(1);
-        if let Some(next) = lease::next(current.as_ref(), me, chrono::Utc::now(), ttl) {
+        if let Some(next) = lease::next(leader.as_ref(), me, chrono::Utc::now(), ttl) {
             let mut bytes = serde_json::to_vec_pretty(&next).unwrap_or_default();
             bytes.push(b'\n');
             edits.push(Edit::blob(layout.lease(), repo.blob(&bytes).map_err(&g)?));
@@ -297,7 +391,7 @@ fn compose(
     }
 
     let new_tree = tree::apply_edits(&repo, remote_tree, &edits).map_err(&g)?;
-    if Some(new_tree) == remote_tree {
+    if Some(new_tree) == remote_tree || (remote_tree.is_none() && edits.is_empty()) {
         if let Some(head) = remote_head {
             tree::set_ref(&repo, &local_ref(branch), head, "gitmesh: up to date").map_err(&g)?;
         }

@@ -1,0 +1,244 @@
+//! Ledger growth: compaction into monthly archives, and joining an old mesh from a date.
+
+mod common;
+
+use common::{gm, json_ok, parse_json};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn init(dir: &Path, name: &str, remote: &Path, extra: &[&str]) -> PathBuf {
+    let root = dir.join(name);
+    let mut args = vec![
+        "mesh-init",
+        "--node-id",
+        name,
+        "--remote",
+        remote.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    json_ok(&root, &args);
+    root
+}
+
+fn set_key(root: &Path, key: &str, value: &str) {
+    let path = root.join("mesh.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let prefix = format!("{key} = ");
+    assert!(text.contains(&prefix), "{key} not in mesh.toml:\n{text}");
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&prefix) {
+                format!("{key} = {value}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+}
+
+fn publish(root: &Path, n: usize, tag: &str) {
+    let mut input = String::new();
+    for i in 0..n {
+        input.push_str(&format!(
+            "{{\"topic\":\"monitoring\",\"event_type\":\"test.tick\",\"payload\":{{\"tag\":\"{tag}\",\"i\":{i}}}}}\n"
+        ));
+    }
+    let mut c = gm(root);
+    c.args(["--json", "mesh-publish", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let v = parse_json(&child.wait_with_output().unwrap());
+    assert_eq!(v["published"], n, "{v}");
+}
+
+fn ids(root: &Path) -> BTreeSet<String> {
+    json_ok(root, &["events"])["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn sync(root: &Path) -> Value {
+    json_ok(root, &["mesh-sync"])
+}
+
+fn files(remote: &Path, rev: &str) -> Vec<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(remote)
+        .args(["ls-tree", "-r", "--name-only", rev])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn batches_of(files: &[String], node: &str) -> (usize, usize) {
+    let prefix = format!("event_mesh/outbox/{node}/");
+    let own: Vec<&String> = files.iter().filter(|f| f.starts_with(&prefix)).collect();
+    let archives = own.iter().filter(|f| f.contains("/archive-")).count();
+    (own.len() - archives, archives)
+}
+
+fn compaction(mode: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = common::bare_remote(tmp.path(), "mesh.git");
+    let rev = if mode == "per-node-refs" {
+        "gitmesh/a"
+    } else {
+        "main"
+    };
+    let a = init(tmp.path(), "a", &remote, &["--ledger-mode", mode]);
+    let b = init(tmp.path(), "b", &remote, &["--ledger-mode", mode]);
+    let c = init(tmp.path(), "c", &remote, &["--ledger-mode", mode]);
+    for round in 0..3 {
+        publish(&a, 5, &format!("r{round}"));
+        sync(&a);
+    }
+    sync(&b);
+    sync(&a);
+    // c has imported nothing of a: it holds every batch back.
+    let r = json_ok(&a, &["ledger", "compact"]);
+    assert_eq!(r["archived_batches"], 0, "{r}");
+    assert_eq!(r["held_back_by"][0][0], "c", "{r}");
+    sync(&c);
+    sync(&a);
+    publish(&a, 4, "late");
+    sync(&a);
+    sync(&c);
+    sync(&a);
+    // b has not imported the last batch: only the first three are archived.
+    let r = json_ok(&a, &["ledger", "compact"]);
+    assert_eq!(r["archived_batches"], 3, "{r}");
+    assert_eq!(r["watermark"], 15, "{r}");
+    assert_eq!(r["remaining_batches"], 1, "{r}");
+    let v = sync(&a);
+    assert_eq!(v["push"]["pushed"], true, "{v}");
+    let (batches, archives) = batches_of(&files(&remote, rev), "a");
+    assert_eq!(
+        (batches, archives),
+        (1, 1),
+        "the lagging node's batch stays"
+    );
+    // Every node still converges, including b which had not imported the last batch.
+    for r in [&b, &c, &a, &b, &c] {
+        sync(r);
+    }
+    let all = ids(&a);
+    assert_eq!(all.len(), 19);
+    assert_eq!(ids(&b), all);
+    assert_eq!(ids(&c), all);
+    // A node joining after compaction gets everything, from the archive and the batch.
+    let d = init(tmp.path(), "d", &remote, &["--ledger-mode", mode]);
+    let v = sync(&d);
+    assert_eq!(v["import"]["imported_events"], 19, "{v}");
+    assert_eq!(ids(&d), all);
+    // Peers that already hold the archived events skip the archive unread.
+    publish(&a, 2, "more");
+    sync(&a);
+    let v = sync(&b);
+    assert_eq!(v["import"]["imported_events"], 2, "{v}");
+    assert_eq!(v["import"]["duplicate_events"], 0, "{v}");
+    // A peer stale beyond the retention is reported and no longer waited for.
+    set_key(&a, "retention", "\"1s\"");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let r = json_ok(&a, &["ledger", "compact"]);
+    let stale: Vec<&str> = r["stale_peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["node_id"].as_str().unwrap())
+        .collect();
+    assert!(!stale.is_empty(), "{r}");
+    assert_eq!(r["remaining_batches"], 0, "{r}");
+    sync(&a);
+    let (batches, archives) = batches_of(&files(&remote, rev), "a");
+    assert_eq!(batches, 0);
+    assert!(archives >= 2);
+    let e = init(tmp.path(), "e", &remote, &["--ledger-mode", mode]);
+    sync(&e);
+    assert_eq!(ids(&e), ids(&a));
+}
+
+#[test]
+fn compaction_keeps_unimported_batches_and_new_nodes_get_everything() {
+    compaction("shared-branch");
+}
+
+#[test]
+fn compaction_in_per_node_ref_mode() {
+    compaction("per-node-refs");
+}
+
+#[test]
+fn sync_compacts_by_itself_past_the_threshold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = common::bare_remote(tmp.path(), "mesh.git");
+    let a = init(tmp.path(), "a", &remote, &[]);
+    set_key(&a, "compact_after_files", "3");
+    for round in 0..2 {
+        publish(&a, 2, &format!("r{round}"));
+        let v = sync(&a);
+        assert!(v.get("compact").is_none(), "{v}");
+    }
+    publish(&a, 2, "r2");
+    let v = sync(&a);
+    assert_eq!(v["compact"]["archived_batches"], 3, "{v}");
+    assert_eq!(batches_of(&files(&remote, "main"), "a"), (0, 1));
+}
+
+#[test]
+fn a_node_joining_from_a_date_fetches_shallow_and_skips_older_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = common::bare_remote(tmp.path(), "mesh.git");
+    let a = init(tmp.path(), "a", &remote, &[]);
+    for round in 0..3 {
+        publish(&a, 3, &format!("r{round}"));
+        sync(&a);
+    }
+    let today = chrono::Utc::now().date_naive();
+    let tomorrow = (today + chrono::Days::new(1)).to_string();
+    let future = init(tmp.path(), "f", &remote, &["--since", &tomorrow]);
+    let v = sync(&future);
+    assert_eq!(v["import"]["imported_events"], 0, "{v}");
+    let today = today.to_string();
+    let d = init(tmp.path(), "d", &remote, &["--since", &today]);
+    let shallow = Command::new("git")
+        .arg("-C")
+        .arg(d.join("state/github_coordination"))
+        .args(["rev-parse", "--is-shallow-repository"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&shallow.stdout).trim(), "true");
+    let v = sync(&d);
+    assert_eq!(v["import"]["imported_events"], 9, "{v}");
+    // Incremental tree diffs and pushes keep working on the shallow clone.
+    publish(&a, 4, "after");
+    sync(&a);
+    publish(&d, 1, "from-d");
+    let v = sync(&d);
+    assert_eq!(v["import"]["imported_events"], 4, "{v}");
+    assert_eq!(v["push"]["pushed"], true, "{v}");
+    sync(&a);
+    assert_eq!(ids(&a), ids(&d));
+    let toml = std::fs::read_to_string(d.join("mesh.toml")).unwrap();
+    assert!(toml.contains(&format!("since = \"{today}\"")), "{toml}");
+}
