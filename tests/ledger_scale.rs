@@ -157,6 +157,12 @@ fn compaction(mode: &str) {
     let v = sync(&b);
     assert_eq!(v["import"]["imported_events"], 2, "{v}");
     assert_eq!(v["import"]["duplicate_events"], 0, "{v}");
+    // Batches rolled into an archive are gone by design: no peer calls it a rewrite.
+    for n in [&b, &c, &d] {
+        let st = json_ok(n, &["mesh-status"]);
+        assert_eq!(st["rewrite_alerts"], serde_json::json!([]), "{st}");
+        assert_eq!(st["quarantined"], 0, "{st}");
+    }
     // A peer stale beyond the retention is reported and no longer waited for.
     set_key(&a, "retention", "\"1s\"");
     std::thread::sleep(std::time::Duration::from_millis(2100));
