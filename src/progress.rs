@@ -16,8 +16,8 @@ pub fn visible(json: bool) -> bool {
     !json && std::io::stdout().is_terminal()
 }
 
-/// A progress indicator that may be hidden.
-#[derive(Debug, Clone)]
+/// A progress indicator that may be hidden (the default draws nothing).
+#[derive(Debug, Clone, Default)]
 pub struct Progress {
     bar: Option<ProgressBar>,
 }

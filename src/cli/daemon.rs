@@ -41,6 +41,7 @@ impl NodeOps for MeshOps {
         let opts = gitmesh::ledger::sync::SyncOptions {
             push: true,
             max_events: None,
+            progress: gitmesh::progress::Progress::hidden(),
         };
         let dispatch = gitmesh::dispatch::DispatchOptions { max_events: None };
         let mut hook = |n: &Node| {

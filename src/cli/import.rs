@@ -2,6 +2,7 @@
 
 use super::Output;
 use gitmesh::ledger::{import, lock::SyncLock};
+use gitmesh::progress::{self, Progress};
 use gitmesh::{Error, Node};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -14,10 +15,12 @@ pub struct Args {
     pub max_events: Option<u64>,
 }
 
-pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
+pub fn run(root: &Path, a: Args, json: bool) -> Result<Output, Error> {
     let node = Node::open(root)?;
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
-    let r = import::import(&node, &lock, a.max_events)?;
+    let progress = Progress::new(None, "import", progress::visible(json));
+    let r = import::import_with(&node, &lock, a.max_events, &progress)?;
+    progress.finish();
     let mut h = format!(
         "imported {} events ({} already held) from {} peer files; {} quarantined\n",
         r.imported_events, r.duplicate_events, r.scanned_files, r.quarantined

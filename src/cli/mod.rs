@@ -202,6 +202,7 @@ impl Output {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
+    let json = cli.global.json;
     let root = cli
         .global
         .root
@@ -211,9 +212,9 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::MeshInit(a) => init::run(&root, a),
         Command::MeshPublish(a) => publish::run(&root, a),
         Command::Events(a) => events::run(&root, a),
-        Command::MeshImport(a) => import::run(&root, a),
+        Command::MeshImport(a) => import::run(&root, a, json),
         Command::MeshExport(a) => export::run(&root, a),
-        Command::MeshSync(a) => sync::run(&root, a),
+        Command::MeshSync(a) => sync::run(&root, a, json),
         Command::MeshDispatch(a) => dispatch::run(&root, a),
         Command::Trace(a) => dispatch::run_trace(&root, a),
         Command::DeadLetter(c) => dispatch::run_dead_letter(&root, c),

@@ -17,11 +17,16 @@ pub struct Args {
     pub max_events: Option<u64>,
 }
 
-pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
+pub fn run(root: &Path, a: Args, json: bool) -> Result<Output, Error> {
     let node = Node::open(root)?;
     let opts = SyncOptions {
         push: !a.no_push,
         max_events: a.max_events,
+        progress: gitmesh::progress::Progress::new(
+            None,
+            "import",
+            gitmesh::progress::visible(json),
+        ),
     };
     let dispatch_opts = gitmesh::dispatch::DispatchOptions {
         max_events: a.max_events,

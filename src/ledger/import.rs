@@ -96,6 +96,7 @@ enum KeyState {
 struct Run<'a> {
     node: &'a Node,
     repo: &'a Repository,
+    progress: &'a crate::progress::Progress,
     limits: ImportLimits,
     quarantine: Quarantine,
     state: ImportState,
@@ -274,7 +275,17 @@ fn manifest_keys(
 }
 
 /// Imports what is new in peers' outboxes up to the ledger head this node last fetched.
-pub fn import(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<ImportReport> {
+pub fn import(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<ImportReport> {
+    import_with(node, lock, max_events, &crate::progress::Progress::hidden())
+}
+
+/// [`import`], advancing `progress` by one per ledger file read.
+pub fn import_with(
+    node: &Node,
+    _lock: &SyncLock,
+    max_events: Option<u64>,
+    progress: &crate::progress::Progress,
+) -> Result<ImportReport> {
     let path = node.paths.ledger_repo();
     let repo = Repository::open_bare(&path)
         .in_repo(&path)
@@ -283,6 +294,7 @@ pub fn import(node: &Node, _lock: &SyncLock, max_events: Option<u64>) -> Result<
     let mut run = Run {
         node,
         repo: &repo,
+        progress,
         limits: ImportLimits::new(node.config.payload_limits()),
         quarantine: Quarantine::new(node.paths.quarantine()),
         state: state::load(&node.paths.import_state())?,
@@ -499,7 +511,10 @@ impl Run<'_> {
         let source = format!("ledger commit {to}");
         self.commit = to.to_string();
         let archived = Archived::from_changes(&changed);
+        self.progress
+            .set_total(self.progress.position() + (changed.len() as u64).saturating_sub(skip));
         for (i, c) in changed.iter().enumerate().skip(skip as usize) {
+            self.progress.inc(1);
             if let Some(b) = self.budget
                 && self.report.imported_events >= b
             {

@@ -28,6 +28,8 @@ pub struct SyncOptions {
     pub push: bool,
     /// Cap on events imported and exported in this pass.
     pub max_events: Option<u64>,
+    /// Drawn while peers' files are imported (hidden for the daemon and `--json`).
+    pub progress: crate::progress::Progress,
 }
 
 /// How the push went.
@@ -142,7 +144,8 @@ pub fn sync(node: &Node, opts: &SyncOptions, hook: Hook<'_>) -> Result<SyncRepor
     if !push.offline {
         super::recover::mark_identity(&node.paths)?;
     }
-    let import = import::import(node, &lock, opts.max_events)?;
+    let import = import::import_with(node, &lock, opts.max_events, &opts.progress)?;
+    opts.progress.finish();
     let dispatch = hook(node)?;
     let export = export::export(node, &lock, opts.max_events)?;
     let compact = compact::maybe_compact(node, &lock)?;
