@@ -79,10 +79,12 @@ pub struct Config {
     #[serde(default)]
     pub limits: LimitsConfig,
     /// Lanes this node's actuator can start and stop.
-    #[serde(default)]
+    // Omitted when empty, so an operator can append `[[lanes]]`/`[[handlers]]` tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lanes: Vec<LaneConfig>,
     /// User handlers run during dispatch.
-    #[serde(default)]
+    // Omitted when empty, so an operator can append `[[lanes]]`/`[[handlers]]` tables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub handlers: Vec<HandlerConfig>,
     /// Event schema policy.
     #[serde(default)]
@@ -589,6 +591,15 @@ import_policy = "accept-and-flag"
         assert_eq!(cfg.handlers[0].breaker_threshold, 2);
         assert_eq!(cfg.handlers[0].breaker_cooldown.0, Duration::from_secs(60));
         assert_eq!(cfg.handlers[0].retries, 3);
+    }
+
+    #[test]
+    fn lanes_and_handlers_can_be_appended_to_a_written_file() {
+        let mut text = toml::to_string_pretty(&Config::new("n1".into())).unwrap();
+        text.push_str("\n[[lanes]]\nid = \"a\"\nstart = [\"true\"]\n\n[[handlers]]\nname = \"h\"\nmatch = \"a.*\"\nrun = [\"true\"]\n");
+        let cfg = Config::parse(&text, Path::new("mesh.toml")).unwrap();
+        assert_eq!(cfg.lanes.len(), 1);
+        assert_eq!(cfg.handlers.len(), 1);
     }
 
     #[test]
