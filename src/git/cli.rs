@@ -62,6 +62,34 @@ pub fn redact(text: &str) -> String {
     result
 }
 
+/// Makes a git child die with gitmesh, so a killed sync leaves no git running on.
+///
+/// Without it, git outlives a SIGKILLed gitmesh, may die later of SIGPIPE while it
+/// holds a ref lock, and nobody can tell an abandoned lock from a busy one. With
+/// it, whoever holds the node's sync lock knows every ref lock it finds is stale.
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: between fork and exec the closure calls only async-signal-safe
+    // functions (prctl, getppid, _exit) and touches no shared state.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut Command) {}
+
 /// Runs `git -C repo args...` with no prompts; fails with stderr on a non-zero exit.
 pub fn run(repo: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
     let mut cmd = Command::new("git");
@@ -77,6 +105,7 @@ pub fn run(repo: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
         .env("GIT_ASKPASS", "true")
         .env("LC_ALL", "C")
         .stdin(Stdio::null());
+    die_with_parent(&mut cmd);
     let out = cmd.output().map_err(GitError::Spawn)?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = redact(String::from_utf8_lossy(&out.stderr).trim());

@@ -43,23 +43,24 @@ impl SyncLock {
     }
 }
 
-/// How old a lock of a remote-tracking ref must be to count as abandoned: the
-/// git child of a killed sync holds it only for the moment of its ref update.
-const TRACKING_LOCK_STALE: Duration = Duration::from_secs(30);
+/// How old a lock of a remote-tracking ref must be to count as abandoned. On
+/// Linux git children die with gitmesh (`git::cli`), so under the sync lock no
+/// git of ours can still be running and every lock is stale. Elsewhere the git
+/// child of a killed sync may run on, holding the lock only for a moment.
+#[cfg(target_os = "linux")]
+const TRACKING_LOCK_STALE: Option<Duration> = None;
+#[cfg(not(target_os = "linux"))]
+const TRACKING_LOCK_STALE: Option<Duration> = Some(Duration::from_secs(30));
 
 /// Removes ref lock files a killed holder left in the ledger repository.
 ///
 /// Local branches are written only under the sync lock, which the caller now
 /// holds, so any `refs/heads/**.lock` is abandoned (a process killed between
 /// creating the lock and renaming it over the ref) and would fail every later
-/// sync. A `refs/remotes/**.lock` may belong to the still-running git child of
-/// a killed sync, so it is removed only once it is old.
+/// sync. A `refs/remotes/**.lock` is removed too (see [`TRACKING_LOCK_STALE`]).
 fn clear_stale_ref_locks(repo: &std::path::Path) {
     sweep(&repo.join("refs").join("heads"), None);
-    sweep(
-        &repo.join("refs").join("remotes"),
-        Some(TRACKING_LOCK_STALE),
-    );
+    sweep(&repo.join("refs").join("remotes"), TRACKING_LOCK_STALE);
 }
 
 fn sweep(dir: &std::path::Path, min_age: Option<Duration>) {
