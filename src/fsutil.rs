@@ -84,3 +84,17 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, PathErro
         Err(e) => Err(e).ctx("read", path),
     }
 }
+
+/// Opens (creating it and its directory) a file used only for `flock`; never truncates it.
+pub fn open_lock_file(path: &Path) -> Result<File, PathError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).ctx("create directory", dir)?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .ctx("open", path)
+}

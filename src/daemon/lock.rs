@@ -6,7 +6,7 @@
 use super::DaemonError;
 use crate::fsutil::IoContext;
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -32,16 +32,7 @@ pub struct DaemonLock {
 impl DaemonLock {
     /// Takes the lock without waiting, or fails with `Busy` naming the holder.
     pub fn acquire(path: &Path) -> Result<DaemonLock, DaemonError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).ctx("create directory", dir)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .ctx("open", path)?;
+        let file = crate::fsutil::open_lock_file(path)?;
         match file.try_lock() {
             Ok(()) => Ok(DaemonLock {
                 file,

@@ -402,15 +402,7 @@ fn cursor_is_valid(
 pub fn lock_dispatch(node: &Node) -> Result<std::fs::File, PathError> {
     use crate::fsutil::IoContext;
     let path = node.paths.dispatch_lock();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).ctx("create directory", dir)?;
-    }
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .ctx("open", &path)?;
+    let f = crate::fsutil::open_lock_file(&path)?;
     f.lock().ctx("lock", &path)?;
     Ok(f)
 }

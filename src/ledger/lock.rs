@@ -3,7 +3,7 @@
 use super::LedgerError;
 use crate::fsutil::IoContext;
 use crate::paths::NodePaths;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::time::{Duration, Instant};
 
 /// Proof that the caller holds the node's sync lock; released on drop.
@@ -16,16 +16,7 @@ impl SyncLock {
     /// Takes the lock, waiting up to `wait` for a running holder to finish.
     pub fn acquire(paths: &NodePaths, wait: Duration) -> Result<SyncLock, LedgerError> {
         let path = paths.sync_lock();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).ctx("create directory", dir)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .ctx("open", &path)?;
+        let file = crate::fsutil::open_lock_file(&path)?;
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {

@@ -201,13 +201,7 @@ impl EventLog {
             fs::create_dir_all(dir).ctx("create directory", dir)?;
         }
         // The lock lives in its own file: the active log file is renamed when sealed.
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.lock)
-            .ctx("open", &self.lock)?;
+        let lock = crate::fsutil::open_lock_file(&self.lock)?;
         lock.lock().ctx("lock", &self.lock)?;
         let mut recovery = Recovery::default();
         let mut manifest = self.layout.load_manifest()?;
