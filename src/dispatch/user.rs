@@ -385,73 +385,6 @@ impl<'n> UserHandlers<'n> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(s: i64) -> chrono::DateTime<chrono::Utc> {
-        crate::event::parse_timestamp("2026-11-23T12:00:00Z").unwrap()
-            + chrono::Duration::seconds(s)
-    }
-
-    #[test]
-    fn breaker_opens_after_k_failures_and_half_opens_after_cooldown() {
-        let mut b = Breaker::default();
-        let cd = Duration::from_secs(60);
-        b.failure(3, cd, at(0));
-        b.failure(3, cd, at(1));
-        assert_eq!(b.gate(at(2)), Gate::Closed);
-        b.failure(3, cd, at(2));
-        assert_eq!(b.gate(at(3)), Gate::Open);
-        assert_eq!(b.gate(at(62)), Gate::HalfOpen);
-        // A failed trial re-opens at once.
-        b.failure(3, cd, at(62));
-        assert_eq!(b.gate(at(63)), Gate::Open);
-        assert_eq!(b.gate(at(123)), Gate::HalfOpen);
-        b.success();
-        assert_eq!(b.gate(at(124)), Gate::Closed);
-        assert_eq!(b.consecutive_failures, 0);
-    }
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        let base = Duration::from_millis(10);
-        assert_eq!(backoff(base, 0), Duration::from_millis(10));
-        assert_eq!(backoff(base, 3), Duration::from_millis(80));
-        assert_eq!(backoff(base, 40), Duration::from_secs(60));
-    }
-
-    #[test]
-    fn output_lines_become_follow_ups() {
-        let limits = crate::event::PayloadLimits::default();
-        let out = parse_output(
-            "notify",
-            b"{\"topic\":\"ops\",\"event_type\":\"route.noted\",\"payload\":{\"n\":1}}\n\n{\"topic\":\"ops\",\"event_type\":\"x\"}\n",
-            &limits,
-        )
-        .unwrap();
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[0].handler, "handler:notify");
-        assert_eq!(out[0].payload["n"], 1);
-        let e = parse_output(
-            "h",
-            b"{\"topic\":\"Bad Topic\",\"event_type\":\"x\"}\n",
-            &limits,
-        )
-        .unwrap_err();
-        assert!(e.contains("line 1"), "{e}");
-        let e = parse_output("h", b"ok\nnot json\n", &limits).unwrap_err();
-        assert!(e.contains("line 1"), "{e}");
-        let e = parse_output(
-            "h",
-            b"{\"topic\":\"a\",\"event_type\":\"b\",\"extra\":1}",
-            &limits,
-        )
-        .unwrap_err();
-        assert!(e.contains("extra"), "{e}");
-    }
-}
-
 /// What `dead-letter retry` did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RetryReport {
@@ -525,3 +458,6 @@ pub fn retry_dead_letters(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;

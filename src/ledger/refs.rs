@@ -186,15 +186,4 @@ pub fn import_source(repo: &Repository, cfg: &Config) -> Result<Option<Oid>, git
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_branch_follows_the_mode() {
-        let mut cfg = Config::new("n1".into());
-        assert_eq!(own_branch(&cfg), "main");
-        cfg.ledger.mode = LedgerMode::PerNodeRefs;
-        assert_eq!(own_branch(&cfg), "gitmesh/n1");
-        assert!(per_node(&cfg));
-    }
-}
+mod tests;

@@ -1,0 +1,104 @@
+use super::*;
+
+#[test]
+fn unknown_keys_are_named() {
+    let err = Config::parse(
+        "node_id = \"a\"\n[sync]\nintervall = \"5s\"\n",
+        Path::new("mesh.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("intervall"), "{err}");
+    assert!(err.contains("mesh.toml"), "{err}");
+}
+
+#[test]
+fn full_example_parses() {
+    let text = r#"
+node_id = "WS1"
+capabilities = ["monitoring", "routing"]
+labels = { site = "lab" }
+[ledger]
+remote = "git@github.com:org/coordination.git"
+branch = "main"
+dir = "event_mesh"
+[sync]
+interval = "60s"
+push_retries = 5
+stale_after = "300s"
+[policy]
+causal_gate = "enforced"
+command_freshness = "5m"
+[[lanes]]
+id = "lane-a"
+scaling_rank = 1
+start = ["systemctl", "start", "worker@lane-a"]
+stop = ["systemctl", "stop", "worker@lane-a"]
+[[handlers]]
+name = "notify"
+match = "routing.route.*"
+run = ["/usr/local/bin/notify-route"]
+timeout = "10s"
+retries = 3
+[schemas]
+import_policy = "accept-and-flag"
+"#;
+    let cfg = Config::parse(text, Path::new("mesh.toml")).unwrap();
+    assert_eq!(cfg.node_id, "ws1");
+    assert_eq!(cfg.policy.causal_gate, CausalGate::Enforced);
+    assert_eq!(cfg.policy.command_freshness.0, Duration::from_secs(300));
+    assert_eq!(cfg.lanes[0].id, "lane-a");
+    assert_eq!(cfg.handlers[0].pattern, "routing.route.*");
+    assert_eq!(cfg.schemas.import_policy, ImportPolicy::AcceptAndFlag);
+    assert!(!cfg.strict_schemas);
+}
+
+#[test]
+fn bad_duration_is_explained() {
+    let err = Config::parse(
+        "node_id = \"a\"\n[sync]\ninterval = \"soon\"\n",
+        Path::new("m.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("soon"), "{err}");
+}
+
+#[test]
+fn handler_patterns_and_retry_settings_are_checked() {
+    let text = "node_id = \"a\"\n[[handlers]]\nname = \"h\"\nmatch = \"a.**.b\"\nrun = [\"x\"]\n";
+    let err = Config::parse(text, Path::new("mesh.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("handlers.h.match") && err.contains("last"),
+        "{err}"
+    );
+    let text = "node_id = \"a\"\n[[handlers]]\nname = \"h\"\nmatch = \"ops.*\"\nrun = [\"x\"]\nbackoff = \"5ms\"\nbreaker_threshold = 2\n";
+    let cfg = Config::parse(text, Path::new("mesh.toml")).unwrap();
+    assert_eq!(cfg.handlers[0].backoff.0, Duration::from_millis(5));
+    assert_eq!(cfg.handlers[0].breaker_threshold, 2);
+    assert_eq!(cfg.handlers[0].breaker_cooldown.0, Duration::from_secs(60));
+    assert_eq!(cfg.handlers[0].retries, 3);
+}
+
+#[test]
+fn lanes_and_handlers_can_be_appended_to_a_written_file() {
+    let mut text = toml::to_string_pretty(&Config::new("n1".into())).unwrap();
+    text.push_str("\n[[lanes]]\nid = \"a\"\nstart = [\"true\"]\n\n[[handlers]]\nname = \"h\"\nmatch = \"a.*\"\nrun = [\"true\"]\n");
+    let cfg = Config::parse(&text, Path::new("mesh.toml")).unwrap();
+    assert_eq!(cfg.lanes.len(), 1);
+    assert_eq!(cfg.handlers.len(), 1);
+}
+
+#[test]
+fn round_trips() {
+    let mut cfg = Config::new("n1".into());
+    cfg.capabilities = vec!["routing".into()];
+    cfg.strict_schemas = true;
+    let text = toml::to_string_pretty(&cfg).unwrap();
+    let back = Config::parse(&text, Path::new("x")).unwrap();
+    assert_eq!(back.capabilities, cfg.capabilities);
+    assert!(back.strict_schemas);
+    assert_eq!(back.schemas.import_policy, ImportPolicy::Quarantine);
+}

@@ -1,0 +1,44 @@
+use super::*;
+
+fn key(i: u32) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..4].copy_from_slice(&i.to_be_bytes());
+    k[15] = 0xee;
+    k
+}
+
+#[test]
+fn scan_file_finds_the_latest_record_at_or_after_the_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log_ids.bin");
+    assert_eq!(IdIndex::scan_file(&path, &key(1), 0).unwrap(), None);
+    // More records than one read buffer holds, a repeated id, and a torn tail.
+    let mut bytes = Vec::new();
+    for i in 0..100_000u32 {
+        bytes.extend_from_slice(&key(i));
+        bytes.extend_from_slice(&(u64::from(i) * 10).to_le_bytes());
+    }
+    bytes.extend_from_slice(&key(7));
+    bytes.extend_from_slice(&5_000_000u64.to_le_bytes());
+    bytes.extend_from_slice(&key(8)[..9]);
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(
+        IdIndex::scan_file(&path, &key(99_999), 0).unwrap(),
+        Some(999_990)
+    );
+    assert_eq!(
+        IdIndex::scan_file(&path, &key(50_000), 0).unwrap(),
+        Some(500_000)
+    );
+    assert_eq!(
+        IdIndex::scan_file(&path, &key(7), 0).unwrap(),
+        Some(5_000_000)
+    );
+    assert_eq!(IdIndex::scan_file(&path, &key(3), 100).unwrap(), None);
+    assert_eq!(IdIndex::scan_file(&path, &key(200_000), 0).unwrap(), None);
+    let map = IdIndex::load(&path, 100).unwrap();
+    assert_eq!(map.get_key(&key(7)), Some(5_000_000));
+    assert_eq!(map.get_key(&key(3)), None);
+    // Ids 10.. plus id 7, whose later record is past the base.
+    assert_eq!(map.len(), 100_000 - 10 + 1);
+}
