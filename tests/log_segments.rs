@@ -196,12 +196,25 @@ fn scans_reads_and_lookups_across_segments_match_a_single_file() {
     let mid = expected[123].0;
     assert_eq!(seg_log.scan_rev(mid).unwrap().count(), 123);
 
+    // A batch lookup (one pass over the active records, then the sealed indexes)
+    // agrees with one lookup per id, before and after a writer has built its map.
+    let mut ids: Vec<&str> = expected.iter().map(|(_, e)| e.event_id.as_str()).collect();
+    ids.extend([
+        "evt_00000000000000000000000000000000",
+        "not-an-id",
+        expected[5].1.event_id.as_str(),
+    ]);
+    let mut want: Vec<Option<u64>> = expected.iter().map(|(o, _)| Some(*o)).collect();
+    want.extend([None, None, Some(expected[5].0)]);
+    assert_eq!(seg_log.writer().unwrap().lookup_many(&ids).unwrap(), want);
+
     let mut w = seg_log.writer().unwrap();
     for (off, env) in &expected {
         assert_eq!(seg_log.read_at(*off).unwrap().as_ref(), Some(env));
         assert_eq!(w.lookup(&env.event_id).unwrap(), Some(*off));
         assert_eq!(w.get(&env.event_id).unwrap().as_ref(), Some(env));
     }
+    assert_eq!(w.lookup_many(&ids).unwrap(), want);
     assert!(!w.contains("evt_00000000000000000000000000000000").unwrap());
     assert!(!w.contains("not-an-id").unwrap());
     assert_eq!(seg_log.read_at(len).unwrap(), None);

@@ -66,10 +66,12 @@ pub fn append_derived(
     let mut prev = w.head().own_prev.clone();
     let first = w.next_own_timestamp(chrono::Utc::now());
     let mut t = crate::event::parse_timestamp(&first).unwrap_or_else(chrono::Utc::now);
+    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let in_log: Vec<bool> = w.lookup_many(&ids)?.iter().map(Option::is_some).collect();
     let mut seen = HashSet::with_capacity(events.len());
     let mut fresh = Vec::with_capacity(events.len());
-    for mut env in events {
-        if !seen.insert(env.event_id.clone()) || w.contains(&env.event_id)? {
+    for (mut env, in_log) in events.into_iter().zip(in_log) {
+        if !seen.insert(env.event_id.clone()) || in_log {
             continue;
         }
         seq += 1;

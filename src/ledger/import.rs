@@ -688,6 +688,17 @@ impl Run<'_> {
     ) -> Result<()> {
         let key = self.keys.get(node).cloned().unwrap_or(KeyState::Unknown);
         let sigs = check_signatures(&items, &key, node, self.require_signatures);
+        // One pass over the log's id index for the whole file, not one per event.
+        let ids: Vec<&str> = items
+            .iter()
+            .filter_map(|(_, _, outcome)| outcome.as_ref().ok().map(|e| e.event_id.as_str()))
+            .collect();
+        let in_log: HashSet<String> = writer
+            .lookup_many(&ids)?
+            .into_iter()
+            .zip(&ids)
+            .filter_map(|(offset, id)| offset.map(|_| id.to_string()))
+            .collect();
         let mut items = items.into_iter().zip(sigs);
         while let Some(((line, bytes, outcome), sig)) = items.next() {
             let env = match outcome {
@@ -707,7 +718,7 @@ impl Run<'_> {
                 continue;
             }
             let head = self.chain_head(node);
-            let already = self.in_run.contains(&env.event_id) || writer.contains(&env.event_id)?;
+            let already = self.in_run.contains(&env.event_id) || in_log.contains(&env.event_id);
             match trust::step(&head, env.seq, &env.prev, &env.event_id, already) {
                 Step::Accept => {
                     self.advance(node, &env);

@@ -101,21 +101,52 @@ impl IdIndex {
         key: &[u8; 16],
         min_offset: u64,
     ) -> Result<Option<u64>, PathError> {
+        Ok(Self::scan_file_many(path, std::slice::from_ref(key), min_offset)?[0])
+    }
+
+    /// Offsets of many keys in one sequential read of the record file, in the order given.
+    ///
+    /// An import or a dispatch batch checks all its ids in a single pass instead of
+    /// building a map of every record: a 64 Ki-bit filter on the first two id
+    /// bytes rejects almost every record before the sorted keys are searched, so
+    /// the pass costs about as much as reading the file. The latest record wins.
+    pub fn scan_file_many(
+        path: &Path,
+        keys: &[[u8; 16]],
+        min_offset: u64,
+    ) -> Result<Vec<Option<u64>>, PathError> {
+        let mut found = vec![None; keys.len()];
+        if keys.is_empty() {
+            return Ok(found);
+        }
         let mut f = match fs::File::open(path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
             Err(e) => return Err(e).ctx("open", path),
         };
+        let mut sorted: Vec<([u8; 16], usize)> = keys.iter().copied().zip(0..).collect();
+        sorted.sort_unstable();
+        let mut filter = vec![0u64; 1024];
+        let bucket = |id: &[u8; 16]| usize::from(u16::from_be_bytes([id[0], id[1]]));
+        for (k, _) in &sorted {
+            let b = bucket(k);
+            filter[b / 64] |= 1 << (b % 64);
+        }
         let mut buf = vec![0u8; RECORD * 43_690];
         let mut filled = 0;
-        let mut found = None;
         loop {
             let n = std::io::Read::read(&mut f, &mut buf[filled..]).ctx("read", path)?;
             filled += n;
             let whole = filled / RECORD * RECORD;
             for (id, off) in decode(&buf[..whole]) {
-                if &id == key && off >= min_offset {
-                    found = Some(off);
+                let b = bucket(&id);
+                if filter[b / 64] & (1 << (b % 64)) == 0 || off < min_offset {
+                    continue;
+                }
+                // The same key may be asked for twice; every copy gets the offset.
+                let first = sorted.partition_point(|(k, _)| *k < id);
+                for (_, i) in sorted[first..].iter().take_while(|(k, _)| *k == id) {
+                    found[*i] = Some(off);
                 }
             }
             buf.copy_within(whole..filled, 0);
