@@ -2,11 +2,11 @@
 
 mod common;
 
-use common::{gm, json_ok, parse_json};
+use common::{json_ok, publish_batch, set_config_key};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn init(dir: &Path, name: &str, remote: &Path, extra: &[&str]) -> PathBuf {
     let root = dir.join(name);
@@ -20,48 +20,6 @@ fn init(dir: &Path, name: &str, remote: &Path, extra: &[&str]) -> PathBuf {
     args.extend_from_slice(extra);
     json_ok(&root, &args);
     root
-}
-
-fn set_key(root: &Path, key: &str, value: &str) {
-    let path = root.join("mesh.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let prefix = format!("{key} = ");
-    assert!(text.contains(&prefix), "{key} not in mesh.toml:\n{text}");
-    let out: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with(&prefix) {
-                format!("{key} = {value}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    std::fs::write(&path, out.join("\n") + "\n").unwrap();
-}
-
-fn publish(root: &Path, n: usize, tag: &str) {
-    let mut input = String::new();
-    for i in 0..n {
-        input.push_str(&format!(
-            "{{\"topic\":\"monitoring\",\"event_type\":\"test.tick\",\"payload\":{{\"tag\":\"{tag}\",\"i\":{i}}}}}\n"
-        ));
-    }
-    let mut c = gm(root);
-    c.args(["--json", "mesh-publish", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let v = parse_json(&child.wait_with_output().unwrap());
-    assert_eq!(v["published"], n, "{v}");
 }
 
 fn ids(root: &Path) -> BTreeSet<String> {
@@ -110,7 +68,7 @@ fn compaction(mode: &str) {
     let b = init(tmp.path(), "b", &remote, &["--ledger-mode", mode]);
     let c = init(tmp.path(), "c", &remote, &["--ledger-mode", mode]);
     for round in 0..3 {
-        publish(&a, 5, &format!("r{round}"));
+        publish_batch(&a, 5, &format!("r{round}"));
         sync(&a);
     }
     sync(&b);
@@ -121,7 +79,7 @@ fn compaction(mode: &str) {
     assert_eq!(r["held_back_by"][0][0], "c", "{r}");
     sync(&c);
     sync(&a);
-    publish(&a, 4, "late");
+    publish_batch(&a, 4, "late");
     sync(&a);
     sync(&c);
     sync(&a);
@@ -152,7 +110,7 @@ fn compaction(mode: &str) {
     assert_eq!(v["import"]["imported_events"], 19, "{v}");
     assert_eq!(ids(&d), all);
     // Peers that already hold the archived events skip the archive unread.
-    publish(&a, 2, "more");
+    publish_batch(&a, 2, "more");
     sync(&a);
     let v = sync(&b);
     assert_eq!(v["import"]["imported_events"], 2, "{v}");
@@ -164,7 +122,7 @@ fn compaction(mode: &str) {
         assert_eq!(st["quarantined"], 0, "{st}");
     }
     // A peer stale beyond the retention is reported and no longer waited for.
-    set_key(&a, "retention", "\"1s\"");
+    set_config_key(&a, "retention", "\"1s\"");
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let r = json_ok(&a, &["ledger", "compact"]);
     let stale: Vec<&str> = r["stale_peers"]
@@ -199,13 +157,13 @@ fn sync_compacts_by_itself_past_the_threshold() {
     let tmp = tempfile::tempdir().unwrap();
     let remote = common::bare_remote(tmp.path(), "mesh.git");
     let a = init(tmp.path(), "a", &remote, &[]);
-    set_key(&a, "compact_after_files", "3");
+    set_config_key(&a, "compact_after_files", "3");
     for round in 0..2 {
-        publish(&a, 2, &format!("r{round}"));
+        publish_batch(&a, 2, &format!("r{round}"));
         let v = sync(&a);
         assert!(v.get("compact").is_none(), "{v}");
     }
-    publish(&a, 2, "r2");
+    publish_batch(&a, 2, "r2");
     let v = sync(&a);
     assert_eq!(v["compact"]["archived_batches"], 3, "{v}");
     assert_eq!(batches_of(&files(&remote, "main"), "a"), (0, 1));
@@ -217,7 +175,7 @@ fn a_node_joining_from_a_date_fetches_shallow_and_skips_older_batches() {
     let remote = common::bare_remote(tmp.path(), "mesh.git");
     let a = init(tmp.path(), "a", &remote, &[]);
     for round in 0..3 {
-        publish(&a, 3, &format!("r{round}"));
+        publish_batch(&a, 3, &format!("r{round}"));
         sync(&a);
     }
     let today = chrono::Utc::now().date_naive();
@@ -237,9 +195,9 @@ fn a_node_joining_from_a_date_fetches_shallow_and_skips_older_batches() {
     let v = sync(&d);
     assert_eq!(v["import"]["imported_events"], 9, "{v}");
     // Incremental tree diffs and pushes keep working on the shallow clone.
-    publish(&a, 4, "after");
+    publish_batch(&a, 4, "after");
     sync(&a);
-    publish(&d, 1, "from-d");
+    publish_batch(&d, 1, "from-d");
     let v = sync(&d);
     assert_eq!(v["import"]["imported_events"], 4, "{v}");
     assert_eq!(v["push"]["pushed"], true, "{v}");

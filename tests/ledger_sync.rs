@@ -3,118 +3,15 @@
 
 mod common;
 
-use common::{gm, init_node, json_ok, parse_json, run};
+use common::{
+    GitDaemon, exported_bare_remote, gm, init_node, json_ok, parse_json, publish_batch, run,
+    set_config_key,
+};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A `git daemon` serving one directory on 127.0.0.1, killed by pid on drop.
-struct GitDaemon {
-    child: Child,
-    port: u16,
-}
-
-impl GitDaemon {
-    fn start(base: &Path) -> GitDaemon {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // The daemon binary itself, so killing the child kills the server (`git daemon`
-        // would leave its `git-daemon` child running).
-        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
-        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
-            .trim()
-            .to_string();
-        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
-            .arg("--reuseaddr")
-            .arg("--export-all")
-            .arg("--enable=receive-pack")
-            .arg("--listen=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", base.display()))
-            .arg(base)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start git daemon");
-        let d = GitDaemon { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "git daemon did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn url(&self, repo: &str) -> String {
-        format!("git://127.0.0.1:{}/{repo}", self.port)
-    }
-}
-
-impl Drop for GitDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn bare(dir: &Path, name: &str) -> PathBuf {
-    let p = common::bare_remote(dir, name);
-    // git daemon serves only repositories it is allowed to export.
-    std::fs::write(p.join("git-daemon-export-ok"), "").unwrap();
-    p
-}
-
-fn set_sync_key(root: &Path, key: &str, value: &str) {
-    let path = root.join("mesh.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let prefix = format!("{key} = ");
-    let out: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with(&prefix) {
-                format!("{key} = {value}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    std::fs::write(&path, out.join("\n") + "\n").unwrap();
-}
-
-fn publish(root: &Path, n: usize, tag: &str) {
-    let mut input = String::new();
-    for i in 0..n {
-        input.push_str(&format!(
-            "{{\"topic\":\"monitoring\",\"event_type\":\"test.tick\",\"payload\":{{\"tag\":\"{tag}\",\"i\":{i}}}}}\n"
-        ));
-    }
-    let mut c = gm(root);
-    c.args(["--json", "mesh-publish", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let v = parse_json(&out);
-    assert_eq!(v["published"], n, "{v}");
-}
 
 fn event_ids(root: &Path) -> Vec<String> {
     let v = json_ok(root, &["events"]);
@@ -224,21 +121,21 @@ fn scenario(dir: &Path, remote_url: &str, remote_path: &Path, mode: &str) {
                     mode,
                 ],
             );
-            set_sync_key(&r, "lease_ttl", "\"1h\"");
+            set_config_key(&r, "lease_ttl", "\"1h\"");
             r
         })
         .collect();
     let mut total = 0;
     // Interleaved: publish on one, sync it, publish on the next...
     for (i, r) in roots.iter().enumerate() {
-        publish(r, 5 + i, "turn");
+        publish_batch(r, 5 + i, "turn");
         total += 5 + i;
         sync(r);
     }
     // Racing: everyone publishes, then all syncs start at once.
     for round in 0..2 {
         for r in &roots {
-            publish(r, 7, &format!("race{round}"));
+            publish_batch(r, 7, &format!("race{round}"));
             total += 7;
         }
         let children: Vec<(PathBuf, Child)> = roots
@@ -306,7 +203,7 @@ fn scenario(dir: &Path, remote_url: &str, remote_path: &Path, mode: &str) {
 #[test]
 fn nodes_converge_through_a_file_remote_with_racing_pushes() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     scenario(
         tmp.path(),
         remote.to_str().unwrap(),
@@ -318,7 +215,7 @@ fn nodes_converge_through_a_file_remote_with_racing_pushes() {
 #[test]
 fn per_node_refs_converge_through_a_file_remote() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     scenario(
         tmp.path(),
         remote.to_str().unwrap(),
@@ -332,7 +229,7 @@ fn per_node_refs_converge_through_git_daemon() {
     let tmp = tempfile::tempdir().unwrap();
     let served = tmp.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
-    let remote = bare(&served, "mesh.git");
+    let remote = exported_bare_remote(&served, "mesh.git");
     let daemon = GitDaemon::start(&served);
     scenario(
         tmp.path(),
@@ -347,7 +244,7 @@ fn nodes_converge_through_git_daemon_with_racing_pushes() {
     let tmp = tempfile::tempdir().unwrap();
     let served = tmp.path().join("served");
     std::fs::create_dir_all(&served).unwrap();
-    let remote = bare(&served, "mesh.git");
+    let remote = exported_bare_remote(&served, "mesh.git");
     let daemon = GitDaemon::start(&served);
     scenario(
         tmp.path(),
@@ -369,7 +266,7 @@ fn per_node_refs_offline_sync_keeps_local_work_and_delivers_later() {
 
 fn offline_then_delivered(mode: &str) {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     let url = remote.to_str().unwrap();
     let [a, b] = ["a", "b"].map(|n| {
         let r = tmp.path().join(n);
@@ -387,11 +284,11 @@ fn offline_then_delivered(mode: &str) {
         );
         r
     });
-    publish(&a, 3, "before");
+    publish_batch(&a, 3, "before");
     sync(&a);
     let away = tmp.path().join("moved-away.git");
     std::fs::rename(&remote, &away).unwrap();
-    publish(&a, 4, "offline");
+    publish_batch(&a, 4, "offline");
     let mut c = gm(&a);
     c.args(["--json", "mesh-sync"]);
     let out = run(c);
@@ -442,7 +339,7 @@ fn init_with_an_unreachable_remote_is_not_an_error() {
 fn embedded_remote_single_node_syncs_and_takes_the_lease() {
     let tmp = tempfile::tempdir().unwrap();
     let a = init_node(tmp.path(), "solo", None);
-    publish(&a, 2, "x");
+    publish_batch(&a, 2, "x");
     let v = sync(&a);
     assert_eq!(v["push"]["pushed"], true, "{v}");
     assert_eq!(v["leader"]["leader_id"], "solo");
@@ -455,7 +352,7 @@ fn embedded_remote_single_node_syncs_and_takes_the_lease() {
 fn a_second_sync_on_a_busy_node_waits_then_fails_with_busy() {
     let tmp = tempfile::tempdir().unwrap();
     let a = init_node(tmp.path(), "a", None);
-    set_sync_key(&a, "lock_wait", "\"300ms\"");
+    set_config_key(&a, "lock_wait", "\"300ms\"");
     let lock = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -477,10 +374,10 @@ fn a_second_sync_on_a_busy_node_waits_then_fails_with_busy() {
 #[test]
 fn max_events_splits_export_and_import_and_both_resume() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
     let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
-    publish(&a, 25, "x");
+    publish_batch(&a, 25, "x");
     let v = json_ok(&a, &["mesh-export", "--max-events", "10"]);
     assert_eq!(v["exported_events"], 10);
     assert_eq!(v["complete"], false);
@@ -503,7 +400,7 @@ fn max_events_splits_export_and_import_and_both_resume() {
 #[test]
 fn staged_schemas_are_carried_into_the_ledger() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
     let staged = a.join("state/event_mesh/schema_outbox/monitoring/test.tick");
     std::fs::create_dir_all(&staged).unwrap();
@@ -528,9 +425,9 @@ fn staged_schemas_are_carried_into_the_ledger() {
 #[test]
 fn batches_follow_the_documented_layout() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
-    publish(&a, 3, "x");
+    publish_batch(&a, 3, "x");
     sync(&a);
     let files = git(
         &remote,
@@ -591,16 +488,16 @@ fn quarantine_reasons(root: &Path) -> HashMap<String, String> {
 #[test]
 fn bad_peers_are_quarantined_and_the_import_goes_on() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     let url = remote.to_str().unwrap();
     let victim = init_node(tmp.path(), "victim", Some(url));
     // Real events of two other nodes, crafted into a hostile outbox by hand.
     let evil = tmp.path().join("evil-src");
     json_ok(&evil, &["mesh-init", "--node-id", "evil"]);
-    publish(&evil, 4, "e");
+    publish_batch(&evil, 4, "e");
     let other = tmp.path().join("other-src");
     json_ok(&other, &["mesh-init", "--node-id", "other"]);
-    publish(&other, 1, "o");
+    publish_batch(&other, 1, "o");
     let evil_lines: Vec<String> =
         std::fs::read_to_string(evil.join("artifacts/event_mesh/events.ndjson"))
             .unwrap()
@@ -712,12 +609,12 @@ fn bad_peers_are_quarantined_and_the_import_goes_on() {
 #[test]
 fn seed_era_one_file_per_event_layout_is_imported() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     let url = remote.to_str().unwrap();
     let a = init_node(tmp.path(), "a", Some(url));
     let seed = tmp.path().join("seed-src");
     json_ok(&seed, &["mesh-init", "--node-id", "seed"]);
-    publish(&seed, 2, "s");
+    publish_batch(&seed, 2, "s");
     let lines: Vec<Value> =
         std::fs::read_to_string(seed.join("artifacts/event_mesh/events.ndjson"))
             .unwrap()
@@ -762,7 +659,7 @@ fn seed_era_one_file_per_event_layout_is_imported() {
 #[test]
 fn large_exports_are_split_into_files_under_one_megabyte() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
     let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
     let filler = "lorem ipsum dolor sit amet ".repeat(2000);
@@ -808,11 +705,11 @@ fn large_exports_are_split_into_files_under_one_megabyte() {
 #[test]
 fn an_expired_lease_passes_to_the_next_syncing_node_with_a_new_epoch() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
     let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
     for r in [&a, &b] {
-        set_sync_key(r, "lease_ttl", "\"3s\"");
+        set_config_key(r, "lease_ttl", "\"3s\"");
     }
     let v = sync(&a);
     assert_eq!(v["leader"]["leader_id"], "a");
@@ -834,10 +731,10 @@ fn an_expired_lease_passes_to_the_next_syncing_node_with_a_new_epoch() {
 #[test]
 fn a_lost_import_state_reimports_without_duplicating() {
     let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
+    let remote = exported_bare_remote(tmp.path(), "mesh.git");
     let a = init_node(tmp.path(), "a", Some(remote.to_str().unwrap()));
     let b = init_node(tmp.path(), "b", Some(remote.to_str().unwrap()));
-    publish(&a, 12, "x");
+    publish_batch(&a, 12, "x");
     sync(&a);
     assert_eq!(sync(&b)["import"]["imported_events"], 12);
     std::fs::remove_file(b.join("state/event_mesh/import_state.json")).unwrap();
@@ -847,7 +744,7 @@ fn a_lost_import_state_reimports_without_duplicating() {
     let ids = event_ids(&b);
     assert_eq!(ids.len(), 12);
     // New events after the reset still arrive, once.
-    publish(&a, 3, "y");
+    publish_batch(&a, 3, "y");
     sync(&a);
     assert_eq!(sync(&b)["import"]["imported_events"], 3);
     assert_eq!(event_ids(&b).len(), 15);

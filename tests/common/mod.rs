@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests: temp node roots and running the real binary.
 #![allow(dead_code)]
 
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 /// The built `gitmesh` binary.
 pub fn bin() -> PathBuf {
@@ -86,4 +88,113 @@ pub fn bare_remote(dir: &Path, name: &str) -> PathBuf {
         .expect("git init");
     assert!(st.success());
     path
+}
+
+/// Sets `key = value` in a node's `mesh.toml`; the key must already be there.
+pub fn set_config_key(root: &Path, key: &str, value: &str) {
+    let path = root.join("mesh.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let prefix = format!("{key} = ");
+    assert!(text.contains(&prefix), "{key} not in mesh.toml:\n{text}");
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&prefix) {
+                format!("{key} = {value}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&path, out.join("\n") + "\n").unwrap();
+}
+
+/// Publishes `n` `test.tick` events tagged `tag` in one `mesh-publish --stdin` batch.
+pub fn publish_batch(root: &Path, n: usize, tag: &str) {
+    let mut input = String::new();
+    for i in 0..n {
+        input.push_str(&format!(
+            "{{\"topic\":\"monitoring\",\"event_type\":\"test.tick\",\"payload\":{{\"tag\":\"{tag}\",\"i\":{i}}}}}\n"
+        ));
+    }
+    let mut c = gm(root);
+    c.args(["--json", "mesh-publish", "--stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let v = parse_json(&child.wait_with_output().unwrap());
+    assert_eq!(v["published"], n, "{v}");
+}
+
+/// A bare repository that `git daemon` is allowed to serve.
+pub fn exported_bare_remote(dir: &Path, name: &str) -> PathBuf {
+    let p = bare_remote(dir, name);
+    std::fs::write(p.join("git-daemon-export-ok"), "").unwrap();
+    p
+}
+
+/// A `git daemon` serving one directory on 127.0.0.1, killed by pid on drop.
+pub struct GitDaemon {
+    child: Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    /// Starts the daemon on a free loopback port and waits until it accepts connections.
+    pub fn start(base: &Path) -> GitDaemon {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // The daemon binary itself, so killing the child kills the server (`git daemon`
+        // would leave its `git-daemon` child running).
+        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+        let exec_path = String::from_utf8_lossy(&exec_path.stdout)
+            .trim()
+            .to_string();
+        let child = Command::new(Path::new(&exec_path).join("git-daemon"))
+            .arg("--reuseaddr")
+            .arg("--export-all")
+            .arg("--enable=receive-pack")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start git daemon");
+        let d = GitDaemon { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "git daemon did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    /// The `git://` URL of a repository under the served directory.
+    pub fn url(&self, repo: &str) -> String {
+        format!("git://127.0.0.1:{}/{repo}", self.port)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
