@@ -254,6 +254,79 @@ fn nodes_converge_through_git_daemon_with_racing_pushes() {
     );
 }
 
+/// A server on 127.0.0.1 that accepts connections and resets them without
+/// answering, as git daemon does past its connection limit. Stopped on drop.
+struct ResettingServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl ResettingServer {
+    fn start() -> ResettingServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut resets = 0;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        // Let the client's request arrive, then close without reading
+                        // it: unread data makes the kernel answer with a reset.
+                        std::thread::sleep(Duration::from_millis(100));
+                        drop(conn);
+                        resets += 1;
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+            resets
+        });
+        ResettingServer {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the server and returns how many connections it reset.
+    fn stop(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for ResettingServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_remote_that_resets_connections_means_retry_later_not_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ResettingServer::start();
+    let url = format!("git://127.0.0.1:{}/mesh.git", server.port);
+    let a = init_node(tmp.path(), "a", Some(&url));
+    publish_batch(&a, 2, "reset");
+    let mut c = gm(&a);
+    c.args(["--json", "mesh-sync"]);
+    let out = run(c);
+    let v = parse_json(&out);
+    assert_eq!(out.status.code(), Some(75), "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["push"]["offline"], true, "{v}");
+    assert_eq!(v["export"]["exported_events"], 2, "local work is done: {v}");
+    assert!(server.stop() >= 1, "the sync never reached the server");
+}
+
 #[test]
 fn offline_sync_keeps_local_work_exits_75_and_delivers_later() {
     offline_then_delivered("shared-branch");

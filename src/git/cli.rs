@@ -15,7 +15,7 @@ pub struct GitOutput {
     pub stderr: String,
 }
 
-/// Phrases git prints when the remote cannot be reached at all.
+/// Phrases git prints when the remote cannot be reached, or drops the connection midway.
 const UNREACHABLE: &[&str] = &[
     "could not read from remote repository",
     "does not appear to be a git repository",
@@ -29,6 +29,12 @@ const UNREACHABLE: &[&str] = &[
     "repository not found",
     "the remote end hung up unexpectedly",
     "could not connect",
+    // A server at its connection limit (git daemon's --max-connections, a proxy)
+    // drops or resets connections mid-transfer: retry later, like offline.
+    "connection reset by peer",
+    "broken pipe",
+    "early eof",
+    "unexpected disconnect while reading sideband packet",
 ];
 
 /// Whether git's stderr says the remote is out of reach.

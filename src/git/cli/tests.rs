@@ -12,6 +12,10 @@ fn unreachable_phrases() {
     assert!(looks_unreachable(
         "fatal: Could not read from remote repository."
     ));
+    // What `git fetch` prints when git daemon, at its connection limit, resets the connection.
+    assert!(looks_unreachable(
+        "fatal: read error: Connection reset by peer"
+    ));
     assert!(!looks_unreachable(
         "! [rejected] main -> main (fetch first)"
     ));
