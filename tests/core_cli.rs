@@ -4,8 +4,6 @@ mod common;
 
 use common::{gm, init_node, json_ok, parse_json, run};
 use serde_json::Value;
-use std::io::Write;
-use std::process::Stdio;
 
 fn log_lines(root: &std::path::Path) -> Vec<String> {
     let text = std::fs::read_to_string(root.join("artifacts/event_mesh/events.ndjson"))
@@ -167,18 +165,8 @@ fn dedupe_key_makes_a_repeat_a_no_op() {
 
 fn publish_stdin(root: &std::path::Path, input: &str) -> std::process::Output {
     let mut c = gm(root);
-    c.args(["--json", "mesh-publish", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    c.args(["--json", "mesh-publish", "--stdin"]);
+    common::run_with_stdin(c, input.as_bytes())
 }
 
 #[test]

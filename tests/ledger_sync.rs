@@ -743,19 +743,9 @@ fn large_exports_are_split_into_files_under_one_megabyte() {
         ));
     }
     let mut c = gm(&a);
-    c.args(["--json", "mesh-publish", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
+    c.args(["--json", "mesh-publish", "--stdin"]);
     assert_eq!(
-        parse_json(&child.wait_with_output().unwrap())["published"],
+        parse_json(&common::run_with_stdin(c, input.as_bytes()))["published"],
         60
     );
     let v = sync(&a);

@@ -10,7 +10,6 @@ use gitmesh::node::{Draft, Node};
 use gitmesh::paths::NodePaths;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 fn draft(i: usize) -> Draft {
     let payload = json!({"i": i, "pad": "x".repeat(i % 40)});
@@ -253,18 +252,8 @@ fn cli(root: &Path, segment_bytes: u64, args: &[&str]) -> Value {
 fn cli_stdin(root: &Path, segment_bytes: u64, input: &str) -> Value {
     let mut c = gm(root);
     c.env(SEGMENT_BYTES_ENV, segment_bytes.to_string())
-        .args(["--json", "mesh-publish", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .args(["--json", "mesh-publish", "--stdin"]);
+    let out = common::run_with_stdin(c, input.as_bytes());
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -39,6 +39,17 @@ pub fn run(mut c: Command) -> Output {
     c.output().expect("run gitmesh")
 }
 
+/// Runs a command with `input` on its stdin and returns its output.
+pub fn run_with_stdin(mut c: Command, input: &[u8]) -> Output {
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("run gitmesh");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Runs `gitmesh --root ROOT --json ARGS...`, asserts exit 0, and returns the JSON object.
 pub fn json_ok(root: &Path, args: &[&str]) -> serde_json::Value {
     let mut c = gm(root);
@@ -118,19 +129,8 @@ pub fn publish_batch(root: &Path, n: usize, tag: &str) {
         ));
     }
     let mut c = gm(root);
-    c.args(["--json", "mesh-publish", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let v = parse_json(&child.wait_with_output().unwrap());
+    c.args(["--json", "mesh-publish", "--stdin"]);
+    let v = parse_json(&run_with_stdin(c, input.as_bytes()));
     assert_eq!(v["published"], n, "{v}");
 }
 
