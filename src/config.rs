@@ -134,7 +134,7 @@ pub struct LedgerConfig {
     #[serde(default = "default_retention")]
     pub retention: HumanDuration,
     /// Sync compacts the ledger once the head tree holds this many batch files (0: never).
-    #[serde(default)]
+    #[serde(default = "default_compact_after_files")]
     pub compact_after_files: u64,
 }
 
@@ -147,6 +147,14 @@ pub enum LedgerMode {
     SharedBranch,
     /// Each node pushes only `refs/heads/gitmesh/<node_id>`; the lease stays on the shared branch.
     PerNodeRefs,
+}
+
+/// Under a day of once-a-minute syncs (1,440 batches), so a busy node compacts about daily
+/// and its outbox head never lists more than about a thousand batch files.
+pub const DEFAULT_COMPACT_AFTER_FILES: u64 = 1000;
+
+fn default_compact_after_files() -> u64 {
+    DEFAULT_COMPACT_AFTER_FILES
 }
 
 fn default_retention() -> HumanDuration {
@@ -169,7 +177,7 @@ impl Default for LedgerConfig {
             mode: LedgerMode::default(),
             since: None,
             retention: default_retention(),
-            compact_after_files: 0,
+            compact_after_files: DEFAULT_COMPACT_AFTER_FILES,
         }
     }
 }

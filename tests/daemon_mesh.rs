@@ -1,7 +1,4 @@
 //! Two daemons on one shared remote: local dispatch, import through sync, clean stops.
-//!
-//! These need the real `mesh-sync` and `mesh-dispatch` wired into `gitmesh daemon`;
-//! on a build without the `mesh-sync` subcommand they are skipped with a message.
 
 mod common;
 mod daemon_support;
@@ -10,17 +7,6 @@ use daemon_support::{Daemon, Sse, publish};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn sync_available() -> bool {
-    let out = std::process::Command::new(common::bin())
-        .args(["mesh-sync", "--help"])
-        .output()
-        .expect("run gitmesh");
-    if !out.status.success() {
-        eprintln!("SKIPPED: this build has no mesh-sync subcommand, so the daemon cannot sync");
-    }
-    out.status.success()
-}
 
 /// Event id -> how many times it is in the node's log.
 fn log_ids(root: &Path) -> HashMap<String, usize> {
@@ -35,9 +21,6 @@ fn log_ids(root: &Path) -> HashMap<String, usize> {
 
 #[test]
 fn a_publish_is_dispatched_locally_and_reaches_the_peer_daemon() {
-    if !sync_available() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let remote = common::bare_remote(dir.path(), "shared.git");
     let url = remote.to_str().unwrap();
@@ -77,9 +60,6 @@ fn a_publish_is_dispatched_locally_and_reaches_the_peer_daemon() {
 
 #[test]
 fn sigterm_during_syncs_loses_and_duplicates_nothing() {
-    if !sync_available() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let remote = common::bare_remote(dir.path(), "shared.git");
     let url = remote.to_str().unwrap();

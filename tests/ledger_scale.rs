@@ -1,8 +1,10 @@
 //! Ledger growth: compaction into monthly archives, and joining an old mesh from a date.
 
 mod common;
+mod daemon_support;
 
 use common::{json_ok, publish_batch, set_config_key};
+use daemon_support::{Daemon, parse_prometheus, poll_until};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -167,6 +169,50 @@ fn sync_compacts_by_itself_past_the_threshold() {
     let v = sync(&a);
     assert_eq!(v["compact"]["archived_batches"], 3, "{v}");
     assert_eq!(batches_of(&files(&remote, "main"), "a"), (0, 1));
+}
+
+#[test]
+fn the_daemon_compacts_past_the_threshold_and_a_late_joiner_gets_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = common::bare_remote(tmp.path(), "mesh.git");
+    let a = init(tmp.path(), "a", &remote, &[]);
+    let b = init(tmp.path(), "b", &remote, &[]);
+    set_config_key(&a, "compact_after_files", "3");
+    let d = Daemon::start(&a, &["--interval", "300ms"]);
+    let rounds = 6;
+    for round in 0..rounds {
+        publish_batch(&a, 2, &format!("d{round}"));
+        poll_until("the daemon exports the batch", || {
+            (json_ok(&a, &["mesh-status"])["pending_export"] == 0).then_some(())
+        });
+        // The live peer imports, so the watermark follows a's exports.
+        sync(&b);
+    }
+    let archives = poll_until("an archive of a's batches on the remote", || {
+        let (_, archives) = batches_of(&files(&remote, "main"), "a");
+        (archives > 0).then_some(archives)
+    });
+    assert!(archives >= 1);
+    // Every batch the daemon exported is either still in the outbox or was archived.
+    let compacted = poll_until("the daemon counts what it compacted", || {
+        let m = parse_prometheus(&d.get("/metrics")).unwrap();
+        let (batches, _) = batches_of(&files(&remote, "main"), "a");
+        let n = m.value("gitmesh_compacted_batches_total", &[])?;
+        (n as usize + batches == rounds).then_some(n)
+    });
+    assert!(compacted >= 2.0, "{compacted}");
+    drop(d);
+    let c = init(tmp.path(), "c", &remote, &[]);
+    sync(&c);
+    let own_a: BTreeSet<String> = json_ok(&a, &["events", "--node", "a"])["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(own_a.len(), rounds * 2);
+    assert!(ids(&c).is_superset(&own_a), "c misses archived events");
+    assert!(ids(&b).is_superset(&own_a), "b misses events");
 }
 
 #[test]

@@ -102,3 +102,17 @@ fn round_trips() {
     assert!(back.strict_schemas);
     assert_eq!(back.schemas.import_policy, ImportPolicy::Quarantine);
 }
+
+#[test]
+fn compaction_is_on_by_default_and_zero_turns_it_off() {
+    let path = Path::new("mesh.toml");
+    let cfg = Config::parse("node_id = \"a\"\n", path).unwrap();
+    assert_eq!(cfg.ledger.compact_after_files, 1000);
+    let cfg = Config::parse("node_id = \"a\"\n[ledger]\n", path).unwrap();
+    assert_eq!(cfg.ledger.compact_after_files, 1000);
+    let off = "node_id = \"a\"\n[ledger]\ncompact_after_files = 0\n";
+    assert_eq!(
+        Config::parse(off, path).unwrap().ledger.compact_after_files,
+        0
+    );
+}

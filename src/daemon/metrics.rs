@@ -58,6 +58,8 @@ pub struct Metrics {
     pub followups: u64,
     /// Push attempts beyond the first, summed over syncs.
     pub push_retries: u64,
+    /// Own batch files rolled into archives by the daemon's syncs (`compact_after_files`).
+    pub compacted_batches: u64,
     /// Consecutive offline syncs (0 when the remote was last reached).
     pub offline_streak: u32,
     /// Seconds until the next scheduled sync, as last decided.
@@ -81,6 +83,7 @@ impl Metrics {
         self.absorb_dispatch_report(report.get("dispatch").unwrap_or(&Value::Null));
         let attempts = count(report.pointer("/push/attempts"));
         self.push_retries += attempts.saturating_sub(1);
+        self.compacted_batches += count(report.pointer("/compact/archived_batches"));
     }
 
     /// Adds the counts of a dispatch report (the `mesh-dispatch --json` object).
@@ -244,6 +247,12 @@ pub fn render(node_id: &str, m: &Metrics, snap: &Snapshot) -> String {
         "counter",
         "Push attempts beyond the first (rejected pushes retried).",
         m.push_retries as f64,
+    );
+    w.one(
+        "gitmesh_compacted_batches_total",
+        "counter",
+        "Own ledger batch files rolled into archives by this daemon's syncs.",
+        m.compacted_batches as f64,
     );
     for (name, stats) in [("sync", &m.sync), ("dispatch", &m.dispatch)] {
         let runs = format!("gitmesh_{name}_runs_total");

@@ -417,6 +417,9 @@ impl Looper {
                 exported = v
                     .pointer("/export/exported_events")
                     .and_then(|x| x.as_u64()),
+                compacted = v
+                    .pointer("/compact/archived_batches")
+                    .and_then(|x| x.as_u64()),
                 processed = v
                     .pointer("/dispatch/processed_events")
                     .or_else(|| v.get("processed_events"))
