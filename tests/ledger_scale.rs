@@ -172,6 +172,31 @@ fn sync_compacts_by_itself_past_the_threshold() {
 }
 
 #[test]
+fn automatic_compaction_waits_until_half_the_threshold_is_archivable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let remote = common::bare_remote(tmp.path(), "mesh.git");
+    let a = init(tmp.path(), "a", &remote, &[]);
+    let b = init(tmp.path(), "b", &remote, &[]);
+    set_config_key(&a, "compact_after_files", "4");
+    publish_batch(&a, 2, "r0");
+    sync(&a);
+    sync(&b); // b holds the watermark at a's first batch
+    for round in 1..4 {
+        publish_batch(&a, 2, &format!("r{round}"));
+        sync(&a);
+    }
+    // Four batches reach the threshold, but only one is archivable: no tiny archive.
+    let v = sync(&a);
+    assert_eq!(v["compact"]["archived_batches"], 0, "{v}");
+    assert_eq!(v["compact"]["held_back_by"][0][0], "b", "{v}");
+    assert_eq!(batches_of(&files(&remote, "main"), "a"), (4, 0));
+    let vb = sync(&b);
+    let v = sync(&a);
+    assert_eq!(v["compact"]["archived_batches"], 4, "{v} {vb}");
+    assert_eq!(batches_of(&files(&remote, "main"), "a"), (0, 1));
+}
+
+#[test]
 fn the_daemon_compacts_past_the_threshold_and_a_late_joiner_gets_everything() {
     let tmp = tempfile::tempdir().unwrap();
     let remote = common::bare_remote(tmp.path(), "mesh.git");

@@ -198,7 +198,7 @@ fn live_nodes(
         node_id: node.id().to_string(),
         capabilities: node.config.capabilities.clone(),
     }];
-    if let Some(r) = crate::ledger::repo::view_ref(&node.config, &node.paths) {
+    if let Some(r) = crate::ledger::repo::peers_ref(&node.config, &node.paths) {
         let layout = crate::ledger::layout::Layout::new(&node.config.ledger.dir);
         let stale = chrono::Duration::from_std(node.config.sync.stale_after.0)
             .unwrap_or(chrono::Duration::MAX);

@@ -186,7 +186,19 @@ struct Pending {
 }
 
 /// Compacts this node's outbox into a local commit (the next sync pushes it).
-pub fn compact(node: &Node, _lock: &SyncLock) -> Result<CompactReport> {
+pub fn compact(node: &Node, lock: &SyncLock) -> Result<CompactReport> {
+    compact_at_least(node, lock, 1)
+}
+
+/// The fewest archivable batches that make an automatic compaction write archives:
+/// half the threshold, so a peer that lags by more than a threshold's worth of
+/// batches but keeps advancing does not make every sync write another tiny archive.
+pub fn auto_min_archivable(threshold: u64) -> usize {
+    usize::try_from(threshold / 2).unwrap_or(usize::MAX).max(1)
+}
+
+/// [`compact`], writing nothing unless at least `min` batches can be archived.
+fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<CompactReport> {
     let path = node.paths.ledger_repo();
     let g = git_err(&path);
     let repo = Repository::open_bare(&path).map_err(&g)?;
@@ -202,14 +214,13 @@ pub fn compact(node: &Node, _lock: &SyncLock) -> Result<CompactReport> {
         node_id: me.to_string(),
         ..CompactReport::default()
     };
-    // Peers' manifests as this node last saw them.
-    let view = super::repo::view_ref(&node.config, &node.paths);
-    let manifests = match &view {
-        Some(r) => super::manifest::read_all(&path, r, &layout)?,
+    // Peers' manifests as last fetched; this node's own from the tree being compacted.
+    let manifests = match super::repo::peers_ref(&node.config, &node.paths) {
+        Some(r) => super::manifest::read_all(&path, &r, &layout)?,
         None => Vec::new(),
     };
-    let own_manifest = manifests.iter().find(|m| m.node_id == me);
-    let exported = own_manifest.map_or(0, |m| m.exported_through_seq);
+    let exported = super::manifest::at(&repo, base_tree, &layout.manifest(me))
+        .map_or(0, |m| m.exported_through_seq);
     let (wm, held, stale) = watermark(
         me,
         &manifests,
@@ -228,10 +239,11 @@ pub fn compact(node: &Node, _lock: &SyncLock) -> Result<CompactReport> {
     let outbox = tree::subtree_at(&repo, base_tree, &outbox_path).map_err(&g)?;
     let batches = own_batches(&repo, outbox).map_err(&g)?;
     let n = archivable(&batches, exported, through);
-    report.remaining_batches = (batches.len() - n) as u64;
-    if n == 0 {
+    report.remaining_batches = batches.len() as u64;
+    if n < min.max(1) {
         return Ok(report);
     }
+    report.remaining_batches -= n as u64;
     let mut edits = Vec::new();
     let mut removed = Vec::new();
     // Group consecutive batches by month; chunk each group under the batch size cap.
@@ -355,7 +367,7 @@ pub fn maybe_compact(node: &Node, lock: &SyncLock) -> Result<Option<CompactRepor
     if threshold == 0 || count_batches(node)? < threshold {
         return Ok(None);
     }
-    compact(node, lock).map(Some)
+    compact_at_least(node, lock, auto_min_archivable(threshold)).map(Some)
 }
 
 #[cfg(test)]

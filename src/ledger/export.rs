@@ -12,7 +12,7 @@ use crate::git::remote::{local_ref, tracking_ref};
 use crate::git::tree::{self, Edit};
 use crate::node::Node;
 use crate::state::{self, ExportState, ImportState};
-use git2::{Oid, Repository};
+use git2::Repository;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -135,13 +135,6 @@ pub fn manifest_update(
     if same && fresh { None } else { Some(desired) }
 }
 
-/// Reads a node's manifest at `path` in tree `root`.
-fn manifest_at(repo: &Repository, root: Option<Oid>, path: &str) -> Option<Manifest> {
-    let (oid, _) = tree::entry_at(repo, root, path).ok()??;
-    let blob = repo.find_blob(oid).ok()?;
-    serde_json::from_slice(blob.content()).ok()
-}
-
 /// Staged schema files (`state/event_mesh/schema_outbox/<rel>`) as (relative path, bytes).
 pub fn staged_schemas(node: &Node) -> Result<Vec<(String, Vec<u8>)>> {
     let root = node.paths.schema_outbox();
@@ -230,10 +223,10 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
     let base_tree = tree::tree_of(&repo, base).map_err(&g)?;
     let remote_tree = tree::tree_of(&repo, remote).map_err(&g)?;
     let manifest_path = layout.manifest(me);
-    let old_manifest = manifest_at(&repo, base_tree, &manifest_path);
+    let old_manifest = super::manifest::at(&repo, base_tree, &manifest_path);
     let ledger_seq = [
         old_manifest.as_ref(),
-        manifest_at(&repo, remote_tree, &manifest_path).as_ref(),
+        super::manifest::at(&repo, remote_tree, &manifest_path).as_ref(),
     ]
     .into_iter()
     .flatten()

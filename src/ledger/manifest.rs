@@ -35,6 +35,13 @@ pub struct Manifest {
     pub imported_through: BTreeMap<String, u64>,
 }
 
+/// Reads the manifest at `path` in tree `root`; `None` when absent or unreadable.
+pub fn at(repo: &git2::Repository, root: Option<git2::Oid>, path: &str) -> Option<Manifest> {
+    let (oid, _) = crate::git::tree::entry_at(repo, root, path).ok()??;
+    let blob = repo.find_blob(oid).ok()?;
+    serde_json::from_slice(blob.content()).ok()
+}
+
 /// Reads every manifest under `nodes/` at the tip of `refname`; unreadable ones are skipped with a warning.
 pub fn read_all(
     repo_path: &Path,

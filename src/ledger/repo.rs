@@ -50,15 +50,30 @@ pub fn ensure(cfg: &Config, paths: &NodePaths) -> Result<RepoSetup, LedgerError>
 
 /// The ref holding this node's newest view of the ledger: the local branch, else the remote-tracking one.
 pub fn view_ref(cfg: &Config, paths: &NodePaths) -> Option<String> {
+    newest_ref(cfg, paths, false)
+}
+
+/// The ref holding the newest copy of peers' manifests: the merged view in per-node
+/// mode, else the fetched head. The local branch is rebuilt on that head only when a
+/// sync composes its commit, so during a sync it still holds the previous sync's peers.
+pub fn peers_ref(cfg: &Config, paths: &NodePaths) -> Option<String> {
+    newest_ref(cfg, paths, true)
+}
+
+/// The per-node view, else the first existing of the local and the remote-tracking branch.
+fn newest_ref(cfg: &Config, paths: &NodePaths, fetched_first: bool) -> Option<String> {
     let repo = git2::Repository::open_bare(paths.ledger_repo()).ok()?;
     if super::refs::per_node(cfg) && repo.find_reference(super::refs::VIEW_REF).is_ok() {
         return Some(super::refs::VIEW_REF.to_string());
     }
     let local = format!("refs/heads/{}", cfg.ledger.branch);
     let remote = format!("refs/remotes/origin/{}", cfg.ledger.branch);
-    [local, remote]
-        .into_iter()
-        .find(|r| repo.find_reference(r).is_ok())
+    let order = if fetched_first {
+        [remote, local]
+    } else {
+        [local, remote]
+    };
+    order.into_iter().find(|r| repo.find_reference(r).is_ok())
 }
 
 /// Reads one file of the ledger at `refname`; `None` when the repo, ref or file is absent.

@@ -84,3 +84,11 @@ fn import_skips_old_days_and_fully_imported_archives() {
     );
     assert!(!skip_on_import("a/evt_x.json", Some("2030-01-01"), 0));
 }
+
+#[test]
+fn automatic_compaction_waits_for_half_a_threshold_of_archivable_batches() {
+    assert_eq!(auto_min_archivable(1000), 500);
+    assert_eq!(auto_min_archivable(3), 1);
+    // A threshold of 1 still archives; 0 never reaches here (compaction is off).
+    assert_eq!(auto_min_archivable(1), 1);
+}
