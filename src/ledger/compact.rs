@@ -12,7 +12,7 @@ use super::layout::Layout;
 use super::lock::SyncLock;
 use super::{LedgerError, Manifest, git_err, refs};
 use crate::error::Result;
-use crate::git::remote::{local_ref, tracking_ref};
+use crate::git::remote::local_ref;
 use crate::git::tree::{self, Edit, MODE_TREE};
 use crate::node::Node;
 use git2::{Oid, Repository};
@@ -169,11 +169,7 @@ pub fn count_batches(node: &Node) -> Result<u64> {
     let g = git_err(&path);
     let repo = Repository::open_bare(&path).map_err(&g)?;
     let layout = Layout::new(&node.config.ledger.dir);
-    let branch = refs::own_branch(&node.config);
-    let base = match tree::ref_target(&repo, &local_ref(&branch)).map_err(&g)? {
-        Some(c) => Some(c),
-        None => tree::ref_target(&repo, &tracking_ref(&branch)).map_err(&g)?,
-    };
+    let base = refs::own_base(&repo, &node.config).map_err(&g)?;
     let t = tree::tree_of(&repo, base).map_err(&g)?;
     let outbox = tree::subtree_at(&repo, t, &layout.outbox(node.id())).map_err(&g)?;
     Ok(own_batches(&repo, outbox).map_err(&g)?.len() as u64)
@@ -205,10 +201,7 @@ fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<Compact
     let layout = Layout::new(&node.config.ledger.dir);
     let me = node.id();
     let branch = refs::own_branch(&node.config);
-    let base = match tree::ref_target(&repo, &local_ref(&branch)).map_err(&g)? {
-        Some(c) => Some(c),
-        None => tree::ref_target(&repo, &tracking_ref(&branch)).map_err(&g)?,
-    };
+    let base = refs::own_base(&repo, &node.config).map_err(&g)?;
     let base_tree = tree::tree_of(&repo, base).map_err(&g)?;
     let mut report = CompactReport {
         node_id: me.to_string(),

@@ -215,10 +215,7 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
     let layout = Layout::new(&node.config.ledger.dir);
     let me = node.id();
     let branch = &super::refs::own_branch(&node.config);
-    let base = match tree::ref_target(&repo, &local_ref(branch)).map_err(&g)? {
-        Some(c) => Some(c),
-        None => tree::ref_target(&repo, &tracking_ref(branch)).map_err(&g)?,
-    };
+    let base = super::refs::own_base(&repo, &node.config).map_err(&g)?;
     let remote = tree::ref_target(&repo, &tracking_ref(branch)).map_err(&g)?;
     let base_tree = tree::tree_of(&repo, base).map_err(&g)?;
     let remote_tree = tree::tree_of(&repo, remote).map_err(&g)?;

@@ -10,7 +10,7 @@
 use super::layout::Layout;
 use super::lock::SyncLock;
 use super::verify::{self, ImportLimits};
-use super::{LedgerError, Manifest, git_err};
+use super::{LedgerError, git_err};
 use crate::error::Result;
 use crate::event::Envelope;
 use crate::git::remote::{self, local_ref, tracking_ref};
@@ -117,12 +117,6 @@ pub fn guard(node: &Node) -> Result<Option<RecoverReport>> {
     Ok(Some(report))
 }
 
-fn manifest_in(repo: &Repository, root: Option<Oid>, path: &str) -> Option<Manifest> {
-    let (oid, _) = tree::entry_at(repo, root, path).ok()??;
-    let blob = repo.find_blob(oid).ok()?;
-    serde_json::from_slice(blob.content()).ok()
-}
-
 /// Batch files of `outbox` in tree `root`, as (first seq, blob), sorted by seq.
 fn own_batches(
     repo: &Repository,
@@ -168,7 +162,7 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
     let mut best: Option<(u64, Option<Oid>)> = None;
     for r in [tracking_ref(branch), local_ref(branch)] {
         let root = tree::tree_of(&repo, tree::ref_target(&repo, &r).map_err(&g)?).map_err(&g)?;
-        if let Some(m) = manifest_in(&repo, root, &layout.manifest(me))
+        if let Some(m) = super::manifest::at(&repo, root, &layout.manifest(me))
             && best.is_none_or(|(s, _)| m.exported_through_seq > s)
         {
             best = Some((m.exported_through_seq, root));

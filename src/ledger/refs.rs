@@ -36,6 +36,15 @@ pub fn own_branch(cfg: &Config) -> String {
     }
 }
 
+/// The commit this node's own files are built on: its local branch, else the fetched one.
+pub fn own_base(repo: &Repository, cfg: &Config) -> Result<Option<Oid>, git2::Error> {
+    let branch = own_branch(cfg);
+    match tree::ref_target(repo, &local_ref(&branch))? {
+        Some(c) => Ok(Some(c)),
+        None => tree::ref_target(repo, &tracking_ref(&branch)),
+    }
+}
+
 /// Fetches the shared branch (and, `with_peers`, every per-node ref) in one `git fetch`;
 /// returns the shared head.
 ///
