@@ -101,7 +101,9 @@ struct Run<'a> {
     quarantine: Quarantine,
     state: ImportState,
     report: ImportReport,
+    /// Accepted events not yet appended (appended between files, every `APPEND_CHUNK`).
     pending: Vec<Envelope>,
+    /// Ids of `pending`: the log's index cannot see them yet.
     in_run: HashSet<String>,
     budget: Option<u64>,
     keys: HashMap<String, KeyState>,
@@ -688,6 +690,11 @@ impl Run<'_> {
     ) -> Result<()> {
         let key = self.keys.get(node).cloned().unwrap_or(KeyState::Unknown);
         let sigs = check_signatures(&items, &key, node, self.require_signatures);
+        // Appending only between files keeps `in_run` to the unflushed events: the
+        // lookup below finds everything flushed, and a 10M-event join stays small.
+        if self.pending.len() >= APPEND_CHUNK {
+            self.flush(writer)?;
+        }
         // One pass over the log's id index for the whole file, not one per event.
         let ids: Vec<&str> = items
             .iter()
@@ -727,13 +734,13 @@ impl Run<'_> {
                     // Schemas judge the stored payload, never an upcast copy.
                     let policy = self.node.config.schemas.import_policy;
                     match crate::schema::import_verdict(self.node.schemas()?, &env, policy) {
-                        crate::schema::ImportVerdict::Accept => self.accept(writer, env)?,
+                        crate::schema::ImportVerdict::Accept => self.accept(env)?,
                         crate::schema::ImportVerdict::Flag(e) => {
                             self.flagged.push(crate::schema::FlaggedEvent {
                                 event_id: env.event_id.clone(),
                                 reason: e.to_string(),
                             });
-                            self.accept(writer, env)?;
+                            self.accept(env)?;
                         }
                         crate::schema::ImportVerdict::Quarantine(e) => {
                             let raw = env.to_json_line();
@@ -932,20 +939,19 @@ impl Run<'_> {
         );
     }
 
-    fn accept(&mut self, writer: &mut crate::log::LogWriter<'_>, env: Envelope) -> Result<()> {
+    fn accept(&mut self, env: Envelope) -> Result<()> {
         self.in_run.insert(env.event_id.clone());
         self.pending.push(env);
         self.report.imported_events += 1;
-        if self.pending.len() >= APPEND_CHUNK {
-            self.flush(writer)?;
-        }
         Ok(())
     }
 
+    /// Appends the pending events; from then on the log's index answers for them.
     fn flush(&mut self, writer: &mut crate::log::LogWriter<'_>) -> Result<()> {
         if !self.pending.is_empty() {
             writer.append(&self.pending)?;
             self.pending.clear();
+            self.in_run.clear();
         }
         Ok(())
     }
