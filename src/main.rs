@@ -7,6 +7,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // SAFETY: no thread has been started yet.
+    unsafe { gitmesh::git::limit_mapped_packs() };
     let wants_json = std::env::args().any(|a| a == "--json");
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,

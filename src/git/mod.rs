@@ -6,6 +6,30 @@ pub mod tree;
 
 use std::path::{Path, PathBuf};
 
+/// Bytes of a pack libgit2 maps per window, and in all. Its 64-bit defaults (1 GiB
+/// and 8 GiB) let a first import of a large ledger map the whole pack, which counts
+/// in the process's RSS and in a systemd unit's memory limit.
+const MWINDOW_SIZE: usize = 16 << 20;
+const MWINDOW_MAPPED_LIMIT: usize = 64 << 20;
+
+/// Caps how much of the ledger's packs libgit2 keeps mapped at once (64 MiB).
+///
+/// # Safety
+///
+/// Changes libgit2's process-wide settings without synchronization: call it
+/// before any thread is started, first thing in `main`.
+pub unsafe fn limit_mapped_packs() {
+    // SAFETY: the caller guarantees no other thread exists yet.
+    let set = unsafe {
+        git2::opts::set_mwindow_size(MWINDOW_SIZE)
+            .and_then(|()| git2::opts::set_mwindow_mapped_limit(MWINDOW_MAPPED_LIMIT))
+    };
+    // The defaults still work, only with more memory mapped.
+    if let Err(e) = set {
+        tracing::debug!(error = %e, "libgit2 pack window limits not set");
+    }
+}
+
 /// Errors of git operations, with the repository they happened in.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
