@@ -25,7 +25,12 @@ fn init(dir: &Path, name: &str, remote: &Path, extra: &[&str]) -> PathBuf {
 }
 
 fn ids(root: &Path) -> BTreeSet<String> {
-    json_ok(root, &["events"])["events"]
+    ids_of(root, &["events"])
+}
+
+/// Event ids listed by an `events` query.
+fn ids_of(root: &Path, query: &[&str]) -> BTreeSet<String> {
+    json_ok(root, query)["events"]
         .as_array()
         .unwrap()
         .iter()
@@ -171,13 +176,19 @@ fn sync_compacts_by_itself_past_the_threshold() {
     assert_eq!(batches_of(&files(&remote, "main"), "a"), (0, 1));
 }
 
-#[test]
-fn automatic_compaction_waits_until_half_the_threshold_is_archivable() {
+/// Nodes a and b on one fresh remote; a compacts by itself past `threshold` batches.
+fn pair(threshold: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let remote = common::bare_remote(tmp.path(), "mesh.git");
     let a = init(tmp.path(), "a", &remote, &[]);
     let b = init(tmp.path(), "b", &remote, &[]);
-    set_config_key(&a, "compact_after_files", "4");
+    set_config_key(&a, "compact_after_files", threshold);
+    (tmp, remote, a, b)
+}
+
+#[test]
+fn automatic_compaction_waits_until_half_the_threshold_is_archivable() {
+    let (_tmp, remote, a, b) = pair("4");
     publish_batch(&a, 2, "r0");
     sync(&a);
     sync(&b); // b holds the watermark at a's first batch
@@ -198,11 +209,7 @@ fn automatic_compaction_waits_until_half_the_threshold_is_archivable() {
 
 #[test]
 fn the_daemon_compacts_past_the_threshold_and_a_late_joiner_gets_everything() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(tmp.path(), "mesh.git");
-    let a = init(tmp.path(), "a", &remote, &[]);
-    let b = init(tmp.path(), "b", &remote, &[]);
-    set_config_key(&a, "compact_after_files", "3");
+    let (tmp, remote, a, b) = pair("3");
     let d = Daemon::start(&a, &["--interval", "300ms"]);
     let rounds = 6;
     for round in 0..rounds {
@@ -229,12 +236,7 @@ fn the_daemon_compacts_past_the_threshold_and_a_late_joiner_gets_everything() {
     drop(d);
     let c = init(tmp.path(), "c", &remote, &[]);
     sync(&c);
-    let own_a: BTreeSet<String> = json_ok(&a, &["events", "--node", "a"])["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap().to_string())
-        .collect();
+    let own_a = ids_of(&a, &["events", "--node", "a"]);
     assert_eq!(own_a.len(), rounds * 2);
     assert!(ids(&c).is_superset(&own_a), "c misses archived events");
     assert!(ids(&b).is_superset(&own_a), "b misses events");
