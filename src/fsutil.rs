@@ -1,4 +1,4 @@
-//! Small file-system primitives: atomic replace, directory fsync, JSON state files.
+//! Small file-system primitives: atomic replace, directory fsync, JSON state files, JSON lines.
 
 use serde::{Serialize, de::DeserializeOwned};
 use std::fs::{self, File, OpenOptions};
@@ -73,6 +73,45 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PathError>
     write_atomic(path, &bytes, true)
 }
 
+/// Serializes a value as compact JSON; a failure names `path`, the file the bytes are for.
+pub fn json_bytes<T: Serialize>(value: &T, path: &Path) -> Result<Vec<u8>, PathError> {
+    serde_json::to_vec(value)
+        .map_err(io::Error::other)
+        .ctx("serialize", path)
+}
+
+/// Adds a value to `buf` as one JSON line (compact JSON and `\n`), for a file at `path`.
+pub fn push_json_line<T: Serialize>(
+    buf: &mut Vec<u8>,
+    value: &T,
+    path: &Path,
+) -> Result<(), PathError> {
+    serde_json::to_writer(&mut *buf, value)
+        .map_err(io::Error::other)
+        .ctx("serialize", path)?;
+    buf.push(b'\n');
+    Ok(())
+}
+
+/// Appends a value as one JSON line to `path` (created with its directory), fsynced.
+///
+/// The line is serialized before the file is touched, so a value that cannot
+/// be serialized leaves no empty or partial line behind.
+pub fn append_json_line<T: Serialize>(path: &Path, value: &T) -> Result<(), PathError> {
+    let mut line = Vec::new();
+    push_json_line(&mut line, value, path)?;
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).ctx("create directory", dir)?;
+    }
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ctx("open", path)?;
+    f.write_all(&line).ctx("append", path)?;
+    f.sync_data().ctx("fsync", path)
+}
+
 /// Reads a JSON state file; `Ok(None)` when it does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, PathError> {
     match fs::read(path) {
@@ -98,3 +137,6 @@ pub fn open_lock_file(path: &Path) -> Result<File, PathError> {
         .open(path)
         .ctx("open", path)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,28 +1,6 @@
 use super::*;
-use crate::event::{IdForm, compute_id};
-
-fn env(node: &str, seq: u64, prev: &str, n: u64) -> Envelope {
-    let mut e = Envelope {
-        event_id: String::new(),
-        timestamp: format!("2026-11-23T12:00:00.{n:06}Z"),
-        topic: "t".into(),
-        event_type: "e".into(),
-        node_id: node.into(),
-        source: "cli".into(),
-        causation_id: String::new(),
-        correlation_id: String::new(),
-        seq,
-        prev: prev.into(),
-        payload: Default::default(),
-        dedupe_key: None,
-        handler: None,
-        schema_version: None,
-        sig: None,
-    };
-    e.event_id = compute_id(&e, IdForm::Plain).unwrap();
-    e.correlation_id = e.event_id.clone();
-    e
-}
+use crate::log::testutil::env;
+use crate::paths::NodePaths;
 
 #[test]
 fn a_parked_index_catches_up_with_appends_made_meanwhile() {
