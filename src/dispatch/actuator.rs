@@ -5,13 +5,13 @@ use super::FollowUp;
 use super::process;
 use crate::config::{CausalGate, LaneConfig};
 use crate::event::Envelope;
-use crate::fsutil::{IoContext, PathError, read_json, write_json};
+use crate::fsutil::{IoContext, PathError, append_json_line, read_json, write_json};
 use crate::ledger::lease::Lease;
 use crate::node::Node;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::Duration;
 
@@ -526,18 +526,7 @@ impl<'n> Actuator<'n> {
             "reason": rec.reason,
             "leader_epoch": rec.leader_epoch,
         });
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).ctx("create directory", dir)?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .ctx("open", &path)?;
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-        bytes.push(b'\n');
-        f.write_all(&bytes).ctx("append", &path)?;
-        f.sync_data().ctx("fsync", &path)
+        append_json_line(&path, &line)
     }
 }
 

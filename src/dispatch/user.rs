@@ -6,12 +6,11 @@ use super::pattern::Pattern;
 use super::process;
 use crate::config::HandlerConfig;
 use crate::event::{Envelope, check_payload, validate_event_type, validate_topic};
-use crate::fsutil::{IoContext, PathError, read_json, write_json};
+use crate::fsutil::{IoContext, PathError, append_json_line, read_json, write_json};
 use crate::node::Node;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
 /// The `handler` name of a user handler's follow-ups: `handler:<name>`.
@@ -157,19 +156,7 @@ pub struct DeadLetter {
 
 /// Appends one line to the dead-letter file (fsynced).
 pub fn append_dead_letter(node: &Node, d: &DeadLetter) -> Result<(), PathError> {
-    let path = node.paths.dead_letter();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).ctx("create directory", dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .ctx("open", &path)?;
-    let mut bytes = serde_json::to_vec(d).unwrap_or_default();
-    bytes.push(b'\n');
-    f.write_all(&bytes).ctx("append", &path)?;
-    f.sync_data().ctx("fsync", &path)
+    append_json_line(&node.paths.dead_letter(), d)
 }
 
 /// Dead letters not yet resolved, oldest first (the newest line per handler and event).
