@@ -31,7 +31,7 @@ mod types;
 mod writer;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use handle::{EventLog, segment_bytes_from_env};
 pub use index::{IdIndex, id_bytes as index_key};

@@ -3,7 +3,7 @@
 use crate::event::{Envelope, IdForm, compute_id};
 
 /// Event `n` of `node` with seq `seq` after `prev`, its id computed (so the log can index it).
-pub(super) fn env(node: &str, seq: u64, prev: &str, n: u64) -> Envelope {
+pub(crate) fn env(node: &str, seq: u64, prev: &str, n: u64) -> Envelope {
     let mut e = Envelope {
         event_id: String::new(),
         timestamp: format!("2026-11-23T12:00:00.{n:06}Z"),

@@ -1,0 +1,154 @@
+//! `mesh-import`: append peers' new events from the ledger to the local log.
+//!
+//! Only the files that differ between the last imported ledger commit and the
+//! current one are read (a tree diff that skips equal subtrees), so the cost
+//! follows the new data, not the history.
+//!
+//! One concern per module: `diff` (the tree diff), `archive` (deletions by
+//! compaction), `pinning` (peers' keys), `signatures` (parallel signature
+//! checks), `run` (the run's state and bookkeeping), `leg` (one diff's files),
+//! `file` (reading one file), `apply` (the chain decision and carrying it out)
+//! and `held` (held files and their retries).
+
+mod apply;
+mod archive;
+mod diff;
+mod file;
+mod held;
+mod leg;
+mod pinning;
+mod run;
+mod signatures;
+
+use super::LedgerError;
+use super::layout::Layout;
+use super::lock::SyncLock;
+use super::quarantine::Rejected;
+use super::seqs::Gap;
+use super::trust::{Alert, HeldReason};
+use crate::error::Result;
+use crate::git::RepoContext;
+use crate::git::remote::{local_ref, tracking_ref};
+use crate::git::tree;
+use crate::keys::KnownNodes;
+use crate::node::Node;
+use crate::state;
+use git2::{Oid, Repository};
+use run::Run;
+use serde::Serialize;
+
+/// Events are appended to the log in chunks of this many (one write and fsync each).
+const APPEND_CHUNK: usize = 5000;
+
+/// What an import did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    /// This node.
+    pub node_id: String,
+    /// New events appended to the log.
+    pub imported_events: u64,
+    /// Valid events the log already held.
+    pub duplicate_events: u64,
+    /// Files or lines quarantined by this import.
+    pub quarantined: u64,
+    /// Peer outbox files read.
+    pub scanned_files: u64,
+    /// The ledger commit imported up to ("" when the ledger is empty).
+    pub ledger_commit: String,
+    /// False when `--max-events` stopped the import early (the next one resumes).
+    pub complete: bool,
+    /// What was quarantined, with reasons.
+    pub rejected: Vec<Rejected>,
+    /// Missing seq ranges of peers.
+    pub gaps: Vec<Gap>,
+    /// Files held back: waiting for missing seqs or for an operator to trust a changed key.
+    pub held: Vec<HeldFile>,
+    /// Peers whose manifest offers a key that differs from the pinned one.
+    pub key_alerts: Vec<String>,
+    /// Forks and history rewrites seen so far (kept until acknowledged).
+    pub alerts: Vec<Alert>,
+}
+
+/// A held file, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldFile {
+    /// Path in the ledger repository.
+    pub path: String,
+    /// Whose outbox.
+    pub node_id: String,
+    /// The seq it waits to apply (0 when not read yet).
+    pub first_seq: u64,
+    /// Why it waits.
+    pub reason: HeldReason,
+}
+
+/// The ledger commit import reads: the fetched remote head, else the local branch.
+pub fn source_commit(
+    repo: &Repository,
+    branch: &str,
+) -> std::result::Result<Option<Oid>, git2::Error> {
+    match tree::ref_target(repo, &tracking_ref(branch))? {
+        Some(oid) => Ok(Some(oid)),
+        None => tree::ref_target(repo, &local_ref(branch)),
+    }
+}
+
+/// Imports what is new in peers' outboxes up to the ledger head this node last fetched.
+pub fn import(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<ImportReport> {
+    import_with(node, lock, max_events, &crate::progress::Progress::hidden())
+}
+
+/// [`import`], advancing `progress` by one per ledger file read.
+pub fn import_with(
+    node: &Node,
+    _lock: &SyncLock,
+    max_events: Option<u64>,
+    progress: &crate::progress::Progress,
+) -> Result<ImportReport> {
+    let path = node.paths.ledger_repo();
+    let repo = Repository::open_bare(&path)
+        .in_repo(&path)
+        .map_err(LedgerError::from)?;
+    let layout = Layout::new(&node.config.ledger.dir);
+    let state = state::load(&node.paths.import_state())?;
+    let mut run = Run::new(node, &repo, progress, state, max_events);
+    let head = super::refs::import_source(&repo, &node.config)
+        .in_repo(&path)
+        .map_err(LedgerError::from)?;
+    let mut known = KnownNodes::load(&node.paths)?;
+    let mut writer = node.log.writer()?;
+    if let Some(head) = head {
+        let published = pinning::manifest_keys(&repo, &layout, head)
+            .in_repo(&path)
+            .map_err(LedgerError::from)?;
+        let pinned_before = known.clone();
+        run.keys = pinning::key_states(node.id(), &published, &mut known);
+        if known != pinned_before {
+            known.save(&node.paths)?;
+        }
+        run.legs(&mut writer, &layout, head)?;
+        if run.report.complete {
+            run.retry_held(&mut writer, head)?;
+        }
+        run.flush(&mut writer)?;
+        run.report.ledger_commit = head.to_string();
+    }
+    drop(writer);
+    crate::schema::record_flagged(&node.paths, &run.flagged)?;
+    state::save(&node.paths.import_state(), &run.state)?;
+    run.report.gaps = run.state.gaps();
+    run.report.held = run
+        .state
+        .held
+        .iter()
+        .map(|(path, h)| HeldFile {
+            path: path.clone(),
+            node_id: h.node_id.clone(),
+            first_seq: h.first_seq,
+            reason: h.reason,
+        })
+        .collect();
+    run.report.key_alerts = known.alerts();
+    run.report.alerts = run.state.alerts.clone();
+    Ok(run.report)
+}

@@ -1,0 +1,89 @@
+//! Peers' signing keys for one import: read from the manifests, pinned on first sight.
+
+use crate::git::tree;
+use crate::keys::{self, KnownNodes, Pin};
+use crate::ledger::layout::Layout;
+use crate::ledger::{Manifest, verify};
+use git2::{Oid, Repository};
+use std::collections::HashMap;
+
+/// What is known of a peer's signing key for this import.
+#[derive(Debug, Clone)]
+pub(super) enum KeyState {
+    /// Pinned (or pinned now, on first sight): signatures must verify with it.
+    Pinned(Box<ed25519_dalek::VerifyingKey>),
+    /// The manifest offers a key that differs from the pinned one.
+    Untrusted,
+    /// The manifest's key is not a valid ed25519 key.
+    Invalid(String),
+    /// No key published or pinned.
+    Unknown,
+}
+
+/// Public keys published in the manifests of the tree of `commit`, by node.
+pub(super) fn manifest_keys(
+    repo: &Repository,
+    layout: &Layout,
+    commit: Oid,
+) -> Result<HashMap<String, Option<String>>, git2::Error> {
+    let mut out = HashMap::new();
+    let root = tree::tree_of(repo, Some(commit))?;
+    let Some(dir) = tree::subtree_at(repo, root, &layout.nodes_dir())? else {
+        return Ok(out);
+    };
+    for e in repo.find_tree(dir)?.iter() {
+        let Some(node) = e.name().ok().and_then(|n| n.strip_suffix(".json")) else {
+            continue;
+        };
+        if e.filemode() != tree::MODE_BLOB && e.filemode() != tree::MODE_EXEC {
+            continue;
+        }
+        let Ok(blob) = repo.find_blob(e.id()) else {
+            continue;
+        };
+        if blob.size() > verify::MAX_LINE_BYTES {
+            continue;
+        }
+        if let Ok(m) = serde_json::from_slice::<Manifest>(blob.content())
+            && m.node_id == node
+        {
+            out.insert(node.to_string(), m.public_key);
+        }
+    }
+    Ok(out)
+}
+
+/// Pins keys seen for the first time and classifies every peer's key (pure but for `known`).
+pub(super) fn key_states(
+    me: &str,
+    published: &HashMap<String, Option<String>>,
+    known: &mut KnownNodes,
+) -> HashMap<String, KeyState> {
+    let now = crate::event::now_timestamp();
+    let mut out = HashMap::new();
+    for (node, key) in published {
+        if node == me {
+            continue;
+        }
+        let Some(key) = key else { continue };
+        if let Err(e) = keys::parse_public(node, key) {
+            if known.trusted_key(node).is_none() {
+                out.insert(node.clone(), KeyState::Invalid(e.to_string()));
+            }
+            continue;
+        }
+        if let Pin::Changed { .. } = known.observe(node, key, &now) {
+            out.insert(node.clone(), KeyState::Untrusted);
+        }
+    }
+    for (node, k) in &known.nodes {
+        if out.contains_key(node) {
+            continue;
+        }
+        match keys::parse_public(node, &k.public_key) {
+            Ok(v) => out.insert(node.clone(), KeyState::Pinned(Box::new(v))),
+            Err(e) => out.insert(node.clone(), KeyState::Invalid(e.to_string())),
+        };
+    }
+    out
+}

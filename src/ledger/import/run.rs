@@ -1,0 +1,219 @@
+//! The state of one import run and its bookkeeping: chain heads, quarantine, pending appends.
+
+use super::pinning::KeyState;
+use super::{APPEND_CHUNK, ImportReport};
+use crate::error::Result;
+use crate::event::Envelope;
+use crate::ledger::LedgerError;
+use crate::ledger::layout::Layout;
+use crate::ledger::quarantine::{KEEP_BYTES, Quarantine, Reason};
+use crate::ledger::trust::ChainHead;
+use crate::ledger::verify::ImportLimits;
+use crate::log::LogWriter;
+use crate::node::Node;
+use crate::state::{ImportState, PartialImport};
+use git2::{Oid, Repository};
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+
+/// Everything one import carries from file to file.
+pub(super) struct Run<'a> {
+    pub(super) node: &'a Node,
+    pub(super) repo: &'a Repository,
+    pub(super) progress: &'a crate::progress::Progress,
+    pub(super) limits: ImportLimits,
+    pub(super) quarantine: Quarantine,
+    pub(super) state: ImportState,
+    pub(super) report: ImportReport,
+    /// Accepted events not yet appended (appended between files, every `APPEND_CHUNK`).
+    pub(super) pending: Vec<Envelope>,
+    /// Ids of `pending`: the log's index cannot see them yet.
+    pub(super) in_run: HashSet<String>,
+    pub(super) budget: Option<u64>,
+    pub(super) keys: HashMap<String, KeyState>,
+    pub(super) require_signatures: bool,
+    pub(super) commit: String,
+    /// Events accepted although they broke their schema (`accept-and-flag`).
+    pub(super) flagged: Vec<crate::schema::FlaggedEvent>,
+}
+
+/// The commit `id` names, if this repository has it.
+fn known_commit(repo: &Repository, id: &str) -> Option<Oid> {
+    let oid = Oid::from_str(id).ok()?;
+    repo.find_commit(oid).ok().map(|c| c.id())
+}
+
+impl<'a> Run<'a> {
+    /// A run over `repo` for `node`, resuming from `state`.
+    pub(super) fn new(
+        node: &'a Node,
+        repo: &'a Repository,
+        progress: &'a crate::progress::Progress,
+        state: ImportState,
+        max_events: Option<u64>,
+    ) -> Run<'a> {
+        Run {
+            node,
+            repo,
+            progress,
+            limits: ImportLimits::new(node.config.payload_limits()),
+            quarantine: Quarantine::new(node.paths.quarantine()),
+            state,
+            report: ImportReport {
+                node_id: node.id().to_string(),
+                complete: true,
+                ..ImportReport::default()
+            },
+            pending: Vec::new(),
+            in_run: HashSet::new(),
+            budget: max_events,
+            keys: HashMap::new(),
+            require_signatures: node.config.require_signatures,
+            commit: String::new(),
+            flagged: Vec::new(),
+        }
+    }
+}
+
+impl Run<'_> {
+    /// Imports up to `head`: at most two legs, finishing an interrupted target first.
+    pub(super) fn legs(
+        &mut self,
+        writer: &mut LogWriter<'_>,
+        layout: &Layout,
+        head: Oid,
+    ) -> Result<()> {
+        let repo = self.repo;
+        for _ in 0..2 {
+            let from = known_commit(repo, &self.state.commit);
+            let (target, skip) = match &self.state.partial {
+                Some(p) => match Oid::from_str(&p.target) {
+                    Ok(t) if repo.find_commit(t).is_ok() => (t, p.done_files),
+                    _ => (head, 0),
+                },
+                None => (head, 0),
+            };
+            if from == Some(target) {
+                self.state.partial = None;
+                break;
+            }
+            let done = self.leg(writer, layout, from, target, skip)?;
+            match done {
+                None => {
+                    self.state.commit = target.to_string();
+                    self.state.partial = None;
+                    if target == head {
+                        break;
+                    }
+                }
+                Some(done_files) => {
+                    self.state.partial = Some(PartialImport {
+                        target: target.to_string(),
+                        done_files,
+                    });
+                    self.report.complete = false;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Maps a git error to a ledger error naming the ledger repository.
+    pub(super) fn git_err(&self) -> impl Fn(git2::Error) -> LedgerError + '_ {
+        let path = self.node.paths.ledger_repo();
+        move |e: git2::Error| {
+            LedgerError::from(crate::git::GitError::Repo {
+                path: path.clone(),
+                source: e,
+            })
+        }
+    }
+
+    /// The peer's chain head; an import state from before chains were checked
+    /// yields its contiguous seq with no id (the next `prev` is then trusted).
+    pub(super) fn chain_head(&self, node: &str) -> ChainHead {
+        match self.state.heads.get(node) {
+            Some(h) => h.clone(),
+            None => ChainHead {
+                seq: self
+                    .state
+                    .peers
+                    .get(node)
+                    .map_or(0, |r| r.contiguous_through()),
+                event_id: String::new(),
+            },
+        }
+    }
+
+    /// The first bytes of a blob, read as a stream so a huge blob is never loaded.
+    pub(super) fn head_bytes(&self, oid: Oid) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Ok(odb) = self.repo.odb()
+            && let Ok((reader, _, _)) = odb.reader(oid)
+        {
+            let _ = reader.take(KEEP_BYTES as u64).read_to_end(&mut out);
+        }
+        out
+    }
+
+    /// Quarantines `bytes` of ledger file `path` (or of its `line`) and reports it.
+    pub(super) fn reject(
+        &mut self,
+        path: &str,
+        line: Option<usize>,
+        bytes: &[u8],
+        reason: Reason,
+        detail: &str,
+        source: &str,
+    ) -> Result<()> {
+        tracing::warn!(
+            file = path,
+            ?line,
+            reason = reason.code(),
+            detail,
+            "quarantined ledger input"
+        );
+        let r = self
+            .quarantine
+            .put(path, line, bytes, reason, detail, source)?;
+        self.report.quarantined += 1;
+        self.report.rejected.push(r);
+        Ok(())
+    }
+
+    /// Records `head` as the peer's newest accepted event.
+    pub(super) fn advance(&mut self, node: &str, head: ChainHead) {
+        self.state
+            .peers
+            .entry(node.to_string())
+            .or_default()
+            .insert(head.seq);
+        self.state.heads.insert(node.to_string(), head);
+    }
+
+    /// Queues `env` for the next append.
+    pub(super) fn accept(&mut self, env: Envelope) {
+        self.in_run.insert(env.event_id.clone());
+        self.pending.push(env);
+        self.report.imported_events += 1;
+    }
+
+    /// Appends the pending events once `APPEND_CHUNK` of them have gathered.
+    pub(super) fn flush_if_full(&mut self, writer: &mut LogWriter<'_>) -> Result<()> {
+        if self.pending.len() >= APPEND_CHUNK {
+            self.flush(writer)?;
+        }
+        Ok(())
+    }
+
+    /// Appends the pending events; from then on the log's index answers for them.
+    pub(super) fn flush(&mut self, writer: &mut LogWriter<'_>) -> Result<()> {
+        if !self.pending.is_empty() {
+            writer.append(&self.pending)?;
+            self.pending.clear();
+            self.in_run.clear();
+        }
+        Ok(())
+    }
+}
