@@ -1,10 +1,10 @@
 //! Tree and commit helpers whose cost follows the change, not the tree size.
 //!
 //! `apply_edits` rewrites only the directories on the paths it edits;
-//! `changed_blobs` and `union` descend only into subtrees whose ids differ.
+//! `diff_entries`, `changed_entries` and `union` descend only into subtrees whose ids differ.
 
 use git2::{ObjectType, Oid, Repository};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Mode of a regular file entry.
 pub const MODE_BLOB: i32 = 0o100644;
@@ -155,9 +155,60 @@ pub fn changed_entries(
     old: Option<Oid>,
     new: Option<Oid>,
 ) -> Result<Vec<Changed>, git2::Error> {
+    Ok(diff_entries(repo, old, new)?
+        .into_iter()
+        .filter_map(|c| {
+            c.oid.map(|oid| Changed {
+                path: c.path,
+                oid,
+                mode: c.mode,
+            })
+        })
+        .collect())
+}
+
+/// An entry (other than a directory) that differs between two trees: added,
+/// modified (`before` set) or deleted (`oid` unset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeChange {
+    /// Path relative to the trees compared (slash-separated).
+    pub path: String,
+    /// Object id in the newer tree (`None`: deleted).
+    pub oid: Option<Oid>,
+    /// Mode in the newer tree (0 when deleted).
+    pub mode: i32,
+    /// Object id of the file the older tree held at this path, if any.
+    pub before: Option<Oid>,
+}
+
+/// Entries (other than directories) that differ between two trees, deletions included:
+/// the newer tree's changes in tree order, then what only the older tree held.
+///
+/// Subtrees with equal ids are skipped without being read, so the cost is
+/// proportional to the directories that changed, not to the size of the trees.
+pub fn diff_entries(
+    repo: &Repository,
+    old: Option<Oid>,
+    new: Option<Oid>,
+) -> Result<Vec<TreeChange>, git2::Error> {
     let mut out = Vec::new();
     diff_into(repo, old, new, "", &mut out)?;
     Ok(out)
+}
+
+/// A tree's entries as (name, id, mode), in tree order; none for `None`.
+fn entries_of(
+    repo: &Repository,
+    tree: Option<Oid>,
+) -> Result<Vec<(Vec<u8>, Oid, i32)>, git2::Error> {
+    match tree {
+        Some(t) => Ok(repo
+            .find_tree(t)?
+            .iter()
+            .map(|e| (e.name_bytes().to_vec(), e.id(), e.filemode()))
+            .collect()),
+        None => Ok(Vec::new()),
+    }
 }
 
 fn diff_into(
@@ -165,40 +216,70 @@ fn diff_into(
     old: Option<Oid>,
     new: Option<Oid>,
     prefix: &str,
-    out: &mut Vec<Changed>,
+    out: &mut Vec<TreeChange>,
 ) -> Result<(), git2::Error> {
-    let Some(new) = new else { return Ok(()) };
-    if old == Some(new) {
+    if old == new {
         return Ok(());
     }
-    let old_entries: HashMap<Vec<u8>, (Oid, i32)> = match old {
-        Some(o) => repo
-            .find_tree(o)?
-            .iter()
-            .map(|e| (e.name_bytes().to_vec(), (e.id(), e.filemode())))
-            .collect(),
-        None => HashMap::new(),
-    };
-    let tree = repo.find_tree(new)?;
-    for e in tree.iter() {
-        let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
-        let path = if prefix.is_empty() {
-            name
+    let old_list = entries_of(repo, old)?;
+    let old_entries: HashMap<&[u8], (Oid, i32)> = old_list
+        .iter()
+        .map(|(n, o, m)| (n.as_slice(), (*o, *m)))
+        .collect();
+    let new_list = entries_of(repo, new)?;
+    let join = |name: &[u8]| {
+        let name = String::from_utf8_lossy(name);
+        if prefix.is_empty() {
+            name.into_owned()
         } else {
             format!("{prefix}/{name}")
-        };
-        let before = old_entries.get(e.name_bytes()).copied();
-        if before == Some((e.id(), e.filemode())) {
+        }
+    };
+    let mut seen = HashSet::new();
+    for (name, oid, mode) in &new_list {
+        seen.insert(name.as_slice());
+        let before = old_entries.get(name.as_slice()).copied();
+        if before == Some((*oid, *mode)) {
             continue;
         }
-        if e.filemode() == MODE_TREE {
-            let old_sub = before.filter(|(_, m)| *m == MODE_TREE).map(|(o, _)| o);
-            diff_into(repo, old_sub, Some(e.id()), &path, out)?;
+        let path = join(name);
+        let old_tree = before.filter(|(_, m)| *m == MODE_TREE).map(|(o, _)| o);
+        let old_file = before.filter(|(_, m)| *m != MODE_TREE).map(|(o, _)| o);
+        if *mode == MODE_TREE {
+            diff_into(repo, old_tree, Some(*oid), &path, out)?;
+            if let Some(b) = old_file {
+                out.push(TreeChange {
+                    path,
+                    oid: None,
+                    mode: 0,
+                    before: Some(b),
+                });
+            }
         } else {
-            out.push(Changed {
+            if old_tree.is_some() {
+                diff_into(repo, old_tree, None, &path, out)?;
+            }
+            out.push(TreeChange {
                 path,
-                oid: e.id(),
-                mode: e.filemode(),
+                oid: Some(*oid),
+                mode: *mode,
+                before: old_file,
+            });
+        }
+    }
+    for (name, oid, mode) in &old_list {
+        if seen.contains(name.as_slice()) {
+            continue;
+        }
+        let path = join(name);
+        if *mode == MODE_TREE {
+            diff_into(repo, Some(*oid), None, &path, out)?;
+        } else {
+            out.push(TreeChange {
+                path,
+                oid: None,
+                mode: 0,
+                before: Some(*oid),
             });
         }
     }

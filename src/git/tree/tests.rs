@@ -1,16 +1,17 @@
 use super::*;
 
-fn repo() -> (tempfile::TempDir, Repository) {
+/// An empty repository holding two blobs, "a" and "b".
+fn repo() -> (tempfile::TempDir, Repository, Oid, Oid) {
     let dir = tempfile::tempdir().unwrap();
     let repo = Repository::init_bare(dir.path()).unwrap();
-    (dir, repo)
+    let a = repo.blob(b"a").unwrap();
+    let b = repo.blob(b"b").unwrap();
+    (dir, repo, a, b)
 }
 
 #[test]
 fn edits_touch_only_their_paths_and_diff_finds_them() {
-    let (_d, repo) = repo();
-    let a = repo.blob(b"a").unwrap();
-    let b = repo.blob(b"b").unwrap();
+    let (_d, repo, a, b) = repo();
     let t1 = apply_edits(
         &repo,
         None,
@@ -29,9 +30,7 @@ fn edits_touch_only_their_paths_and_diff_finds_them() {
 
 #[test]
 fn union_keeps_both_sides_and_reports_conflicts() {
-    let (_d, repo) = repo();
-    let a = repo.blob(b"a").unwrap();
-    let b = repo.blob(b"b").unwrap();
+    let (_d, repo, a, b) = repo();
     let left = apply_edits(&repo, None, &[Edit::blob("d/1", a), Edit::blob("d/2", a)]).unwrap();
     let right = apply_edits(&repo, None, &[Edit::blob("d/2", b), Edit::blob("d/3", b)]).unwrap();
     let mut conflicts = Vec::new();
@@ -41,4 +40,56 @@ fn union_keeps_both_sides_and_reports_conflicts() {
     assert_eq!(conflicts, vec!["d/2".to_string()]);
     assert_eq!(entry_at(&repo, Some(u), "d/2").unwrap().unwrap().0, a);
     assert_eq!(entry_at(&repo, Some(u), "d/3").unwrap().unwrap().0, b);
+}
+
+#[test]
+fn diff_entries_reports_additions_modifications_and_deletions() {
+    let (_d, repo, a, b) = repo();
+    let t1 = apply_edits(
+        &repo,
+        None,
+        &[
+            Edit::blob("p/1/a", a),
+            Edit::blob("p/1/b", a),
+            Edit::blob("p/2/a", a),
+            Edit::blob("q/x", a),
+            Edit::blob("s", a),
+        ],
+    )
+    .unwrap();
+    let t2 = apply_edits(
+        &repo,
+        Some(t1),
+        &[
+            Edit::blob("p/1/a", b),
+            Edit::remove("p/1/b"),
+            Edit::remove("q/x"),
+            Edit::remove("s"),
+            Edit::blob("s/now-a-dir", b),
+            Edit::blob("r/new", b),
+        ],
+    )
+    .unwrap();
+    let got: Vec<(String, Option<Oid>, Option<Oid>)> = diff_entries(&repo, Some(t1), Some(t2))
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.path, c.oid, c.before))
+        .collect();
+    let want = vec![
+        ("p/1/a".to_string(), Some(b), Some(a)),
+        ("p/1/b".to_string(), None, Some(a)),
+        ("r/new".to_string(), Some(b), None),
+        ("s/now-a-dir".to_string(), Some(b), None),
+        ("s".to_string(), None, Some(a)),
+        ("q/x".to_string(), None, Some(a)),
+    ];
+    assert_eq!(got, want);
+    assert!(diff_entries(&repo, Some(t2), Some(t2)).unwrap().is_empty());
+    // Only what the newer tree holds, for `changed_entries`.
+    let changed: Vec<String> = changed_entries(&repo, Some(t1), Some(t2))
+        .unwrap()
+        .into_iter()
+        .map(|c| c.path)
+        .collect();
+    assert_eq!(changed, ["p/1/a", "r/new", "s/now-a-dir"]);
 }

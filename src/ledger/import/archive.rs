@@ -1,6 +1,6 @@
 //! Deletions by design: batches a node rolled into an archive added in the same diff.
 
-use super::diff::Change;
+use crate::git::tree::TreeChange;
 use crate::ledger::compact;
 use std::collections::HashMap;
 
@@ -12,7 +12,7 @@ pub(super) struct Archived {
 
 impl Archived {
     /// The archives added by `changes`, by node.
-    pub(super) fn from_changes(changes: &[Change]) -> Archived {
+    pub(super) fn from_changes(changes: &[TreeChange]) -> Archived {
         let mut a = Archived::default();
         for c in changes.iter().filter(|c| c.oid.is_some()) {
             let parts: Vec<&str> = c.path.split('/').collect();

@@ -2,7 +2,6 @@
 //! rejected, flagged as a rewrite, or read.
 
 use super::archive::Archived;
-use super::diff::diff_outbox;
 use super::run::Run;
 use crate::error::Result;
 use crate::git::tree::{self, MODE_COMMIT, MODE_LINK};
@@ -32,8 +31,7 @@ impl Run<'_> {
             tree::subtree_at(repo, tree::tree_of(repo, from).map_err(&g)?, &root).map_err(&g)?;
         let new = tree::subtree_at(repo, tree::tree_of(repo, Some(to)).map_err(&g)?, &root)
             .map_err(&g)?;
-        let mut changed = Vec::new();
-        diff_outbox(repo, old, new, "", &mut changed).map_err(&g)?;
+        let changed = tree::diff_entries(repo, old, new).map_err(&g)?;
         drop(g);
         let source = format!("ledger commit {to}");
         self.commit = to.to_string();

@@ -4,15 +4,14 @@
 //! current one are read (a tree diff that skips equal subtrees), so the cost
 //! follows the new data, not the history.
 //!
-//! One concern per module: `diff` (the tree diff), `archive` (deletions by
-//! compaction), `pinning` (peers' keys), `signatures` (parallel signature
-//! checks), `run` (the run's state and bookkeeping), `leg` (one diff's files),
-//! `file` (reading one file), `apply` (the chain decision and carrying it out)
-//! and `held` (held files and their retries).
+//! One concern per module: `archive` (deletions by compaction), `pinning`
+//! (peers' keys), `signatures` (parallel signature checks), `run` (the run's
+//! state and bookkeeping), `leg` (one diff's files; the diff itself is
+//! `git::tree::diff_entries`), `file` (reading one file), `apply` (the chain
+//! decision and carrying it out) and `held` (held files and their retries).
 
 mod apply;
 mod archive;
-mod diff;
 mod file;
 mod held;
 mod leg;
