@@ -3,7 +3,10 @@
 mod common;
 
 use gitmesh::daemon::{DaemonOptions, NodeOps, controls, run_until};
-use gitmesh::query::{EventFilter, events};
+use gitmesh::dispatch::DispatchReport;
+use gitmesh::ops::OpsError;
+use gitmesh::ops::query::{EventFilter, events};
+use gitmesh::ops::sync::SyncReport;
 use gitmesh::{Draft, Node};
 use serde_json::json;
 use std::sync::Arc;
@@ -38,14 +41,18 @@ impl Drop for Guard<'_> {
 }
 
 impl NodeOps for Recording {
-    fn sync(&self, _node: &Node) -> Result<serde_json::Value, gitmesh::Error> {
+    fn sync(&self, _node: &Node) -> Result<SyncReport, OpsError> {
         let _g = self.enter();
         self.syncs.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(50));
-        Ok(json!({"push": {"pushed": !self.offline, "attempts": 1, "offline": self.offline}}))
+        let mut r = SyncReport::default();
+        r.push.pushed = !self.offline;
+        r.push.attempts = 1;
+        r.push.offline = self.offline;
+        Ok(r)
     }
 
-    fn dispatch(&self, node: &Node) -> Result<serde_json::Value, gitmesh::Error> {
+    fn dispatch(&self, node: &Node) -> Result<DispatchReport, OpsError> {
         let _g = self.enter();
         self.dispatches.fetch_add(1, Ordering::SeqCst);
         let mut cursor = self.cursor.lock().unwrap();
@@ -71,7 +78,11 @@ impl NodeOps for Recording {
         if n > 0 {
             node.publish(&pongs)?;
         }
-        Ok(json!({"processed_events": processed, "followup_events": n}))
+        Ok(DispatchReport {
+            processed_events: processed,
+            followup_events: n as u64,
+            ..Default::default()
+        })
     }
 }
 
@@ -168,14 +179,14 @@ fn offline_syncs_back_off_exponentially() {
 fn a_stop_waits_for_the_pass_in_progress() {
     struct Slow(AtomicUsize, AtomicUsize);
     impl NodeOps for Slow {
-        fn sync(&self, _n: &Node) -> Result<serde_json::Value, gitmesh::Error> {
+        fn sync(&self, _n: &Node) -> Result<SyncReport, OpsError> {
             self.1.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(700));
             self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(json!({}))
+            Ok(SyncReport::default())
         }
-        fn dispatch(&self, _n: &Node) -> Result<serde_json::Value, gitmesh::Error> {
-            Ok(json!({}))
+        fn dispatch(&self, _n: &Node) -> Result<DispatchReport, OpsError> {
+            Ok(DispatchReport::default())
         }
     }
     let dir = tempfile::tempdir().unwrap();
@@ -208,13 +219,13 @@ fn a_stop_waits_for_the_pass_in_progress() {
 fn a_pass_outliving_the_stop_timeout_is_reported() {
     struct Stuck(AtomicUsize);
     impl NodeOps for Stuck {
-        fn sync(&self, _n: &Node) -> Result<serde_json::Value, gitmesh::Error> {
+        fn sync(&self, _n: &Node) -> Result<SyncReport, OpsError> {
             self.0.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_secs(3));
-            Ok(json!({}))
+            Ok(SyncReport::default())
         }
-        fn dispatch(&self, _n: &Node) -> Result<serde_json::Value, gitmesh::Error> {
-            Ok(json!({}))
+        fn dispatch(&self, _n: &Node) -> Result<DispatchReport, OpsError> {
+            Ok(DispatchReport::default())
         }
     }
     let dir = tempfile::tempdir().unwrap();

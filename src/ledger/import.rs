@@ -5,20 +5,19 @@
 //! follows the new data, not the history.
 
 use super::LedgerError;
-use super::layout::Layout;
+use super::Result;
 use super::lock::SyncLock;
 use super::quarantine::{Quarantine, Reason, Rejected};
 use super::seqs::Gap;
+use super::state::{self, ImportState, PartialImport};
 use super::trust::{self, Alert, ChainHead, Held, HeldReason, Step};
 use super::verify::{self, ImportLimits, KeyCheck, LineResult, Shape};
-use crate::error::Result;
 use crate::event::Envelope;
 use crate::git::RepoContext;
-use crate::git::remote::{local_ref, tracking_ref};
 use crate::git::tree::{self, MODE_COMMIT, MODE_LINK, MODE_TREE};
 use crate::keys::{self, KnownNodes, Pin};
 use crate::node::Node;
-use crate::state::{self, ImportState, PartialImport};
+use crate::store::layout::Layout;
 use git2::{Oid, Repository};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -67,17 +66,6 @@ pub struct HeldFile {
     pub first_seq: u64,
     /// Why it waits.
     pub reason: HeldReason,
-}
-
-/// The ledger commit import reads: the fetched remote head, else the local branch.
-pub fn source_commit(
-    repo: &Repository,
-    branch: &str,
-) -> std::result::Result<Option<Oid>, git2::Error> {
-    match tree::ref_target(repo, &tracking_ref(branch))? {
-        Some(oid) => Ok(Some(oid)),
-        None => tree::ref_target(repo, &local_ref(branch)),
-    }
 }
 
 /// What is known of a peer's signing key for this import.

@@ -1,4 +1,4 @@
-//! `mesh-sync`: fetch, import, dispatch hook, export, commit on the fetched head, push.
+//! `mesh-sync`: fetch, import, dispatch, export, commit on the fetched head, push.
 //!
 //! The commit pushed is always built on the freshly fetched remote head and
 //! touches only this node's outbox and manifest, staged schemas and the lease,
@@ -6,17 +6,19 @@
 //! or forcing. The lease changes only through that push: a rejection is a lost
 //! compare-and-swap, and the next attempt re-reads and re-decides it.
 
-use super::export::{self, ExportReport};
-use super::import::{self, ImportReport};
-use super::layout::Layout;
-use super::lease::{self, Lease};
-use super::lock::SyncLock;
-use super::{LedgerError, compact, git_err, refs};
-use crate::error::{Error, Result};
+use super::error::Result;
+use crate::dispatch::{DispatchOptions, DispatchReport};
+use crate::fsutil::IoContext;
 use crate::git::RepoContext;
 use crate::git::remote::{self, PushOutcome, local_ref, tracking_ref};
 use crate::git::tree::{self, Edit};
+use crate::ledger::export::{self, ExportReport};
+use crate::ledger::import::{self, ImportReport};
+use crate::ledger::lease::{self, Lease};
+use crate::ledger::lock::SyncLock;
+use crate::ledger::{LedgerError, compact, git_err, refs};
 use crate::node::Node;
+use crate::store::layout::Layout;
 use git2::{Oid, Repository};
 use serde::Serialize;
 use std::time::Duration;
@@ -30,6 +32,8 @@ pub struct SyncOptions {
     pub max_events: Option<u64>,
     /// Drawn while peers' files are imported (hidden for the daemon and `--json`).
     pub progress: crate::progress::Progress,
+    /// Run a dispatch pass between import and export (`mesh-sync` and the daemon do).
+    pub dispatch: Option<DispatchOptions>,
 }
 
 /// How the push went.
@@ -53,8 +57,8 @@ pub struct PushReport {
     pub error: Option<String>,
 }
 
-/// The `mesh-sync` report (keys of DESIGN section 4 plus details).
-#[derive(Debug, Clone, Serialize)]
+/// The `mesh-sync` report (the keys documented in docs/ledger.md, "Exit codes and JSON").
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncReport {
     /// This node.
     pub node_id: String,
@@ -62,8 +66,9 @@ pub struct SyncReport {
     pub fetched: bool,
     /// What import did (including re-imports after rejected pushes).
     pub import: ImportReport,
-    /// What the dispatch hook returned.
-    pub dispatch: serde_json::Value,
+    /// What the dispatch pass between import and export did (absent when none ran).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<DispatchReport>,
     /// What export did.
     pub export: ExportReport,
     /// The compaction run because `[ledger] compact_after_files` was reached.
@@ -91,9 +96,6 @@ pub fn backoff(attempt: u32, jitter: f64) -> Duration {
     let base = 100u64.saturating_mul(1 << attempt.saturating_sub(1).min(5));
     Duration::from_millis((base as f64 * jitter.clamp(0.5, 1.5)) as u64)
 }
-
-/// Dispatch step called between import and export.
-pub type Hook<'a> = &'a mut dyn FnMut(&Node) -> std::result::Result<serde_json::Value, Error>;
 
 /// Which ref a commit is built for and which files it carries.
 #[derive(Debug, Clone)]
@@ -133,20 +135,23 @@ fn targets(node: &Node, take_lease: bool) -> Vec<Target> {
 }
 
 /// One full sync pass under the node's sync lock.
-pub fn sync(node: &Node, opts: &SyncOptions, hook: Hook<'_>) -> Result<SyncReport> {
+pub fn sync(node: &Node, opts: &SyncOptions) -> Result<SyncReport> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
     // `origin` follows the configured remote (`[ledger] remote`, `GITMESH_REMOTE`).
-    super::repo::ensure(&node.config, &node.paths)?;
+    crate::store::repo::ensure(&node.config, &node.paths)?;
     let mut push = PushReport::default();
     fetch_or_offline(node, &mut push)?;
     // A root restored from an older copy recovers its own events before anything appends.
-    super::recover::recover_own(node, &lock)?;
+    crate::ledger::recover::recover_own(node, &lock)?;
     if !push.offline {
-        super::recover::mark_identity(&node.paths)?;
+        crate::ledger::recover::mark_identity(&node.paths)?;
     }
     let import = import::import_with(node, &lock, opts.max_events, &opts.progress)?;
     opts.progress.finish();
-    let dispatch = hook(node)?;
+    let dispatch = match &opts.dispatch {
+        Some(d) => Some(crate::dispatch::run(node, d)?),
+        None => None,
+    };
     let export = export::export(node, &lock, opts.max_events)?;
     let compact = compact::maybe_compact(node, &lock)?;
     let mut report = SyncReport {
@@ -386,7 +391,9 @@ fn compose(
         edits.extend(export::schema_edits(&repo, &layout, &staged).map_err(&g)?);
         let ttl = node.config.sync.lease_ttl.0.as_secs().max(1);
         if let Some(next) = lease::next(leader.as_ref(), me, chrono::Utc::now(), ttl) {
-            let mut bytes = serde_json::to_vec_pretty(&next).unwrap_or_default();
+            let mut bytes = serde_json::to_vec_pretty(&next)
+                .map_err(std::io::Error::other)
+                .ctx("serialize", std::path::Path::new(&layout.lease()))?;
             bytes.push(b'\n');
             edits.push(Edit::blob(layout.lease(), repo.blob(&bytes).map_err(&g)?));
             leader = Some(next);

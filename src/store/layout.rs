@@ -1,4 +1,4 @@
-//! Paths inside the shared repository (DESIGN.md section 3).
+//! Paths inside the shared repository (docs/ledger.md, "Where things live").
 
 /// Where the ledger directory sits inside the repository (`event_mesh` by default).
 #[derive(Debug, Clone)]

@@ -1,11 +1,14 @@
 //! `mesh-status`: what a node holds, how far behind it is, and what it knows of its peers.
 
-use crate::error::Result;
-use crate::ledger::{layout::Layout, manifest, repo};
+use super::error::Result;
+use crate::dispatch::DispatchCursor;
+use crate::dispatch::actuator::AuditLine;
+use crate::ledger::lease::Lease;
+use crate::ledger::manifest;
+use crate::ledger::state::{self, ExportState};
 use crate::node::Node;
-use crate::state::{self, DispatchCursor, ExportState};
+use crate::store::{layout::Layout, repo};
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// One peer as seen through its manifest.
@@ -49,13 +52,13 @@ pub struct Status {
     /// Peers known from the ledger manifests.
     pub peers: Vec<PeerStatus>,
     /// The leader lease as last seen, or null.
-    pub leader: Option<Value>,
+    pub leader: Option<Lease>,
     /// Items in quarantine.
     pub quarantined: u64,
     /// Actuator outcomes by name.
     pub command_outcomes: BTreeMap<String, u64>,
     /// The latest actuator record.
-    pub latest_command: Option<Value>,
+    pub latest_command: Option<AuditLine>,
     /// The highest leader epoch seen in a command record.
     pub latest_leader_epoch: Option<u64>,
     /// Log lines that are not events (skipped).
@@ -87,7 +90,6 @@ pub fn status(node: &Node) -> Result<Status> {
     let now = chrono::Utc::now();
     let stale_after = node.config.sync.stale_after.0.as_secs() as i64;
     let mut peers = Vec::new();
-    let mut leader = None;
     if let Some(r) = &view {
         for m in manifest::read_all(&node.paths.ledger_repo(), r, &layout)? {
             let age = crate::event::parse_timestamp(&m.last_seen).map(|t| (now - t).num_seconds());
@@ -101,9 +103,7 @@ pub fn status(node: &Node) -> Result<Status> {
         }
     }
     // The lease the remote confirmed, as dispatch uses it (not an unpushed claim).
-    if let Some(l) = crate::dispatch::read_lease(node)? {
-        leader = serde_json::to_value(l).ok();
-    }
+    let leader = crate::ledger::lease::read_confirmed(node)?;
     let (command_outcomes, latest_command, latest_leader_epoch) = commands(node)?;
     let imports: state::ImportState = state::load(&node.paths.import_state())?;
     Ok(Status {
@@ -157,7 +157,7 @@ fn count_quarantined(node: &Node) -> u64 {
         .unwrap_or(0)
 }
 
-type CommandSummary = (BTreeMap<String, u64>, Option<Value>, Option<u64>);
+type CommandSummary = (BTreeMap<String, u64>, Option<AuditLine>, Option<u64>);
 
 fn commands(node: &Node) -> Result<CommandSummary> {
     let path = node.paths.commands_log();
@@ -177,13 +177,13 @@ fn commands(node: &Node) -> Result<CommandSummary> {
     let mut latest = None;
     let mut epoch: Option<u64> = None;
     for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
+        let Ok(v) = serde_json::from_str::<AuditLine>(line) else {
             continue;
         };
-        if let Some(o) = v.get("outcome").and_then(Value::as_str) {
-            *outcomes.entry(o.to_string()).or_insert(0) += 1;
+        if !v.outcome.is_empty() {
+            *outcomes.entry(v.outcome.clone()).or_insert(0) += 1;
         }
-        if let Some(e) = v.get("leader_epoch").and_then(Value::as_u64) {
+        if let Some(e) = v.leader_epoch {
             epoch = Some(epoch.map_or(e, |x| x.max(e)));
         }
         latest = Some(v);

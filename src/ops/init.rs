@@ -1,7 +1,7 @@
 //! `mesh-init`: create (or re-check) a node root.
 
+use super::error::{OpsError, Result};
 use crate::config::Config;
-use crate::error::{Error, Result};
 use crate::event::normalize_node_id;
 use crate::fsutil::IoContext;
 use crate::paths::NodePaths;
@@ -43,13 +43,13 @@ pub struct InitReport {
     /// This node's ed25519 public key (hex), as published in its manifest.
     pub public_key: String,
     /// Publishing this node's manifest to the shared repository (`offline` when unreachable).
-    pub ledger: crate::ledger::sync::PushReport,
+    pub ledger: crate::ops::sync::PushReport,
 }
 
 /// Creates the node root layout, `mesh.toml` and the ledger repository; safe to repeat.
 pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
     let node_id =
-        normalize_node_id(&opts.node_id).map_err(|e| Error::Usage(format!("--node-id: {e}")))?;
+        normalize_node_id(&opts.node_id).map_err(|e| OpsError::Usage(format!("--node-id: {e}")))?;
     let paths = NodePaths::new(root);
     let mut existing = Vec::new();
     let mut made = Vec::new();
@@ -60,7 +60,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
             &cfg_path,
         )?;
         if cfg.node_id != node_id {
-            return Err(Error::Usage(format!(
+            return Err(OpsError::Usage(format!(
                 "{} belongs to node {:?}, not {node_id:?}: a node root keeps its identity (use another --root)",
                 cfg_path.display(),
                 cfg.node_id
@@ -76,7 +76,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
         && cfg.ledger.remote.as_deref() != Some(remote.as_str())
     {
         if !created && cfg.ledger.remote.is_some() {
-            return Err(Error::Usage(format!(
+            return Err(OpsError::Usage(format!(
                 "{} already uses remote {:?}; edit ledger.remote in mesh.toml to move the node",
                 cfg_path.display(),
                 cfg.ledger.remote.as_deref().unwrap_or_default()
@@ -102,7 +102,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
             "shared-branch" => crate::config::LedgerMode::SharedBranch,
             "per-node-refs" => crate::config::LedgerMode::PerNodeRefs,
             other => {
-                return Err(Error::Usage(format!(
+                return Err(OpsError::Usage(format!(
                     "--ledger-mode {other:?}: expected shared-branch or per-node-refs"
                 )));
             }
@@ -114,7 +114,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
     }
     if let Some(since) = &opts.since {
         if chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").is_err() {
-            return Err(Error::Usage(format!(
+            return Err(OpsError::Usage(format!(
                 "--since {since:?}: expected a UTC day like 2026-01-31"
             )));
         }
@@ -138,7 +138,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
             made.push("mesh.toml (updated)".into());
         }
     }
-    let setup = crate::ledger::repo::ensure(&cfg, &paths)?;
+    let setup = crate::store::repo::ensure(&cfg, &paths)?;
     if setup.created_embedded_remote {
         made.push(rel(root, &paths.embedded_remote()));
     } else if cfg.ledger.remote.is_none() {
@@ -161,7 +161,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
     crate::log::EventLog::new(&paths, &cfg.node_id).head()?;
     // Fetch the mesh and announce this node; an unreachable remote is reported, not fatal.
     let node = crate::node::Node::open(root)?;
-    let ledger = crate::ledger::sync::announce(&node)?;
+    let ledger = crate::ops::sync::announce(&node)?;
     // Announcing fetched and recovered any own events the ledger holds beyond the log,
     // so this root is now known to be current (unless the remote was unreachable).
     if !ledger.offline {
@@ -173,7 +173,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
             .unwrap_or(root.to_path_buf())
             .display()
             .to_string(),
-        remote: crate::ledger::repo::remote_url(&cfg, &paths),
+        remote: crate::store::repo::remote_url(&cfg, &paths),
         created,
         existing,
         made,

@@ -1,9 +1,16 @@
 //! The node's clone of the shared repository (`state/github_coordination`).
 
-use super::LedgerError;
-use crate::config::Config;
+use crate::config::{Config, LedgerMode};
+use crate::git::GitError;
 use crate::git::{RepoContext, open_or_init_bare};
 use crate::paths::NodePaths;
+
+/// The local ref holding the merged view in per-node mode (never pushed).
+pub const VIEW_REF: &str = "refs/gitmesh/view";
+/// Whether the config selects per-node refs.
+pub fn per_node(cfg: &Config) -> bool {
+    cfg.ledger.mode == LedgerMode::PerNodeRefs
+}
 
 /// The URL (or path) of the shared repository for this node.
 pub fn remote_url(cfg: &Config, paths: &NodePaths) -> String {
@@ -28,7 +35,7 @@ pub struct RepoSetup {
 
 /// Creates the ledger repository (and the embedded remote when none is configured)
 /// and points its `origin` at the shared repository.
-pub fn ensure(cfg: &Config, paths: &NodePaths) -> Result<RepoSetup, LedgerError> {
+pub fn ensure(cfg: &Config, paths: &NodePaths) -> Result<RepoSetup, GitError> {
     let mut setup = RepoSetup::default();
     if cfg.ledger.remote.is_none() {
         let (_, created) = open_or_init_bare(&paths.embedded_remote())?;
@@ -63,8 +70,8 @@ pub fn peers_ref(cfg: &Config, paths: &NodePaths) -> Option<String> {
 /// The per-node view, else the first existing of the local and the remote-tracking branch.
 fn newest_ref(cfg: &Config, paths: &NodePaths, fetched_first: bool) -> Option<String> {
     let repo = git2::Repository::open_bare(paths.ledger_repo()).ok()?;
-    if super::refs::per_node(cfg) && repo.find_reference(super::refs::VIEW_REF).is_ok() {
-        return Some(super::refs::VIEW_REF.to_string());
+    if per_node(cfg) && repo.find_reference(VIEW_REF).is_ok() {
+        return Some(VIEW_REF.to_string());
     }
     let local = format!("refs/heads/{}", cfg.ledger.branch);
     let remote = format!("refs/remotes/origin/{}", cfg.ledger.branch);
@@ -81,7 +88,7 @@ pub fn read_file(
     paths: &NodePaths,
     refname: &str,
     file: &str,
-) -> Result<Option<Vec<u8>>, LedgerError> {
+) -> Result<Option<Vec<u8>>, GitError> {
     let path = paths.ledger_repo();
     let Ok(repo) = git2::Repository::open_bare(&path) else {
         return Ok(None);

@@ -1,6 +1,6 @@
 //! `events`: filtered listings of the log, newest-first when limited so they stay O(limit).
 
-use crate::error::Result;
+use super::error::Result;
 use crate::event::Envelope;
 use crate::node::Node;
 

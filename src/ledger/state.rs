@@ -1,18 +1,8 @@
-//! Small per-node state files (cursor, export progress), each replaced atomically.
+//! Small per-node ledger state files (import and export progress), each replaced atomically.
 
 use crate::fsutil::{PathError, read_json, write_json};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// `dispatch_cursor.json`: where the next dispatch pass starts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DispatchCursor {
-    /// Byte offset into the log; everything before it has been dispatched.
-    pub offset: u64,
-    /// Events dispatched in total (for status and metrics).
-    #[serde(default)]
-    pub processed_events: u64,
-}
 
 /// `export_seen.json`: how far the node's own events have been exported.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -49,16 +39,16 @@ pub struct ImportState {
     pub foreign_events: u64,
     /// Per peer, the seqs seen so far.
     #[serde(default)]
-    pub peers: std::collections::BTreeMap<String, crate::ledger::seqs::SeqRanges>,
+    pub peers: std::collections::BTreeMap<String, super::seqs::SeqRanges>,
     /// Per peer, the last event accepted in sequence (the chain head).
     #[serde(default)]
-    pub heads: std::collections::BTreeMap<String, crate::ledger::trust::ChainHead>,
+    pub heads: std::collections::BTreeMap<String, super::trust::ChainHead>,
     /// Ledger files held back (waiting for a missing seq or an operator's trust), by path.
     #[serde(default)]
-    pub held: std::collections::BTreeMap<String, crate::ledger::trust::Held>,
+    pub held: std::collections::BTreeMap<String, super::trust::Held>,
     /// Forks and history rewrites seen, for `mesh-status`.
     #[serde(default)]
-    pub alerts: Vec<crate::ledger::trust::Alert>,
+    pub alerts: Vec<super::trust::Alert>,
 }
 
 /// Resume point of an import cut short by its event budget.
@@ -72,7 +62,7 @@ pub struct PartialImport {
 
 impl ImportState {
     /// Every peer's missing seq ranges.
-    pub fn gaps(&self) -> Vec<crate::ledger::seqs::Gap> {
+    pub fn gaps(&self) -> Vec<super::seqs::Gap> {
         self.peers.iter().flat_map(|(n, r)| r.gaps(n)).collect()
     }
 
