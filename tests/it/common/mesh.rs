@@ -1,0 +1,160 @@
+//! A shared remote, a clone to write hostile ledger commits with, and signing helpers.
+
+use crate::common::{gm, json_ok, run};
+use gitmesh::Envelope;
+use gitmesh::keys::NodeKey;
+use gitmesh::paths::NodePaths;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs git in `dir` and returns stdout; panics with stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "mallory")
+        .env("GIT_AUTHOR_EMAIL", "m@gitmesh.invalid")
+        .env("GIT_COMMITTER_NAME", "mallory")
+        .env("GIT_COMMITTER_EMAIL", "m@gitmesh.invalid")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A bare shared remote under `dir`.
+pub fn bare(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    git(dir, &["init", "--quiet", "--bare", "-b", "main", name]);
+    p
+}
+
+/// A working clone of the remote, to commit anything (as an attacker with push access could).
+pub struct Work {
+    /// The clone.
+    pub dir: PathBuf,
+}
+
+impl Work {
+    /// Clones `url` into `dir`.
+    pub fn clone(url: &str, dir: &Path) -> Work {
+        git(
+            dir.parent().unwrap(),
+            &["clone", "--quiet", url, dir.to_str().unwrap()],
+        );
+        Work {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Fetches the remote head and resets to it.
+    pub fn refresh(&self) {
+        git(&self.dir, &["fetch", "--quiet", "origin"]);
+        git(&self.dir, &["reset", "--quiet", "--hard", "origin/main"]);
+    }
+
+    /// Writes files (path relative to the repository root), commits them and pushes.
+    pub fn push_files(&self, files: &[(&str, &[u8])], msg: &str) {
+        self.refresh();
+        for (rel, bytes) in files {
+            let p = self.dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, bytes).unwrap();
+        }
+        self.commit_push(msg);
+    }
+
+    /// Commits everything in the clone and pushes it.
+    pub fn commit_push(&self, msg: &str) {
+        git(&self.dir, &["add", "-A"]);
+        git(
+            &self.dir,
+            &["commit", "--quiet", "--allow-empty", "-m", msg],
+        );
+        git(&self.dir, &["push", "--quiet", "origin", "HEAD:main"]);
+    }
+}
+
+/// The node's own events from its log (unsigned, as logged).
+pub fn own_events(root: &Path, node: &str) -> Vec<Envelope> {
+    std::fs::read_to_string(root.join("artifacts/event_mesh/events.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Envelope>(l).unwrap())
+        .filter(|e| e.node_id == node)
+        .collect()
+}
+
+/// The node's signing key.
+pub fn key_of(root: &Path) -> NodeKey {
+    NodeKey::load(&NodePaths::new(root)).unwrap().unwrap()
+}
+
+/// The envelope signed with `key`, as one batch line with its newline.
+pub fn signed_line(env: &Envelope, key: &NodeKey) -> String {
+    let mut e = env.clone();
+    e.sig = None;
+    e.sig = Some(key.sign(&e).unwrap());
+    format!("{}\n", e.to_json_line())
+}
+
+/// Publishes `n` events with payload tag `tag`.
+pub fn publish(root: &Path, n: usize, tag: &str) {
+    for i in 0..n {
+        let payload = format!("{{\"tag\":\"{tag}\",\"i\":{i}}}");
+        json_ok(
+            root,
+            &[
+                "mesh-publish",
+                "--topic",
+                "monitoring",
+                "--event-type",
+                "test.tick",
+                "--payload-json",
+                &payload,
+            ],
+        );
+    }
+}
+
+/// `mesh-sync --json`, accepting exit 0.
+pub fn sync(root: &Path) -> Value {
+    json_ok(root, &["mesh-sync"])
+}
+
+/// The bytes of a node's log.
+pub fn log_bytes(root: &Path) -> Vec<u8> {
+    std::fs::read(root.join("artifacts/event_mesh/events.ndjson")).unwrap()
+}
+
+/// `gitmesh --json ARGS` that must fail; returns (exit code, JSON).
+pub fn json_err(root: &Path, args: &[&str]) -> (i32, Value) {
+    let mut c = gm(root);
+    c.arg("--json").args(args);
+    let out = run(c);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert!(
+        !out.status.success(),
+        "gitmesh {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// Reason codes of the items an import rejected.
+pub fn reasons(v: &Value) -> Vec<String> {
+    v["rejected"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["reason"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
