@@ -6,6 +6,7 @@
 //! `GITMESH_CONV_STEPS` (default 40); `GITMESH_SEED` fixes the first seed.
 
 use crate::common;
+use crate::common::TestEnv;
 use crate::resilience_support::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -237,9 +238,8 @@ fn nodes_converge_after_partitions_restarts_and_random_sync_orders() {
 
 #[test]
 fn sync_follows_a_remote_changed_after_init() {
-    let dir = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(dir.path(), "remote.git");
-    let root = node(dir.path(), "o1", &remote, "10m");
+    let env = TestEnv::with_remote();
+    let root = node(env.path(), "o1", env.remote(), "10m");
     common::json_ok(
         &root,
         &[
@@ -253,7 +253,7 @@ fn sync_follows_a_remote_changed_after_init() {
         ],
     );
     // GITMESH_REMOTE pointing nowhere: the sync does its local work and exits 75.
-    let missing = dir.path().join("gone.git");
+    let missing = env.path().join("gone.git");
     let out = spawn(
         &root,
         &["mesh-sync"],
@@ -266,14 +266,14 @@ fn sync_follows_a_remote_changed_after_init() {
     assert_eq!(out.status.code(), Some(75), "{v}");
     assert_eq!(v["push"]["offline"], true);
     assert_eq!(
-        git(&remote, &["rev-list", "--count", "main"]).trim(),
+        git(env.remote(), &["rev-list", "--count", "main"]).trim(),
         "1",
         "only init's manifest"
     );
     // A second remote configured in mesh.toml receives the next sync.
-    let other = common::bare_remote(dir.path(), "other.git");
+    let other = common::bare_remote(env.path(), "other.git");
     write_config(&root, "o1", &other, "10m", &lane_record(&root));
-    assert_eq!(sync(&root), 0);
+    assert_eq!(sync_code(&root), 0);
     let (_, events) = check_remote(&other);
     assert_eq!(
         events, 2,

@@ -1,7 +1,7 @@
 //! The node core through the real binary: init, publish, events, status, errors.
 
 use crate::common;
-use crate::common::{gm, init_node, json_ok, parse_json, run};
+use crate::common::{TestEnv, gm, json_ok, parse_json, run};
 use serde_json::Value;
 
 fn log_lines(root: &std::path::Path) -> Vec<String> {
@@ -87,8 +87,8 @@ fn independent_plain_id(e: &Value) -> String {
 
 #[test]
 fn publish_assigns_seq_prev_and_a_recomputable_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let a = json_ok(
         &root,
         &[
@@ -138,8 +138,8 @@ fn publish_assigns_seq_prev_and_a_recomputable_id() {
 
 #[test]
 fn dedupe_key_makes_a_repeat_a_no_op() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let args = [
         "mesh-publish",
         "--topic",
@@ -170,8 +170,8 @@ fn publish_stdin(root: &std::path::Path, input: &str) -> std::process::Output {
 
 #[test]
 fn stdin_batch_is_all_or_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let good = "{\"topic\":\"a\",\"event_type\":\"x.y\",\"payload\":{\"i\":1}}\n\n{\"topic\":\"a\",\"event_type\":\"x.y\",\"payload\":{\"i\":2},\"dedupe_key\":\"k\"}\n{\"topic\":\"a\",\"event_type\":\"x.y\",\"dedupe_key\":\"k\"}\n";
     let out = publish_stdin(&root, good);
     let v = parse_json(&out);
@@ -204,8 +204,8 @@ fn stdin_batch_is_all_or_nothing() {
 
 #[test]
 fn bad_payloads_are_refused_with_the_flag_or_path_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let cases: &[(&str, i32, &str)] = &[
         ("[1,2]", 2, "--payload-json"),
         ("{not json", 2, "--payload-json"),
@@ -260,8 +260,8 @@ fn bad_payloads_are_refused_with_the_flag_or_path_named() {
 
 #[test]
 fn events_filters_and_limits() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let mut input = String::new();
     for i in 0..30 {
         let topic = if i % 3 == 0 { "scaling" } else { "monitoring" };
@@ -326,8 +326,8 @@ fn events_filters_and_limits() {
 
 #[test]
 fn status_reports_counts_and_lag() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     for i in 0..3 {
         json_ok(
             &root,
@@ -359,8 +359,8 @@ fn status_reports_counts_and_lag() {
 
 #[test]
 fn usage_errors_exit_2_with_a_hint_and_json_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let mut c = gm(&root);
     c.args(["mesh-publish", "--topik", "x"]);
     let out = run(c);
@@ -373,7 +373,7 @@ fn usage_errors_exit_2_with_a_hint_and_json_when_asked() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(parse_json(&out)["error"]["kind"], "usage");
     // Uninitialised root: a clear message naming the file.
-    let mut c = gm(&dir.path().join("nowhere"));
+    let mut c = gm(&env.path().join("nowhere"));
     c.arg("mesh-status");
     let out = run(c);
     assert_eq!(out.status.code(), Some(1));
@@ -382,8 +382,8 @@ fn usage_errors_exit_2_with_a_hint_and_json_when_asked() {
 
 #[test]
 fn global_flags_work_before_or_after_the_subcommand() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let out = std::process::Command::new(common::bin())
         .args(["mesh-status", "--json", "--root"])
         .arg(&root)
@@ -400,8 +400,8 @@ fn global_flags_work_before_or_after_the_subcommand() {
 
 #[test]
 fn config_with_unknown_key_names_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let path = root.join("mesh.toml");
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str("\nfavourite_colour = \"blue\"\n");

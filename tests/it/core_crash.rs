@@ -1,6 +1,6 @@
 //! Crash safety and concurrency of the log: SIGKILL mid-batch, torn lines, 8 publishers.
 
-use crate::common::{gm, init_node, json_ok};
+use crate::common::{TestEnv, gm, json_ok};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::Write;
@@ -45,8 +45,8 @@ fn assert_chain(events: &[Value], node: &str) {
 
 #[test]
 fn sigkill_during_a_large_stdin_batch_leaves_all_or_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let batch = 10_000;
     let mut input = String::with_capacity(batch * 80);
     for i in 0..batch {
@@ -135,8 +135,8 @@ unsafe fn libc_kill(pid: i32) {
 
 #[test]
 fn an_interrupted_multi_line_append_is_rolled_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     json_ok(
         &root,
         &["mesh-publish", "--topic", "t", "--event-type", "one"],
@@ -175,8 +175,8 @@ fn an_interrupted_multi_line_append_is_rolled_back() {
 
 #[test]
 fn a_torn_last_line_is_quarantined_and_never_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     json_ok(
         &root,
         &["mesh-publish", "--topic", "t", "--event-type", "one"],
@@ -206,8 +206,8 @@ fn a_torn_last_line_is_quarantined_and_never_read() {
 
 #[test]
 fn eight_concurrent_publishers_never_interleave_or_lose_lines() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let per = 15;
     let mut handles = Vec::new();
     for w in 0..8 {

@@ -3,7 +3,7 @@
 //! Skipped (with a message) when /usr/bin/chromium is missing; `scripts/install-chromium`
 //! installs it.
 
-use crate::common;
+use crate::common::TestEnv;
 use crate::daemon_support;
 use crate::daemon_support::{Daemon, http_get, poll_until, publish};
 use std::io::{Read, Write};
@@ -62,8 +62,8 @@ fn dashboard_in_headless_chromium_shows_the_node_and_its_events() {
         );
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "dash1", None);
+    let env = TestEnv::new();
+    let root = env.node("dash1");
     let first = publish(&root, "monitoring", "heartbeat.changed", &[]);
     // A payload that would end the page's script element if it were embedded unescaped.
     let tricky = publish(
@@ -73,7 +73,7 @@ fn dashboard_in_headless_chromium_shows_the_node_and_its_events() {
         &["--payload-json", r#"{"note":"</script><b>not markup</b>"}"#],
     );
     let d = Daemon::start(&root, &[]);
-    let dom = dump_dom(&format!("http://{}/", d.addr), &dir.path().join("profile"));
+    let dom = dump_dom(&format!("http://{}/", d.addr), &env.path().join("profile"));
     assert!(
         dom.contains(r#"id="node-id">dash1<"#),
         "node id not shown:\n{dom}"
@@ -254,11 +254,11 @@ fn dashboard_in_headless_chromium_updates_live() {
         );
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "live1", None);
+    let env = TestEnv::new();
+    let root = env.node("live1");
     let d = Daemon::start(&root, &[]);
     let url = format!("http://{}/", d.addr);
-    let mut b = Browser::open(&url, &dir.path().join("profile"));
+    let mut b = Browser::open(&url, &env.path().join("profile"));
     poll_until("the page's live stream is connected", || {
         (b.eval("document.getElementById('conn').textContent") == "connected").then_some(())
     });

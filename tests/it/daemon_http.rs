@@ -1,13 +1,14 @@
 //! The daemon's HTTP endpoints, against the real binary on temp node roots.
 
 use crate::common;
+use crate::common::TestEnv;
 use crate::daemon_support::{Daemon, Sse, http_get, parse_prometheus, poll_until, publish};
 use std::time::Instant;
 
 #[test]
 fn status_endpoint_serves_the_mesh_status_object() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "st1", None);
+    let env = TestEnv::new();
+    let root = env.node("st1");
     // No built-in handler reacts to this type, so the daemon's first dispatch adds nothing.
     publish(&root, "coordination", "note.added", &[]);
     let d = Daemon::start(&root, &[]);
@@ -30,8 +31,8 @@ fn status_endpoint_serves_the_mesh_status_object() {
 
 #[test]
 fn metrics_parse_as_prometheus_text_and_count_topics() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "me1", None);
+    let env = TestEnv::new();
+    let root = env.node("me1");
     publish(&root, "routing", "route.requested", &[]);
     publish(&root, "routing", "route.requested", &[]);
     publish(&root, "scaling", "decision.requested", &[]);
@@ -80,8 +81,8 @@ fn metrics_parse_as_prometheus_text_and_count_topics() {
 
 #[test]
 fn a_publish_reaches_the_stream_and_triggers_a_dispatch_pass() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "sse1", None);
+    let env = TestEnv::new();
+    let root = env.node("sse1");
     let d = Daemon::start(&root, &["--interval", "1h"]);
     let before = parse_prometheus(&d.get("/metrics")).unwrap();
     let dispatches_before = before.sum("gitmesh_dispatch_runs_total");
@@ -120,8 +121,8 @@ fn a_publish_reaches_the_stream_and_triggers_a_dispatch_pass() {
 
 #[test]
 fn recent_events_and_trace_follow_the_causal_chain() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "tr1", None);
+    let env = TestEnv::new();
+    let root = env.node("tr1");
     // Types no built-in handler reacts to, so the daemon's own dispatch adds nothing here.
     let rootev = publish(&root, "coordination", "note.added", &[]);
     let rid = rootev["event_id"].as_str().unwrap();
@@ -173,8 +174,8 @@ fn recent_events_and_trace_follow_the_causal_chain() {
 
 #[test]
 fn dashboard_is_one_self_contained_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "db1", None);
+    let env = TestEnv::new();
+    let root = env.node("db1");
     let d = Daemon::start(&root, &[]);
     let (code, page) = http_get(&d.addr, "/").unwrap();
     assert_eq!(code, 200);
@@ -189,8 +190,8 @@ fn dashboard_is_one_self_contained_page() {
 
 #[test]
 fn non_loopback_listen_is_refused_without_the_explicit_flag() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "lo1", None);
+    let env = TestEnv::new();
+    let root = env.node("lo1");
     let mut c = common::gm(&root);
     c.args(["--json", "daemon", "--listen", "0.0.0.0:0"]);
     let out = common::run(c);

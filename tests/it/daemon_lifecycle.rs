@@ -1,14 +1,15 @@
 //! Daemon lifecycle against the real binary: one per root, clean stops, reloads.
 
 use crate::common;
+use crate::common::TestEnv;
 use crate::daemon_support::{Daemon, Sse, parse_prometheus, poll_until, publish};
 use std::collections::HashSet;
 use std::time::Duration;
 
 #[test]
 fn a_second_daemon_on_the_same_root_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "lk1", None);
+    let env = TestEnv::new();
+    let root = env.node("lk1");
     let first = Daemon::start(&root, &[]);
     let mut c = common::gm(&root);
     c.args(["--json", "daemon"]);
@@ -28,8 +29,8 @@ fn a_second_daemon_on_the_same_root_is_refused() {
 
 #[test]
 fn sigterm_exits_zero_promptly_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "tm1", None);
+    let env = TestEnv::new();
+    let root = env.node("tm1");
     let d = Daemon::start(&root, &["--interval", "1s"]);
     // An open event stream must not hold the stop up.
     let _stream = Sse::open(&d.addr);
@@ -87,8 +88,8 @@ fn sigterm_exits_zero_promptly_and_loses_nothing() {
 
 #[test]
 fn sighup_reloads_mesh_toml_and_keeps_the_old_one_when_invalid() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "hp1", None);
+    let env = TestEnv::new();
+    let root = env.node("hp1");
     let d = Daemon::start(&root, &[]);
     let config = root.join("mesh.toml");
     let good = std::fs::read_to_string(&config).unwrap();

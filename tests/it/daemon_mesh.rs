@@ -1,6 +1,7 @@
 //! Two daemons on one shared remote: local dispatch, import through sync, clean stops.
 
 use crate::common;
+use crate::common::TestEnv;
 use crate::daemon_support::{Daemon, Sse, publish};
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,11 +20,8 @@ fn log_ids(root: &Path) -> HashMap<String, usize> {
 
 #[test]
 fn a_publish_is_dispatched_locally_and_reaches_the_peer_daemon() {
-    let dir = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(dir.path(), "shared.git");
-    let url = remote.to_str().unwrap();
-    let n1 = common::init_node(dir.path(), "m1", Some(url));
-    let n2 = common::init_node(dir.path(), "m2", Some(url));
+    let env = TestEnv::with_remote();
+    let [n1, n2] = env.nodes(["m1", "m2"]);
     let d1 = Daemon::start(&n1, &["--interval", "1s"]);
     let d2 = Daemon::start(&n2, &["--interval", "1s"]);
     let mut s1 = Sse::open(&d1.addr);
@@ -58,11 +56,8 @@ fn a_publish_is_dispatched_locally_and_reaches_the_peer_daemon() {
 
 #[test]
 fn sigterm_during_syncs_loses_and_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(dir.path(), "shared.git");
-    let url = remote.to_str().unwrap();
-    let n1 = common::init_node(dir.path(), "k1", Some(url));
-    let n2 = common::init_node(dir.path(), "k2", Some(url));
+    let env = TestEnv::with_remote();
+    let [n1, n2] = env.nodes(["k1", "k2"]);
     let mut published = Vec::new();
     for i in 0..3 {
         let d = Daemon::start(&n1, &["--interval", "1s"]);

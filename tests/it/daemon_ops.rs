@@ -1,6 +1,6 @@
 //! The daemon loop in-process, with operations that record their calls and do real work.
 
-use crate::common;
+use crate::common::TestEnv;
 use gitmesh::daemon::{DaemonOptions, NodeOps, controls, run_until};
 use gitmesh::query::{EventFilter, events};
 use gitmesh::{Draft, Node};
@@ -85,8 +85,8 @@ fn count(root: &std::path::Path, event_type: &str) -> usize {
 
 #[test]
 fn appended_events_are_dispatched_and_passes_never_overlap() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "ops1", None);
+    let env = TestEnv::new();
+    let root = env.node("ops1");
     let ops = Arc::new(Recording::default());
     let (handle, ctl) = controls();
     let opts = DaemonOptions {
@@ -137,8 +137,8 @@ fn appended_events_are_dispatched_and_passes_never_overlap() {
 
 #[test]
 fn offline_syncs_back_off_exponentially() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "ops2", None);
+    let env = TestEnv::new();
+    let root = env.node("ops2");
     let ops = Arc::new(Recording {
         offline: true,
         ..Default::default()
@@ -177,8 +177,8 @@ fn a_stop_waits_for_the_pass_in_progress() {
             Ok(json!({}))
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "ops3", None);
+    let env = TestEnv::new();
+    let root = env.node("ops3");
     let ops = Arc::new(Slow(AtomicUsize::new(0), AtomicUsize::new(0)));
     let (handle, ctl) = controls();
     let daemon = {
@@ -216,8 +216,8 @@ fn a_pass_outliving_the_stop_timeout_is_reported() {
             Ok(json!({}))
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let root = common::init_node(dir.path(), "ops4", None);
+    let env = TestEnv::new();
+    let root = env.node("ops4");
     let ops = Arc::new(Stuck(AtomicUsize::new(0)));
     let (handle, ctl) = controls();
     let opts = DaemonOptions {

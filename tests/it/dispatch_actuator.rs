@@ -1,6 +1,6 @@
 //! Leader-issued scaling commands and the actuator, through the binary with real lane processes.
 
-use crate::common::{gm, init_node, json_ok};
+use crate::common::{TestEnv, gm, json_ok};
 use crate::dispatch_support::*;
 use serde_json::json;
 use std::path::Path;
@@ -35,10 +35,10 @@ fn saturated() -> serde_json::Value {
 
 #[test]
 fn the_leader_issues_one_command_and_the_target_node_runs_the_lane() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
-    let n2 = init_node(dir.path(), "n2", None);
-    let record = dir.path().join("n2-lanes.log");
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
+    let n2 = env.node("n2");
+    let record = env.path().join("n2-lanes.log");
     write_config(&n2, "n2", &lanes(&record, ""));
     // n1 holds the lease; n2 sees the same lease in its ledger view.
     write_lease(&n1, "n1", 3, 120);
@@ -124,9 +124,9 @@ fn the_leader_issues_one_command_and_the_target_node_runs_the_lane() {
 
 #[test]
 fn a_follower_or_an_expired_leader_never_issues_a_command() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
-    let record = dir.path().join("lanes.log");
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
+    let record = env.path().join("lanes.log");
     write_config(&n1, "n1", &lanes(&record, ""));
     publish(&n1, "scheduling", "lanes.ensure.summary", saturated());
     dispatch(&n1);
@@ -165,9 +165,9 @@ fn command(root: &Path, payload: serde_json::Value) -> String {
 
 #[test]
 fn stale_fenced_unknown_lane_and_policy_blocked_commands_are_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
-    let record = dir.path().join("lanes.log");
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
+    let record = env.path().join("lanes.log");
     write_config(
         &n1,
         "n1",
@@ -247,9 +247,9 @@ fn stale_fenced_unknown_lane_and_policy_blocked_commands_are_rejected() {
 
 #[test]
 fn a_command_interrupted_mid_run_is_not_run_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
-    let record = dir.path().join("lanes.log");
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
+    let record = env.path().join("lanes.log");
     let rec = record.display();
     write_config(
         &n1,

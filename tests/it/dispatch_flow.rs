@@ -1,13 +1,13 @@
 //! Dispatch through the binary: scheduling, routing, scaling decisions, trace, replay safety.
 
-use crate::common::{gm, init_node, json_ok, parse_json, run};
+use crate::common::{TestEnv, gm, json_ok, parse_json, run};
 use crate::dispatch_support::*;
 use serde_json::json;
 
 #[test]
 fn enqueued_task_is_scheduled_and_routed_to_the_best_healthy_lane() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
     let task = publish(
         &n1,
         "scheduling",
@@ -63,8 +63,8 @@ fn enqueued_task_is_scheduled_and_routed_to_the_best_healthy_lane() {
 
 #[test]
 fn unhealthy_options_block_the_route() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
     publish(
         &n1,
         "routing",
@@ -81,8 +81,8 @@ fn unhealthy_options_block_the_route() {
 
 #[test]
 fn capability_routing_picks_a_live_capable_node_from_the_manifests() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
     write_manifest(&n1, "gpu1", &["gpu"], 10);
     write_manifest(&n1, "gpu-stale", &["gpu"], 100_000);
     write_manifest(&n1, "cpu1", &["cpu"], 10);
@@ -110,8 +110,8 @@ fn capability_routing_picks_a_live_capable_node_from_the_manifests() {
 
 #[test]
 fn lane_summaries_and_failures_become_scaling_decisions() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
     publish(
         &n1,
         "scheduling",
@@ -163,8 +163,8 @@ fn lane_summaries_and_failures_become_scaling_decisions() {
 
 #[test]
 fn a_decision_table_file_replaces_the_default_and_a_bad_one_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
     std::fs::write(
         n1.join("table.toml"),
         "version = \"ops-3\"\n[[rules]]\nid = \"deep_queue\"\nwhen = { queue_depth = { gte = 100 }, region = { in = [\"eu\", \"us\"] } }\nthen = { action = \"scale_up\", reason = \"queue_deep\", target_delta = 2 }\n[[rules]]\nid = \"otherwise\"\nthen = { action = \"hold\", reason = \"fine\" }\n",
@@ -217,8 +217,8 @@ fn a_decision_table_file_replaces_the_default_and_a_bad_one_is_an_error() {
 
 #[test]
 fn trace_shows_the_whole_causal_tree_from_any_of_its_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
     let task = publish(
         &n1,
         "scheduling",
@@ -278,8 +278,8 @@ fn trace_shows_the_whole_causal_tree_from_any_of_its_events() {
 
 #[test]
 fn replaying_after_a_lost_cursor_duplicates_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
     for i in 0..20 {
         publish(
             &n1,
@@ -310,14 +310,14 @@ fn replaying_after_a_lost_cursor_duplicates_nothing() {
 
 #[test]
 fn a_replaced_log_is_dispatched_again_from_the_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
     publish(&n1, "monitoring", "heartbeat.changed", json!({"n": 1}));
     dispatch(&n1);
     assert_eq!(of_type(&n1, "tick.requested").len(), 1);
     // The log is replaced by another one of a different history (say, a restore):
     // the saved cursor no longer points at what it dispatched.
-    let other = init_node(dir.path(), "other", None);
+    let other = env.node("other");
     let log = |r: &std::path::Path| r.join("artifacts/event_mesh/events.ndjson");
     for i in 0..3 {
         publish(

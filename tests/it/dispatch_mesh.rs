@@ -1,7 +1,7 @@
 //! Exactly one node acts: several nodes holding the same imported events, and SIGKILL at random points.
 
 use crate::common;
-use crate::common::{gm, init_node};
+use crate::common::{TestEnv, gm, init_node};
 use crate::dispatch_support::*;
 use rand::Rng;
 use serde_json::json;
@@ -115,8 +115,8 @@ fn json_lag(root: &std::path::Path) -> u64 {
 
 #[test]
 fn sigkill_at_random_points_never_duplicates_or_loses_a_follow_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
     // 1,500 causes: heartbeats (1 follow-up), tasks (3), lane summaries (2).
     let mut batch = String::new();
     let mut expected: HashMap<&str, usize> = HashMap::new();
@@ -158,7 +158,7 @@ fn sigkill_at_random_points_never_duplicates_or_loses_a_follow_up() {
 
     // Calibrate on a copy: how long one whole pass takes with this build on this machine,
     // so the kills land inside passes however fast dispatch is.
-    let probe = dir.path().join("probe");
+    let probe = env.path().join("probe");
     let st = std::process::Command::new("cp")
         .arg("-a")
         .arg(&n1)

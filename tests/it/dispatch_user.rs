@@ -1,6 +1,6 @@
 //! User handlers: follow-ups from stdout, retries, dead letters, circuit breaker, replay.
 
-use crate::common::{gm, init_node, json_ok, run};
+use crate::common::{TestEnv, gm, init_node, json_ok, run};
 use crate::dispatch_support::*;
 use serde_json::json;
 use std::path::Path;
@@ -168,9 +168,9 @@ fn a_handler_past_its_timeout_is_killed_and_dead_lettered() {
 
 #[test]
 fn an_open_breaker_lets_one_trial_through_after_its_cooldown() {
-    let dir = tempfile::tempdir().unwrap();
-    let n1 = init_node(dir.path(), "n1", None);
-    let script = dir.path().join("h.sh");
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
+    let script = env.path().join("h.sh");
     std::fs::write(&script, "#!/bin/sh\nexit 1\n").unwrap();
     write_config(
         &n1,

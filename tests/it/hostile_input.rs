@@ -4,14 +4,14 @@
 //! docs/reliability.md, section "Hostile input".
 
 use crate::common::mesh::*;
-use crate::common::{gm, init_node, json_ok, run};
+use crate::common::{TestEnv, git, gm, json_ok, run, sync};
 use gitmesh::Envelope;
 use gitmesh::keys::NodeKey;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 struct Mesh {
-    _tmp: tempfile::TempDir,
+    _env: TestEnv,
     victim: PathBuf,
     work: Work,
     pkey: NodeKey,
@@ -26,12 +26,8 @@ struct Mesh {
 
 impl Mesh {
     fn new() -> Mesh {
-        let tmp = tempfile::tempdir().unwrap();
-        let remote = bare(tmp.path(), "mesh.git");
-        let url = remote.to_str().unwrap().to_string();
-        let victim = init_node(tmp.path(), "victim", Some(&url));
-        let p = init_node(tmp.path(), "p", Some(&url));
-        let q = init_node(tmp.path(), "q", Some(&url));
+        let env = TestEnv::with_remote();
+        let [victim, p, q] = env.nodes(["victim", "p", "q"]);
         publish(&p, 2, "p");
         sync(&p);
         publish(&q, 1, "q");
@@ -41,7 +37,7 @@ impl Mesh {
         let next = own_events(&p, "p")[2].clone();
         assert_eq!(next.seq, 3);
         let q1 = own_events(&q, "q")[0].clone();
-        let work = Work::clone(&url, &tmp.path().join("work"));
+        let work = Work::clone(&env.url(), &env.path().join("work"));
         Mesh {
             victim,
             work,
@@ -51,7 +47,7 @@ impl Mesh {
             q1,
             day: 0,
             cases: 0,
-            _tmp: tmp,
+            _env: env,
         }
     }
 
@@ -384,8 +380,8 @@ fn cli_err(root: &Path, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn hostile_cli_and_config_input_is_refused_with_the_culprit_named() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = init_node(tmp.path(), "n1", None);
+    let env = TestEnv::new();
+    let root = env.node("n1");
     publish(&root, 1, "kept");
     let before = log_bytes(&root);
     let cfg_path = root.join("mesh.toml");
@@ -496,7 +492,7 @@ fn hostile_cli_and_config_input_is_refused_with_the_culprit_named() {
 
     // Node ids that try to leave the node root or the outbox.
     for bad in ["../x", "a/b", ".hidden", ""] {
-        let (code, _, msg) = cli_err(&tmp.path().join("other"), &["mesh-init", "--node-id", bad]);
+        let (code, _, msg) = cli_err(&env.path().join("other"), &["mesh-init", "--node-id", bad]);
         assert_eq!(code, 2, "{bad:?}: {msg}");
         assert!(msg.contains("--node-id"), "{bad:?}: {msg}");
     }

@@ -4,6 +4,7 @@
 //! `GITMESH_KILLS` sets the number of kills (default 200); `GITMESH_SEED` replays a run.
 
 use crate::common;
+use crate::common::TestEnv;
 use crate::resilience_support::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -71,17 +72,16 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
     let seed = seed("kill_loop");
     let target = env_num("GITMESH_KILLS", 200);
     let mut rng = Rng::new(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(dir.path(), "remote.git");
+    let env = TestEnv::with_remote();
     let names = ["k1", "k2", "k3"];
     let roots: Vec<_> = names
         .iter()
-        .map(|n| node(dir.path(), n, &remote, "10m"))
+        .map(|n| node(env.path(), n, env.remote(), "10m"))
         .collect();
     // Small segments, so kills also land around seals.
-    let env = [("GITMESH_LOG_SEGMENT_BYTES", "65536")];
+    let seg_env = [("GITMESH_LOG_SEGMENT_BYTES", "65536")];
     // k1 becomes leader, so commands are issued from the start.
-    sync(&roots[0]);
+    sync_code(&roots[0]);
 
     let started = Instant::now();
     let mut acked: Vec<(usize, String)> = Vec::new();
@@ -128,7 +128,7 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
                             &p.to_string(),
                         ],
                         None,
-                        &env,
+                        &seg_env,
                     );
                     (c, vec![m], None)
                 }
@@ -153,27 +153,27 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
                         &roots[node],
                         &["mesh-publish", "--stdin"],
                         Some(&text),
-                        &env,
+                        &seg_env,
                     );
                     (c, ms, Some(next_batch))
                 }
                 Op::Dispatch => (
-                    spawn(&roots[node], &["mesh-dispatch"], None, &env),
+                    spawn(&roots[node], &["mesh-dispatch"], None, &seg_env),
                     vec![],
                     None,
                 ),
                 Op::Export => (
-                    spawn(&roots[node], &["mesh-export"], None, &env),
+                    spawn(&roots[node], &["mesh-export"], None, &seg_env),
                     vec![],
                     None,
                 ),
                 Op::Import => (
-                    spawn(&roots[node], &["mesh-import"], None, &env),
+                    spawn(&roots[node], &["mesh-import"], None, &seg_env),
                     vec![],
                     None,
                 ),
                 Op::Sync => (
-                    spawn(&roots[node], &["mesh-sync"], None, &env),
+                    spawn(&roots[node], &["mesh-sync"], None, &seg_env),
                     vec![],
                     None,
                 ),
@@ -223,7 +223,7 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
         }
         // The remote only ever holds whole batches.
         if rounds.is_multiple_of(25) {
-            check_remote(&remote);
+            check_remote(env.remote());
         }
     }
     let kill_secs = started.elapsed().as_secs_f64();
@@ -233,12 +233,12 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
     // One more round, so follow-ups of the last imports are produced and spread.
     for _ in 0..2 {
         for r in &roots {
-            sync(r);
+            sync_code(r);
         }
     }
     let rounds_to_converge = rounds_to_converge + converge(&roots, 5);
 
-    let (batch_files, remote_events) = check_remote(&remote);
+    let (batch_files, remote_events) = check_remote(env.remote());
     let mut all = Vec::new();
     for (i, r) in roots.iter().enumerate() {
         let log = raw_log(r);
@@ -305,9 +305,8 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
 
 #[test]
 fn a_ref_lock_left_by_a_killed_sync_does_not_wedge_the_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(dir.path(), "remote.git");
-    let root = node(dir.path(), "w1", &remote, "10m");
+    let env = TestEnv::with_remote();
+    let root = node(env.path(), "w1", env.remote(), "10m");
     common::json_ok(
         &root,
         &[
@@ -324,8 +323,8 @@ fn a_ref_lock_left_by_a_killed_sync_does_not_wedge_the_node() {
     let heads = root.join("state/github_coordination/refs/heads");
     std::fs::create_dir_all(&heads).unwrap();
     std::fs::write(heads.join("main.lock"), "").unwrap();
-    assert_eq!(sync(&root), 0);
+    assert_eq!(sync_code(&root), 0);
     assert!(!heads.join("main.lock").exists());
-    let (_, events) = check_remote(&remote);
+    let (_, events) = check_remote(env.remote());
     assert_eq!(events, 2, "the heartbeat and its tick were pushed");
 }

@@ -1,54 +1,21 @@
 //! Ledger growth: compaction into monthly archives, and joining an old mesh from a date.
 
-use crate::common;
-use crate::common::{json_ok, publish_batch, set_config_key};
+use crate::common::{TestEnv, event_ids, git, json_ok, publish_batch, set_config_key, sync};
 use crate::daemon_support::{Daemon, parse_prometheus, poll_until};
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn init(dir: &Path, name: &str, remote: &Path, extra: &[&str]) -> PathBuf {
-    let root = dir.join(name);
-    let mut args = vec![
-        "mesh-init",
-        "--node-id",
-        name,
-        "--remote",
-        remote.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    json_ok(&root, &args);
-    root
-}
 
 fn ids(root: &Path) -> BTreeSet<String> {
-    ids_of(root, &["events"])
+    ids_of(root, &[])
 }
 
 /// Event ids listed by an `events` query.
 fn ids_of(root: &Path, query: &[&str]) -> BTreeSet<String> {
-    json_ok(root, query)["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn sync(root: &Path) -> Value {
-    json_ok(root, &["mesh-sync"])
+    event_ids(root, query).into_iter().collect()
 }
 
 fn files(remote: &Path, rev: &str) -> Vec<String> {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(remote)
-        .args(["ls-tree", "-r", "--name-only", rev])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
+    git(remote, &["ls-tree", "-r", "--name-only", rev])
         .lines()
         .map(str::to_string)
         .collect()
@@ -62,16 +29,13 @@ fn batches_of(files: &[String], node: &str) -> (usize, usize) {
 }
 
 fn compaction(mode: &str) {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(tmp.path(), "mesh.git");
+    let env = TestEnv::with_remote();
     let rev = if mode == "per-node-refs" {
         "gitmesh/a"
     } else {
         "main"
     };
-    let a = init(tmp.path(), "a", &remote, &["--ledger-mode", mode]);
-    let b = init(tmp.path(), "b", &remote, &["--ledger-mode", mode]);
-    let c = init(tmp.path(), "c", &remote, &["--ledger-mode", mode]);
+    let [a, b, c] = ["a", "b", "c"].map(|n| env.node_with(n, &["--ledger-mode", mode]));
     for round in 0..3 {
         publish_batch(&a, 5, &format!("r{round}"));
         sync(&a);
@@ -95,7 +59,7 @@ fn compaction(mode: &str) {
     assert_eq!(r["remaining_batches"], 1, "{r}");
     let v = sync(&a);
     assert_eq!(v["push"]["pushed"], true, "{v}");
-    let (batches, archives) = batches_of(&files(&remote, rev), "a");
+    let (batches, archives) = batches_of(&files(env.remote(), rev), "a");
     assert_eq!(
         (batches, archives),
         (1, 1),
@@ -110,7 +74,7 @@ fn compaction(mode: &str) {
     assert_eq!(ids(&b), all);
     assert_eq!(ids(&c), all);
     // A node joining after compaction gets everything, from the archive and the batch.
-    let d = init(tmp.path(), "d", &remote, &["--ledger-mode", mode]);
+    let d = env.node_with("d", &["--ledger-mode", mode]);
     let v = sync(&d);
     assert_eq!(v["import"]["imported_events"], 19, "{v}");
     assert_eq!(ids(&d), all);
@@ -139,10 +103,10 @@ fn compaction(mode: &str) {
     assert!(!stale.is_empty(), "{r}");
     assert_eq!(r["remaining_batches"], 0, "{r}");
     sync(&a);
-    let (batches, archives) = batches_of(&files(&remote, rev), "a");
+    let (batches, archives) = batches_of(&files(env.remote(), rev), "a");
     assert_eq!(batches, 0);
     assert!(archives >= 2);
-    let e = init(tmp.path(), "e", &remote, &["--ledger-mode", mode]);
+    let e = env.node_with("e", &["--ledger-mode", mode]);
     sync(&e);
     assert_eq!(ids(&e), ids(&a));
 }
@@ -159,9 +123,8 @@ fn compaction_in_per_node_ref_mode() {
 
 #[test]
 fn sync_compacts_by_itself_past_the_threshold() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(tmp.path(), "mesh.git");
-    let a = init(tmp.path(), "a", &remote, &[]);
+    let env = TestEnv::with_remote();
+    let a = env.node("a");
     set_config_key(&a, "compact_after_files", "3");
     for round in 0..2 {
         publish_batch(&a, 2, &format!("r{round}"));
@@ -171,22 +134,20 @@ fn sync_compacts_by_itself_past_the_threshold() {
     publish_batch(&a, 2, "r2");
     let v = sync(&a);
     assert_eq!(v["compact"]["archived_batches"], 3, "{v}");
-    assert_eq!(batches_of(&files(&remote, "main"), "a"), (0, 1));
+    assert_eq!(batches_of(&files(env.remote(), "main"), "a"), (0, 1));
 }
 
 /// Nodes a and b on one fresh remote; a compacts by itself past `threshold` batches.
-fn pair(threshold: &str) -> (tempfile::TempDir, PathBuf, PathBuf, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(tmp.path(), "mesh.git");
-    let a = init(tmp.path(), "a", &remote, &[]);
-    let b = init(tmp.path(), "b", &remote, &[]);
+fn pair(threshold: &str) -> (TestEnv, PathBuf, PathBuf) {
+    let env = TestEnv::with_remote();
+    let [a, b] = env.nodes(["a", "b"]);
     set_config_key(&a, "compact_after_files", threshold);
-    (tmp, remote, a, b)
+    (env, a, b)
 }
 
 #[test]
 fn automatic_compaction_waits_until_half_the_threshold_is_archivable() {
-    let (_tmp, remote, a, b) = pair("4");
+    let (env, a, b) = pair("4");
     publish_batch(&a, 2, "r0");
     sync(&a);
     sync(&b); // b holds the watermark at a's first batch
@@ -198,16 +159,16 @@ fn automatic_compaction_waits_until_half_the_threshold_is_archivable() {
     let v = sync(&a);
     assert_eq!(v["compact"]["archived_batches"], 0, "{v}");
     assert_eq!(v["compact"]["held_back_by"][0][0], "b", "{v}");
-    assert_eq!(batches_of(&files(&remote, "main"), "a"), (4, 0));
+    assert_eq!(batches_of(&files(env.remote(), "main"), "a"), (4, 0));
     let vb = sync(&b);
     let v = sync(&a);
     assert_eq!(v["compact"]["archived_batches"], 4, "{v} {vb}");
-    assert_eq!(batches_of(&files(&remote, "main"), "a"), (0, 1));
+    assert_eq!(batches_of(&files(env.remote(), "main"), "a"), (0, 1));
 }
 
 #[test]
 fn the_daemon_compacts_past_the_threshold_and_a_late_joiner_gets_everything() {
-    let (tmp, remote, a, b) = pair("3");
+    let (env, a, b) = pair("3");
     let d = Daemon::start(&a, &["--interval", "300ms"]);
     let rounds = 6;
     for round in 0..rounds {
@@ -219,22 +180,22 @@ fn the_daemon_compacts_past_the_threshold_and_a_late_joiner_gets_everything() {
         sync(&b);
     }
     let archives = poll_until("an archive of a's batches on the remote", || {
-        let (_, archives) = batches_of(&files(&remote, "main"), "a");
+        let (_, archives) = batches_of(&files(env.remote(), "main"), "a");
         (archives > 0).then_some(archives)
     });
     assert!(archives >= 1);
     // Every batch the daemon exported is either still in the outbox or was archived.
     let compacted = poll_until("the daemon counts what it compacted", || {
         let m = parse_prometheus(&d.get("/metrics")).unwrap();
-        let (batches, _) = batches_of(&files(&remote, "main"), "a");
+        let (batches, _) = batches_of(&files(env.remote(), "main"), "a");
         let n = m.value("gitmesh_compacted_batches_total", &[])?;
         (n as usize + batches == rounds).then_some(n)
     });
     assert!(compacted >= 2.0, "{compacted}");
     drop(d);
-    let c = init(tmp.path(), "c", &remote, &[]);
+    let c = env.node("c");
     sync(&c);
-    let own_a = ids_of(&a, &["events", "--node", "a"]);
+    let own_a = ids_of(&a, &["--node", "a"]);
     assert_eq!(own_a.len(), rounds * 2);
     assert!(ids(&c).is_superset(&own_a), "c misses archived events");
     assert!(ids(&b).is_superset(&own_a), "b misses events");
@@ -242,27 +203,24 @@ fn the_daemon_compacts_past_the_threshold_and_a_late_joiner_gets_everything() {
 
 #[test]
 fn a_node_joining_from_a_date_fetches_shallow_and_skips_older_batches() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(tmp.path(), "mesh.git");
-    let a = init(tmp.path(), "a", &remote, &[]);
+    let env = TestEnv::with_remote();
+    let a = env.node("a");
     for round in 0..3 {
         publish_batch(&a, 3, &format!("r{round}"));
         sync(&a);
     }
     let today = chrono::Utc::now().date_naive();
     let tomorrow = (today + chrono::Days::new(1)).to_string();
-    let future = init(tmp.path(), "f", &remote, &["--since", &tomorrow]);
+    let future = env.node_with("f", &["--since", &tomorrow]);
     let v = sync(&future);
     assert_eq!(v["import"]["imported_events"], 0, "{v}");
     let today = today.to_string();
-    let d = init(tmp.path(), "d", &remote, &["--since", &today]);
-    let shallow = Command::new("git")
-        .arg("-C")
-        .arg(d.join("state/github_coordination"))
-        .args(["rev-parse", "--is-shallow-repository"])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&shallow.stdout).trim(), "true");
+    let d = env.node_with("d", &["--since", &today]);
+    let shallow = git(
+        &d.join("state/github_coordination"),
+        &["rev-parse", "--is-shallow-repository"],
+    );
+    assert_eq!(shallow.trim(), "true");
     let v = sync(&d);
     assert_eq!(v["import"]["imported_events"], 9, "{v}");
     // Incremental tree diffs and pushes keep working on the shallow clone.

@@ -2,7 +2,7 @@
 //! lookups, dedupe, crash recovery mid-seal, torn lines, concurrent publishers.
 
 use crate::common;
-use crate::common::{gm, init_node, json_ok};
+use crate::common::{TestEnv, gm, init_node, json_ok};
 use gitmesh::event::Envelope;
 use gitmesh::log::{EventLog, LogHead, SEGMENT_BYTES_ENV};
 use gitmesh::node::{Draft, Node};
@@ -259,8 +259,8 @@ fn cli_stdin(root: &Path, segment_bytes: u64, input: &str) -> Value {
 
 #[test]
 fn cli_dedupe_events_and_status_work_across_segments() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let seg = 1500;
     let first = cli(
         &root,
@@ -479,8 +479,8 @@ fn a_manifest_that_disagrees_with_a_segment_file_is_an_error_naming_it() {
 
 #[test]
 fn a_torn_line_is_quarantined_before_the_append_that_seals() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let seg = 6000;
     let mut input = String::new();
     for i in 0..10 {
@@ -521,8 +521,8 @@ fn a_torn_line_is_quarantined_before_the_append_that_seals() {
 
 #[test]
 fn concurrent_publishers_never_lose_or_repeat_events_across_seals() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let seg = 2000;
     let procs = 4;
     let per = 12;
@@ -637,8 +637,8 @@ fn readers_see_a_consistent_log_while_a_writer_seals() {
 
 #[test]
 fn a_lost_active_record_file_is_rebuilt_so_dedupe_still_holds() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "ws1", None);
+    let env = TestEnv::new();
+    let root = env.node("ws1");
     let seg = 2000;
     let keyed = [
         "mesh-publish",

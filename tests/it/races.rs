@@ -2,6 +2,7 @@
 //! twenty nodes pushing at once, two nodes racing for the lease at its expiry.
 
 use crate::common;
+use crate::common::TestEnv;
 use crate::resilience_support::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,9 +12,8 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn eight_publishers_a_daemon_and_hand_run_syncs_on_one_root() {
-    let dir = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(dir.path(), "remote.git");
-    let root = node(dir.path(), "r1", &remote, "2m");
+    let env = TestEnv::with_remote();
+    let root = node(env.path(), "r1", env.remote(), "2m");
     let mut daemon = common::gm(&root);
     daemon
         .args(["daemon", "--interval", "1s"])
@@ -71,8 +71,8 @@ fn eight_publishers_a_daemon_and_hand_run_syncs_on_one_root() {
     assert!(daemon.try_wait().unwrap().is_none(), "the daemon died");
     daemon.kill().unwrap();
     daemon.wait().unwrap();
-    sync(&root);
-    sync(&root);
+    sync_code(&root);
+    sync_code(&root);
     let events = check_log(&root, "r1");
     let ids: BTreeSet<String> = events
         .iter()
@@ -88,7 +88,7 @@ fn eight_publishers_a_daemon_and_hand_run_syncs_on_one_root() {
         .filter(|e| e["event_type"] == "tick.requested")
         .count();
     assert_eq!(ticks, acked.len());
-    let (_, on_remote) = check_remote(&remote);
+    let (_, on_remote) = check_remote(env.remote());
     assert_eq!(
         on_remote,
         events.len(),
@@ -104,10 +104,9 @@ fn eight_publishers_a_daemon_and_hand_run_syncs_on_one_root() {
 
 #[test]
 fn twenty_nodes_pushing_at_once_converge_within_three_rounds() {
-    let dir = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(dir.path(), "remote.git");
+    let env = TestEnv::with_remote();
     let roots: Vec<PathBuf> = (1..=20)
-        .map(|i| node(dir.path(), &format!("n{i:02}"), &remote, "2m"))
+        .map(|i| node(env.path(), &format!("n{i:02}"), env.remote(), "2m"))
         .collect();
     let mut published = BTreeSet::new();
     for (i, r) in roots.iter().enumerate() {
@@ -155,7 +154,7 @@ fn twenty_nodes_pushing_at_once_converge_within_three_rounds() {
         check_log(r, &format!("n{:02}", i + 1));
     }
     check_chains("converged", &all);
-    let (_, on_remote) = check_remote(&remote);
+    let (_, on_remote) = check_remote(env.remote());
     assert_eq!(on_remote, all.len());
     eprintln!(
         "races: 20 nodes synced at once: converged in {rounds} rounds (pushes per round {pushes_per_round:?}), {} events on each node, linear history",
@@ -209,11 +208,10 @@ fn lease_history(remote: &std::path::Path) -> Vec<LeaseVersion> {
 fn two_nodes_racing_for_the_lease_at_its_expiry_get_one_leader_per_epoch() {
     let seed = seed("lease_race");
     let mut rng = Rng::new(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(dir.path(), "remote.git");
+    let env = TestEnv::with_remote();
     let roots = [
-        node(dir.path(), "a", &remote, "2s"),
-        node(dir.path(), "b", &remote, "2s"),
+        node(env.path(), "a", env.remote(), "2s"),
+        node(env.path(), "b", env.remote(), "2s"),
     ];
     let started = Instant::now();
     // Per epoch, the nodes whose own successful sync said they held it, and until when.
@@ -265,7 +263,7 @@ fn two_nodes_racing_for_the_lease_at_its_expiry_get_one_leader_per_epoch() {
             "epoch {epoch} believed held by {holders:?}"
         );
     }
-    let history = lease_history(&remote);
+    let history = lease_history(env.remote());
     let mut leader_of: BTreeMap<u64, String> = BTreeMap::new();
     for w in history.windows(2) {
         assert!(w[1].epoch >= w[0].epoch, "epoch went back: {w:?}");
@@ -301,23 +299,22 @@ fn two_nodes_racing_for_the_lease_at_its_expiry_get_one_leader_per_epoch() {
 
 #[test]
 fn a_partitioned_node_never_acts_on_a_lease_it_could_not_push() {
-    let dir = tempfile::tempdir().unwrap();
-    let remote = common::bare_remote(dir.path(), "remote.git");
-    let a = node(dir.path(), "a", &remote, "2s");
-    let b = node(dir.path(), "b", &remote, "2s");
-    assert_eq!(sync(&a), 0);
-    assert_eq!(sync(&b), 0);
+    let env = TestEnv::with_remote();
+    let a = node(env.path(), "a", env.remote(), "2s");
+    let b = node(env.path(), "b", env.remote(), "2s");
+    assert_eq!(sync_code(&a), 0);
+    assert_eq!(sync_code(&b), 0);
     assert_eq!(status(&b)["leader"]["leader_id"], "a");
     // The lease runs out while b is cut off from the remote.
     std::thread::sleep(Duration::from_millis(2500));
-    let missing = dir.path().join("gone.git");
+    let missing = env.path().join("gone.git");
     let off = [("GITMESH_REMOTE", missing.to_str().unwrap())];
     let out = spawn(&b, &["mesh-sync"], None, &off)
         .wait_with_output()
         .unwrap();
     assert_eq!(out.status.code(), Some(75));
     // Meanwhile a, which reaches the remote, takes the next epoch.
-    assert_eq!(sync(&a), 0);
+    assert_eq!(sync_code(&a), 0);
     let a_lease = status(&a)["leader"].clone();
     assert_eq!(a_lease["leader_id"], "a", "{a_lease}");
     // b's own unpushed claim is not a lease: b issues no command for its scale-up.
@@ -352,9 +349,9 @@ fn a_partitioned_node_never_acts_on_a_lease_it_could_not_push() {
         "a partitioned node issued commands: {cmds:?}"
     );
     // Healed, b syncs and the leader (a) issues the one command for b's decision.
-    assert_eq!(sync(&b), 0);
-    assert_eq!(sync(&a), 0);
-    assert_eq!(sync(&b), 0);
+    assert_eq!(sync_code(&b), 0);
+    assert_eq!(sync_code(&a), 0);
+    assert_eq!(sync_code(&b), 0);
     let cmds: Vec<Value> = raw_log(&b)
         .events
         .into_iter()

@@ -1,7 +1,7 @@
 //! `gitmesh schema check|publish|show`: broken files are refused with their reason,
 //! published files are staged for the ledger and used at once.
 
-use crate::common::{gm, init_node, json_ok, parse_json, run};
+use crate::common::{TestEnv, gm, json_ok, parse_json, run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -96,9 +96,9 @@ fn check_explains_broken_schema_files() {
 
 #[test]
 fn publish_stages_valid_files_and_uses_them_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "n1", None);
-    let src = dir.path().join("schemas");
+    let env = TestEnv::new();
+    let root = env.node("n1");
+    let src = env.path().join("schemas");
     write(
         &src.join("monitoring/host.seen/v1.json"),
         r#"{"type": "object", "required": ["host"]}"#,
@@ -229,9 +229,9 @@ fn publish_stages_valid_files_and_uses_them_at_once() {
 
 #[test]
 fn publish_with_one_bad_file_stages_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "n1", None);
-    let src = dir.path().join("schemas");
+    let env = TestEnv::new();
+    let root = env.node("n1");
+    let src = env.path().join("schemas");
     write(
         &src.join("monitoring/host.seen/v1.json"),
         r#"{"type": "object"}"#,
@@ -259,7 +259,7 @@ fn publish_with_one_bad_file_stages_nothing() {
         &[
             "schema",
             "publish",
-            dir.path().join("missing").to_str().unwrap(),
+            env.path().join("missing").to_str().unwrap(),
         ],
     );
     assert_eq!(kind, "bad_schema_layout");

@@ -1,11 +1,10 @@
 //! Schema evolution: upcast views in `events`, raw payloads with `--raw`, stable ids,
 //! and schemas read from the ledger with local overrides on top.
 
-use crate::common::{gm, init_node, json_ok, run};
+use crate::common::{TestEnv, git, gm, json_ok, run};
 use gitmesh::Envelope;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Command;
 
 const V2: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -72,8 +71,8 @@ fn stored_lines(root: &Path) -> Vec<Envelope> {
 
 #[test]
 fn v1_events_are_shown_upcast_and_raw_with_raw() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let root = env.node("n1");
     let old = json!({"host": "web-1", "cpu": 0.7, "state": "up"});
     let e1 = publish_host(&root, old.clone(), None);
     // Before any v2 schema the event is shown as stored.
@@ -152,8 +151,8 @@ fn v1_events_are_shown_upcast_and_raw_with_raw() {
 
 #[test]
 fn changing_a_schema_never_changes_an_existing_events_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let root = env.node("n1");
     let a = publish_host(&root, json!({"host": "a"}), None);
     let b = publish_host(&root, json!({"hostname": "b"}), Some(2));
     let log_before = std::fs::read(root.join("artifacts/event_mesh/events.ndjson")).unwrap();
@@ -187,26 +186,12 @@ fn changing_a_schema_never_changes_an_existing_events_id() {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let st = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@gitmesh.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@gitmesh.invalid")
-        .status()
-        .unwrap();
-    assert!(st.success(), "git {args:?}");
-}
-
 #[test]
 fn schemas_in_the_ledger_are_used_and_local_overrides_win() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let root = env.node("n1");
     // Another node's export put a v2 schema into the ledger branch this node views.
-    let work = dir.path().join("work");
+    let work = env.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
     write(
@@ -268,8 +253,8 @@ fn schemas_in_the_ledger_are_used_and_local_overrides_win() {
 
 #[test]
 fn a_long_running_node_sees_new_schemas_after_reload() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let root = env.node("n1");
     let mut node = gitmesh::Node::open(&root).unwrap();
     let draft = gitmesh::Draft {
         topic: "monitoring".into(),

@@ -2,7 +2,7 @@
 //! older node's events for its handlers and views, and quarantines payloads that break
 //! a schema the writer did not know.
 
-use crate::common::{bare_remote, gm, init_node, json_ok, run};
+use crate::common::{TestEnv, gm, json_ok, run, sync};
 use serde_json::Value;
 use std::path::Path;
 
@@ -33,27 +33,20 @@ fn publish(root: &Path, payload: &str, version: Option<&str>) -> Value {
     json_ok(root, &a)["event"].clone()
 }
 
-fn sync(root: &Path) -> Value {
-    json_ok(root, &["mesh-sync"])
-}
-
 fn find<'a>(events: &'a [Value], id: &str) -> Option<&'a Value> {
     events.iter().find(|e| e["event_id"] == id)
 }
 
 #[test]
 fn a_v2_node_upcasts_a_v1_peer_and_quarantines_what_breaks_v2() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = bare_remote(tmp.path(), "mesh.git");
-    let remote = remote.to_str().unwrap();
-    let old = init_node(tmp.path(), "old", Some(remote));
-    let new = init_node(tmp.path(), "new", Some(remote));
+    let env = TestEnv::with_remote();
+    let [old, new] = env.nodes(["old", "new"]);
 
     // Only the new node knows v2 (a local schema) and runs a handler on host.seen.
     let schema = new.join("state/event_mesh/schemas/monitoring/host.seen/v2.json");
     std::fs::create_dir_all(schema.parent().unwrap()).unwrap();
     std::fs::write(&schema, V2).unwrap();
-    let seen = tmp.path().join("handler-saw.ndjson");
+    let seen = env.path().join("handler-saw.ndjson");
     let mut cfg = std::fs::read_to_string(new.join("mesh.toml")).unwrap();
     cfg.push_str(&format!(
         "\n[[handlers]]\nname = \"record\"\nmatch = \"monitoring.host.seen\"\nrun = [\"sh\", \"-c\", \"cat >> '{}'; echo >> '{}'\"]\n",

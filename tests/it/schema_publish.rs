@@ -1,6 +1,6 @@
 //! Publish-time validation against the built-in schemas and `strict_schemas`.
 
-use crate::common::{gm, init_node, json_ok, parse_json, run};
+use crate::common::{TestEnv, gm, json_ok, parse_json, run};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -174,8 +174,8 @@ fn cases() -> Vec<(
 
 #[test]
 fn every_builtin_type_accepts_valid_and_refuses_invalid_payloads_naming_the_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let root = env.node("n1");
     let cases = cases();
     assert_eq!(
         cases.len(),
@@ -213,8 +213,8 @@ fn every_builtin_type_accepts_valid_and_refuses_invalid_payloads_naming_the_path
 
 #[test]
 fn a_refused_event_in_a_batch_names_its_line_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let root = env.node("n1");
     let mut c = gm(&root);
     c.args(["--json", "mesh-publish", "--stdin"])
         .stdin(std::process::Stdio::piped())
@@ -254,8 +254,8 @@ fn a_refused_event_in_a_batch_names_its_line_and_writes_nothing() {
 
 #[test]
 fn strict_schemas_refuses_unknown_types_and_versions() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let root = env.node("n1");
     let payload = json!({"anything": 1});
     // Lenient by default: a type without a schema is accepted.
     json_ok(&root, &args(&publish("audit", "login.seen", &payload)));
@@ -291,8 +291,8 @@ fn strict_schemas_refuses_unknown_types_and_versions() {
 
 #[test]
 fn mesh_status_shows_flagged_imports() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = init_node(dir.path(), "n1", None);
+    let env = TestEnv::new();
+    let root = env.node("n1");
     assert_eq!(json_ok(&root, &["mesh-status"])["schema_flagged"], 0);
     let paths = gitmesh::paths::NodePaths::new(&root);
     let flagged: Vec<_> = (0..3)

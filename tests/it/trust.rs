@@ -2,7 +2,7 @@
 //! recovery of a node root restored from an older copy.
 
 use crate::common::mesh::*;
-use crate::common::{gm, init_node, json_ok, run};
+use crate::common::{TestEnv, git, gm, json_ok, run, sync};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,11 +13,9 @@ fn status(root: &Path) -> Value {
 
 #[test]
 fn exported_events_are_signed_and_peers_pin_the_key() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
-    let url = remote.to_str().unwrap();
-    let a = tmp.path().join("a");
-    let init = json_ok(&a, &["mesh-init", "--node-id", "a", "--remote", url]);
+    let env = TestEnv::with_remote();
+    let a = env.path().join("a");
+    let init = json_ok(&a, &["mesh-init", "--node-id", "a", "--remote", &env.url()]);
     let public = init["public_key"].as_str().unwrap().to_string();
     assert_eq!(public.len(), 64);
     // The private key is mode 0600 and appears in no output.
@@ -29,11 +27,14 @@ fn exported_events_are_signed_and_peers_pin_the_key() {
         0o600
     );
     assert!(!init.to_string().contains(secret.trim()));
-    let manifest: Value =
-        serde_json::from_str(&git(&remote, &["show", "main:event_mesh/nodes/a.json"])).unwrap();
+    let manifest: Value = serde_json::from_str(&git(
+        env.remote(),
+        &["show", "main:event_mesh/nodes/a.json"],
+    ))
+    .unwrap();
     assert_eq!(manifest["public_key"], public.as_str());
 
-    let b = init_node(tmp.path(), "b", Some(url));
+    let b = env.node("b");
     publish(&a, 3, "x");
     sync(&a);
     let v = sync(&b);
@@ -65,11 +66,8 @@ fn exported_events_are_signed_and_peers_pin_the_key() {
 
 #[test]
 fn a_changed_key_is_held_until_an_operator_trusts_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
-    let url = remote.to_str().unwrap();
-    let a = init_node(tmp.path(), "a", Some(url));
-    let b = init_node(tmp.path(), "b", Some(url));
+    let env = TestEnv::with_remote();
+    let [a, b] = env.nodes(["a", "b"]);
     publish(&a, 1, "before");
     sync(&a);
     assert_eq!(sync(&b)["import"]["imported_events"], 1);
@@ -109,10 +107,8 @@ fn a_changed_key_is_held_until_an_operator_trusts_it() {
 
 #[test]
 fn require_signatures_rejects_unsigned_events_of_any_node() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
-    let url = remote.to_str().unwrap();
-    let v_root = init_node(tmp.path(), "victim", Some(url));
+    let env = TestEnv::with_remote();
+    let v_root = env.node("victim");
     let cfg = v_root.join("mesh.toml");
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(text.contains("require_signatures = false"), "{text}");
@@ -122,11 +118,11 @@ fn require_signatures_rejects_unsigned_events_of_any_node() {
     )
     .unwrap();
     // A node with no manifest in this mesh (no key known): its events are unsigned.
-    let q = tmp.path().join("q-src");
+    let q = env.path().join("q-src");
     json_ok(&q, &["mesh-init", "--node-id", "q"]);
     publish(&q, 1, "q");
     let ev = &own_events(&q, "q")[0];
-    let work = Work::clone(url, &tmp.path().join("work"));
+    let work = Work::clone(&env.url(), &env.path().join("work"));
     let unsigned = format!("{}\n", ev.to_json_line());
     let signed = signed_line(ev, &key_of(&q));
     work.push_files(
@@ -153,18 +149,15 @@ fn require_signatures_rejects_unsigned_events_of_any_node() {
 /// A peer's events handed to the ledger out of order arrive later in order.
 #[test]
 fn a_batch_behind_a_gap_waits_and_is_applied_when_the_gap_fills() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
-    let url = remote.to_str().unwrap();
-    let v_root = init_node(tmp.path(), "victim", Some(url));
-    let p = init_node(tmp.path(), "p", Some(url));
+    let env = TestEnv::with_remote();
+    let [v_root, p] = env.nodes(["victim", "p"]);
     publish(&p, 6, "p");
     let key = key_of(&p);
     let evs = own_events(&p, "p");
     let lines = |r: std::ops::Range<usize>| -> String {
         evs[r].iter().map(|e| signed_line(e, &key)).collect()
     };
-    let work = Work::clone(url, &tmp.path().join("work"));
+    let work = Work::clone(&env.url(), &env.path().join("work"));
     work.push_files(
         &[(
             "event_mesh/outbox/p/2026-01-01/000000000004.ndjson",
@@ -212,16 +205,13 @@ fn a_batch_behind_a_gap_waits_and_is_applied_when_the_gap_fills() {
 
 #[test]
 fn a_fork_is_quarantined_and_raises_an_alert_naming_the_node() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
-    let url = remote.to_str().unwrap();
-    let v_root = init_node(tmp.path(), "victim", Some(url));
-    let p = init_node(tmp.path(), "p", Some(url));
+    let env = TestEnv::with_remote();
+    let [v_root, p] = env.nodes(["victim", "p"]);
     publish(&p, 2, "p");
     sync(&p);
     assert_eq!(sync(&v_root)["import"]["imported_events"], 2);
     // A second history of p (same key: a cloned machine) with a different seq 2.
-    let clone = tmp.path().join("p-clone");
+    let clone = env.path().join("p-clone");
     json_ok(&clone, &["mesh-init", "--node-id", "p"]);
     std::fs::copy(
         p.join("state/event_mesh/keys/node.ed25519"),
@@ -237,7 +227,7 @@ fn a_fork_is_quarantined_and_raises_an_alert_naming_the_node() {
     other.event_id = gitmesh::event::compute_id(&other, other.id_form()).unwrap();
     other.correlation_id = other.event_id.clone();
     let line = signed_line(&other, &key_of(&p));
-    let work = Work::clone(url, &tmp.path().join("work"));
+    let work = Work::clone(&env.url(), &env.path().join("work"));
     let before = log_bytes(&v_root);
     work.push_files(
         &[(
@@ -262,18 +252,15 @@ fn a_fork_is_quarantined_and_raises_an_alert_naming_the_node() {
 
 #[test]
 fn a_rewritten_or_deleted_batch_is_reported_and_never_applied() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
-    let url = remote.to_str().unwrap();
-    let v_root = init_node(tmp.path(), "victim", Some(url));
-    let p = init_node(tmp.path(), "p", Some(url));
+    let env = TestEnv::with_remote();
+    let [v_root, p] = env.nodes(["victim", "p"]);
     publish(&p, 2, "one");
     sync(&p);
     publish(&p, 2, "two");
     sync(&p);
     assert_eq!(sync(&v_root)["import"]["imported_events"], 4);
     let before = log_bytes(&v_root);
-    let work = Work::clone(url, &tmp.path().join("work"));
+    let work = Work::clone(&env.url(), &env.path().join("work"));
     let files: Vec<String> = git(&work.dir, &["ls-files", "event_mesh/outbox/p"])
         .lines()
         .map(str::to_string)
@@ -343,16 +330,13 @@ fn ledger_seqs(remote: &Path, node: &str) -> BTreeMap<u64, String> {
 
 #[test]
 fn a_root_restored_from_an_old_copy_never_reuses_a_seq() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
-    let url = remote.to_str().unwrap();
-    let a = init_node(tmp.path(), "a", Some(url));
-    let b = init_node(tmp.path(), "b", Some(url));
+    let env = TestEnv::with_remote();
+    let [a, b] = env.nodes(["a", "b"]);
     publish(&a, 2, "one");
     sync(&a);
     publish(&a, 1, "two");
     sync(&a);
-    let backup = tmp.path().join("a-backup");
+    let backup = env.path().join("a-backup");
     copy_dir(&a, &backup);
     publish(&a, 2, "three");
     sync(&a);
@@ -363,7 +347,7 @@ fn a_root_restored_from_an_old_copy_never_reuses_a_seq() {
     publish(&a, 1, "after-restore");
     let v = sync(&a);
     assert_eq!(v["export"]["exported_events"], 1, "{v}");
-    let seqs = ledger_seqs(&remote, "a");
+    let seqs = ledger_seqs(env.remote(), "a");
     assert_eq!(seqs.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
     // The local log holds every own event once, in seq order, chained by prev.
     let own = own_events(&a, "a");
@@ -393,26 +377,24 @@ fn a_root_restored_from_an_old_copy_never_reuses_a_seq() {
     assert_eq!(status(&a)["last_seq"], 6);
     publish(&a, 1, "later");
     sync(&a);
-    assert_eq!(ledger_seqs(&remote, "a").len(), 7);
+    assert_eq!(ledger_seqs(env.remote(), "a").len(), 7);
 }
 
 #[test]
 fn a_restored_root_refuses_to_publish_while_it_cannot_recover() {
-    let tmp = tempfile::tempdir().unwrap();
-    let remote = bare(tmp.path(), "mesh.git");
-    let url = remote.to_str().unwrap();
-    let a = init_node(tmp.path(), "a", Some(url));
+    let env = TestEnv::with_remote();
+    let a = env.node("a");
     publish(&a, 1, "one");
     sync(&a);
-    let backup = tmp.path().join("a-backup");
+    let backup = env.path().join("a-backup");
     copy_dir(&a, &backup);
     publish(&a, 2, "two");
     sync(&a);
     std::fs::remove_dir_all(&a).unwrap();
     copy_dir(&backup, &a);
     // The remote is gone for now: publishing could reuse seq 2, so it is refused.
-    let away = tmp.path().join("mesh.git.away");
-    std::fs::rename(&remote, &away).unwrap();
+    let away = env.path().join("mesh.git.away");
+    std::fs::rename(env.remote(), &away).unwrap();
     let before = log_bytes(&a);
     let (code, v) = json_err(
         &a,
@@ -438,7 +420,7 @@ fn a_restored_root_refuses_to_publish_while_it_cannot_recover() {
     );
     assert_eq!(log_bytes(&a), before);
     // Back online: the publish recovers seqs 2..3 first and takes seq 4.
-    std::fs::rename(&away, &remote).unwrap();
+    std::fs::rename(&away, env.remote()).unwrap();
     let ev = json_ok(
         &a,
         &[
@@ -451,5 +433,5 @@ fn a_restored_root_refuses_to_publish_while_it_cannot_recover() {
     );
     assert_eq!(ev["event"]["seq"], 4, "{ev}");
     sync(&a);
-    assert_eq!(ledger_seqs(&remote, "a").len(), 4);
+    assert_eq!(ledger_seqs(env.remote(), "a").len(), 4);
 }

@@ -1,39 +1,11 @@
-//! A shared remote, a clone to write hostile ledger commits with, and signing helpers.
+//! A clone of the shared remote to write hostile ledger commits with, and signing helpers.
 
-use crate::common::{gm, json_ok, run};
+use crate::common::{git, gm, json_ok, run};
 use gitmesh::Envelope;
 use gitmesh::keys::NodeKey;
 use gitmesh::paths::NodePaths;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// Runs git in `dir` and returns stdout; panics with stderr on failure.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "mallory")
-        .env("GIT_AUTHOR_EMAIL", "m@gitmesh.invalid")
-        .env("GIT_COMMITTER_NAME", "mallory")
-        .env("GIT_COMMITTER_EMAIL", "m@gitmesh.invalid")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A bare shared remote under `dir`.
-pub fn bare(dir: &Path, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    git(dir, &["init", "--quiet", "--bare", "-b", "main", name]);
-    p
-}
 
 /// A working clone of the remote, to commit anything (as an attacker with push access could).
 pub struct Work {
@@ -121,11 +93,6 @@ pub fn publish(root: &Path, n: usize, tag: &str) {
             ],
         );
     }
-}
-
-/// `mesh-sync --json`, accepting exit 0.
-pub fn sync(root: &Path) -> Value {
-    json_ok(root, &["mesh-sync"])
 }
 
 /// The bytes of a node's log.

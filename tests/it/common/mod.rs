@@ -92,14 +92,161 @@ pub fn init_node(dir: &Path, name: &str, remote: Option<&str>) -> PathBuf {
 
 /// Creates an empty bare repository to serve as a shared remote.
 pub fn bare_remote(dir: &Path, name: &str) -> PathBuf {
-    let path = dir.join(name);
-    let st = Command::new("git")
-        .args(["init", "--quiet", "--bare", "--initial-branch=main"])
-        .arg(&path)
-        .status()
-        .expect("git init");
-    assert!(st.success());
-    path
+    git(
+        dir,
+        &["init", "--quiet", "--bare", "--initial-branch=main", name],
+    );
+    dir.join(name)
+}
+
+/// Runs `git -C DIR ARGS...` with a fixed identity and no system config; returns stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_with(dir, args, &[], None)
+}
+
+/// [`git`] with extra environment variables and bytes on stdin (plumbing commands).
+pub fn git_with(dir: &Path, args: &[&str], env: &[(&str, &Path)], input: Option<&[u8]>) -> String {
+    let mut c = Command::new("git");
+    c.arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "gitmesh-test")
+        .env("GIT_AUTHOR_EMAIL", "test@gitmesh.invalid")
+        .env("GIT_COMMITTER_NAME", "gitmesh-test")
+        .env("GIT_COMMITTER_EMAIL", "test@gitmesh.invalid")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("spawn git");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(i) = input {
+            stdin.write_all(i).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `mesh-sync --json` that must succeed (exit 0); returns the sync report.
+pub fn sync(root: &Path) -> serde_json::Value {
+    json_ok(root, &["mesh-sync"])
+}
+
+/// `mesh-sync --json` that may also exit 75 (contended or offline: retry later);
+/// returns the exit code.
+pub fn sync_code(root: &Path) -> i32 {
+    let mut c = gm(root);
+    c.args(["--json", "mesh-sync"]);
+    let out = run(c);
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || code == 75,
+        "mesh-sync on {} exited {code}: {}",
+        root.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    code
+}
+
+/// The ids of the events `gitmesh events ARGS...` lists, in its order.
+pub fn event_ids(root: &Path, args: &[&str]) -> Vec<String> {
+    let mut a = vec!["events"];
+    a.extend_from_slice(args);
+    json_ok(root, &a)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// One test's world: a temporary directory, optionally a shared bare remote (served
+/// by `git daemon` on request), and the nodes initialised on it.
+pub struct TestEnv {
+    // Declared first so the server stops before its directory is removed.
+    daemon: Option<GitDaemon>,
+    remote: Option<PathBuf>,
+    dir: tempfile::TempDir,
+}
+
+impl TestEnv {
+    /// A temporary directory and no remote: nodes use their embedded one.
+    pub fn new() -> TestEnv {
+        TestEnv {
+            daemon: None,
+            remote: None,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// A bare remote `mesh.git` that nodes share over the file protocol.
+    pub fn with_remote() -> TestEnv {
+        let mut env = TestEnv::new();
+        env.remote = Some(exported_bare_remote(env.path(), "mesh.git"));
+        env
+    }
+
+    /// The remote served by `git daemon` on 127.0.0.1: nodes use its `git://` URL.
+    pub fn served() -> TestEnv {
+        let mut env = TestEnv::new();
+        let served = env.path().join("served");
+        std::fs::create_dir_all(&served).unwrap();
+        env.remote = Some(exported_bare_remote(&served, "mesh.git"));
+        env.daemon = Some(GitDaemon::start(&served));
+        env
+    }
+
+    /// The temporary directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The bare remote's directory.
+    pub fn remote(&self) -> &Path {
+        self.remote.as_deref().expect("a TestEnv with a remote")
+    }
+
+    /// The URL nodes are given for the remote.
+    pub fn url(&self) -> String {
+        match &self.daemon {
+            Some(d) => d.url("mesh.git"),
+            None => self.remote().to_str().unwrap().to_string(),
+        }
+    }
+
+    /// `mesh-init`s node `name` in the directory, on the remote if there is one.
+    pub fn node(&self, name: &str) -> PathBuf {
+        self.node_with(name, &[])
+    }
+
+    /// [`TestEnv::node`] with extra `mesh-init` arguments.
+    pub fn node_with(&self, name: &str, extra: &[&str]) -> PathBuf {
+        let root = self.path().join(name);
+        let url = self.remote.as_ref().map(|_| self.url());
+        let mut args = vec!["mesh-init", "--node-id", name];
+        if let Some(u) = &url {
+            args.extend(["--remote", u.as_str()]);
+        }
+        args.extend_from_slice(extra);
+        json_ok(&root, &args);
+        root
+    }
+
+    /// Several nodes at once, each as [`TestEnv::node`].
+    pub fn nodes<const N: usize>(&self, names: [&str; N]) -> [PathBuf; N] {
+        names.map(|n| self.node(n))
+    }
 }
 
 /// Sets `key = value` in a node's `mesh.toml`; the key must already be there.

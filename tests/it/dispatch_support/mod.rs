@@ -1,64 +1,31 @@
 //! Fixtures for the dispatch tests: ledger files written with git plumbing, log helpers.
 
-use std::io::Write;
+use crate::common::{git, git_with};
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-fn git(repo: &Path, index: &Path, args: &[&str], input: Option<&[u8]>) -> String {
-    let mut c = Command::new("git");
-    c.arg("--git-dir")
-        .arg(repo)
-        .args(args)
-        .env("GIT_INDEX_FILE", index)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@gitmesh.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@gitmesh.invalid")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn git");
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(i) = input {
-            stdin.write_all(i).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 /// Commits `files` (path in repo -> content) on top of `refs/heads/main` of the node's ledger repo.
 pub fn commit_ledger_files(root: &Path, files: &[(&str, String)]) {
     let repo = root.join("state").join("github_coordination");
     let index = root.join("state").join("test-ledger-index");
     let _ = std::fs::remove_file(&index);
-    let parent = Command::new("git")
-        .arg("--git-dir")
-        .arg(&repo)
-        .args(["rev-parse", "--verify", "-q", "refs/heads/main"])
-        .output()
-        .unwrap();
-    let parent = String::from_utf8(parent.stdout).unwrap().trim().to_string();
+    // Plumbing on a private index, so the node's own index is never touched.
+    let g = |args: &[&str], input: Option<&[u8]>| {
+        git_with(&repo, args, &[("GIT_INDEX_FILE", &index)], input)
+            .trim()
+            .to_string()
+    };
+    let parent = git(
+        &repo,
+        &["for-each-ref", "--format=%(objectname)", "refs/heads/main"],
+    )
+    .trim()
+    .to_string();
     if !parent.is_empty() {
-        git(&repo, &index, &["read-tree", &parent], None);
+        g(&["read-tree", &parent], None);
     }
     for (path, content) in files {
-        let blob = git(
-            &repo,
-            &index,
-            &["hash-object", "-w", "--stdin"],
-            Some(content.as_bytes()),
-        );
-        git(
-            &repo,
-            &index,
+        let blob = g(&["hash-object", "-w", "--stdin"], Some(content.as_bytes()));
+        g(
             &[
                 "update-index",
                 "--add",
@@ -68,16 +35,16 @@ pub fn commit_ledger_files(root: &Path, files: &[(&str, String)]) {
             None,
         );
     }
-    let tree = git(&repo, &index, &["write-tree"], None);
+    let tree = g(&["write-tree"], None);
     let mut args = vec!["commit-tree", tree.as_str(), "-m", "test fixture"];
     if !parent.is_empty() {
         args.push("-p");
         args.push(parent.as_str());
     }
-    let commit = git(&repo, &index, &args, None);
+    let commit = g(&args, None);
     // As if fetched: the view and the remote-tracking ref (where the lease is read) agree.
     for r in ["refs/heads/main", "refs/remotes/origin/main"] {
-        git(&repo, &index, &["update-ref", r, &commit], None);
+        g(&["update-ref", r, &commit], None);
     }
     let _ = std::fs::remove_file(&index);
 }

@@ -2,11 +2,12 @@
 //! configuration with a real lane argv, and readers that check the files a user
 //! would check (every log line, every batch file on the remote).
 
+pub use crate::common::{git, sync_code};
 use crate::common::{gm, json_ok};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 /// xorshift64*: small, seeded, reproducible.
 pub struct Rng(u64);
@@ -206,23 +207,6 @@ pub fn id_set(root: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// Runs a git command in a repository and returns stdout.
-pub fn git(repo: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(repo)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Checks the remote: linear history, and every batch file in its tree parses fully,
 /// belongs to its node, is named by its first seq and holds consecutive seqs.
 /// Returns (batch files, events in them).
@@ -290,27 +274,12 @@ pub fn spawn(root: &Path, args: &[&str], stdin: Option<&str>, env: &[(&str, &str
     child
 }
 
-/// A clean `mesh-sync`; returns its exit code (0, or 75 when contended).
-pub fn sync(root: &Path) -> i32 {
-    let mut c = gm(root);
-    c.args(["--json", "mesh-sync"]);
-    let out = c.output().unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    assert!(
-        code == 0 || code == 75,
-        "mesh-sync on {} exited {code}: {}",
-        root.display(),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    code
-}
-
 /// Syncs every node in rounds until all hold the same ids (at most `max` rounds);
 /// returns the number of rounds taken.
 pub fn converge(roots: &[PathBuf], max: usize) -> usize {
     for round in 1..=max {
         for r in roots {
-            sync(r);
+            sync_code(r);
         }
         let first = id_set(&roots[0]);
         if roots.iter().all(|r| id_set(r) == first) {
