@@ -5,8 +5,7 @@
 //! `GITMESH_CONV_NODES` (default 6, at most 20), `GITMESH_CONV_SEEDS` (default 3),
 //! `GITMESH_CONV_STEPS` (default 40); `GITMESH_SEED` fixes the first seed.
 
-use crate::common;
-use crate::common::TestEnv;
+use crate::common::{TestEnv, bare_remote, field, publish_event};
 use crate::resilience_support::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -70,26 +69,19 @@ impl Sim {
             ),
             _ => ("monitoring", "heartbeat.changed", json!({"k": k})),
         };
-        let v = common::json_ok(
+        let v = publish_event(
             &self.roots[i],
-            &[
-                "mesh-publish",
-                "--topic",
-                topic,
-                "--event-type",
-                event_type,
-                "--payload-json",
-                &payload.to_string(),
-            ],
+            topic,
+            event_type,
+            &["--payload-json", &payload.to_string()],
         );
-        self.acked
-            .push(v["event"]["event_id"].as_str().unwrap().to_string());
+        self.acked.push(v["event_id"].as_str().unwrap().to_string());
     }
 }
 
 fn run_sim(seed: u64, nodes: usize, steps: usize, base: &Path) -> String {
     let mut rng = Rng::new(seed);
-    let remote = common::bare_remote(base, "remote.git");
+    let remote = bare_remote(base, "remote.git");
     let roots: Vec<PathBuf> = (1..=nodes)
         .map(|i| node(base, &format!("c{i:02}"), &remote, "10m"))
         .collect();
@@ -186,9 +178,9 @@ fn run_sim(seed: u64, nodes: usize, steps: usize, base: &Path) -> String {
     }
     let all = check_log(&sim.roots[0], "c01");
     check_chains("converged", &all);
-    let ids: BTreeSet<String> = all
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap().to_string())
+    let ids: BTreeSet<String> = field(&all, "event_id")
+        .into_iter()
+        .map(String::from)
         .collect();
     for a in &sim.acked {
         assert!(ids.contains(a), "seed {seed}: acknowledged {a} lost");
@@ -240,17 +232,11 @@ fn nodes_converge_after_partitions_restarts_and_random_sync_orders() {
 fn sync_follows_a_remote_changed_after_init() {
     let env = TestEnv::with_remote();
     let root = node(env.path(), "o1", env.remote(), "10m");
-    common::json_ok(
+    publish_event(
         &root,
-        &[
-            "mesh-publish",
-            "--topic",
-            "monitoring",
-            "--event-type",
-            "heartbeat.changed",
-            "--payload-json",
-            "{}",
-        ],
+        "monitoring",
+        "heartbeat.changed",
+        &["--payload-json", "{}"],
     );
     // GITMESH_REMOTE pointing nowhere: the sync does its local work and exits 75.
     let missing = env.path().join("gone.git");
@@ -271,7 +257,7 @@ fn sync_follows_a_remote_changed_after_init() {
         "only init's manifest"
     );
     // A second remote configured in mesh.toml receives the next sync.
-    let other = common::bare_remote(env.path(), "other.git");
+    let other = bare_remote(env.path(), "other.git");
     write_config(&root, "o1", &other, "10m", &lane_record(&root));
     assert_eq!(sync_code(&root), 0);
     let (_, events) = check_remote(&other);

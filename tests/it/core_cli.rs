@@ -1,7 +1,7 @@
 //! The node core through the real binary: init, publish, events, status, errors.
 
 use crate::common;
-use crate::common::{TestEnv, gm, json_ok, parse_json, run};
+use crate::common::{TestEnv, gm, json_ok, parse_json, printed, publish_args, run};
 use serde_json::Value;
 
 fn log_lines(root: &std::path::Path) -> Vec<String> {
@@ -91,15 +91,11 @@ fn publish_assigns_seq_prev_and_a_recomputable_id() {
     let root = env.node("ws1");
     let a = json_ok(
         &root,
-        &[
-            "mesh-publish",
-            "--topic",
+        &publish_args(
             "scheduling",
-            "--event-type",
             "task.enqueued",
-            "--payload-json",
-            r#"{"task_id":"t-1"}"#,
-        ],
+            &["--payload-json", r#"{"task_id":"t-1"}"#],
+        ),
     );
     assert_eq!(a["duplicate"], false);
     let e1 = &a["event"];
@@ -114,17 +110,16 @@ fn publish_assigns_seq_prev_and_a_recomputable_id() {
 
     let b = json_ok(
         &root,
-        &[
-            "mesh-publish",
-            "--topic",
+        &publish_args(
             "routing",
-            "--event-type",
             "route.requested",
-            "--payload-json",
-            r#"{"task_id":"t-1"}"#,
-            "--causation-id",
-            e1["event_id"].as_str().unwrap(),
-        ],
+            &[
+                "--payload-json",
+                r#"{"task_id":"t-1"}"#,
+                "--causation-id",
+                e1["event_id"].as_str().unwrap(),
+            ],
+        ),
     );
     let e2 = &b["event"];
     assert_eq!(e2["seq"], 2);
@@ -219,16 +214,8 @@ fn bad_payloads_are_refused_with_the_flag_or_path_named() {
     ];
     for (payload, code, needle) in cases {
         let mut c = gm(&root);
-        c.args([
-            "--json",
-            "mesh-publish",
-            "--topic",
-            "t",
-            "--event-type",
-            "e",
-            "--payload-json",
-            payload,
-        ]);
+        c.arg("--json")
+            .args(publish_args("t", "e", &["--payload-json", payload]));
         let out = run(c);
         assert_eq!(out.status.code(), Some(*code), "{payload}");
         let v = parse_json(&out);
@@ -238,15 +225,7 @@ fn bad_payloads_are_refused_with_the_flag_or_path_named() {
     }
     let big = format!(r#"{{"blob":"{}"}}"#, "x".repeat(70_000));
     let mut c = gm(&root);
-    c.args([
-        "mesh-publish",
-        "--topic",
-        "t",
-        "--event-type",
-        "e",
-        "--payload-json",
-        &big,
-    ]);
+    c.args(publish_args("t", "e", &["--payload-json", &big]));
     let out = run(c);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("over the limit"));
@@ -317,9 +296,7 @@ fn events_filters_and_limits() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 5);
     assert_eq!(text.lines().last().unwrap(), log_lines(&root)[29]);
-    let mut c = gm(&root);
-    c.args(["events", "--limit", "2"]);
-    let table = String::from_utf8(run(c).stdout).unwrap();
+    let table = printed(&root, &["events", "--limit", "2"]);
     assert!(table.starts_with("TIMESTAMP"), "{table}");
     assert!(table.contains("monitoring.e.t"), "{table}");
 }
@@ -331,15 +308,7 @@ fn status_reports_counts_and_lag() {
     for i in 0..3 {
         json_ok(
             &root,
-            &[
-                "mesh-publish",
-                "--topic",
-                "t",
-                "--event-type",
-                "e",
-                "--payload-json",
-                &format!("{{\"i\":{i}}}"),
-            ],
+            &publish_args("t", "e", &["--payload-json", &format!("{{\"i\":{i}}}")]),
         );
     }
     let s = json_ok(&root, &["mesh-status"]);
@@ -351,9 +320,7 @@ fn status_reports_counts_and_lag() {
     assert_eq!(s["dispatch_lag"], 3);
     assert_eq!(s["pending_export"], 3);
     assert!(s["peers"].is_array());
-    let mut c = gm(&root);
-    c.arg("mesh-status");
-    let text = String::from_utf8(run(c).stdout).unwrap();
+    let text = printed(&root, &["mesh-status"]);
     assert!(text.contains("ws1") && text.contains("3 total"), "{text}");
 }
 

@@ -1,6 +1,6 @@
 //! Crash safety and concurrency of the log: SIGKILL mid-batch, torn lines, 8 publishers.
 
-use crate::common::{TestEnv, gm, json_ok};
+use crate::common::{TestEnv, field, gm, json_ok, publish_args, publish_event, run_with_stdin};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::Write;
@@ -36,10 +36,7 @@ fn assert_chain(events: &[Value], node: &str) {
         );
         prev = e["event_id"].as_str().unwrap().to_string();
     }
-    let ids: HashSet<&str> = events
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap())
-        .collect();
+    let ids: HashSet<&str> = field(events, "event_id").into_iter().collect();
     assert_eq!(ids.len(), events.len(), "duplicate event ids");
 }
 
@@ -55,17 +52,8 @@ fn sigkill_during_a_large_stdin_batch_leaves_all_or_nothing() {
     // Calibrate: how long one whole batch takes on this machine and build.
     let t0 = std::time::Instant::now();
     let mut c = gm(&root);
-    c.args(["mesh-publish", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    c.args(["mesh-publish", "--stdin"]);
+    assert!(run_with_stdin(c, input.as_bytes()).status.success());
     let full = t0.elapsed();
     let mut total = stored(&root).len();
     assert_eq!(total, batch);
@@ -110,16 +98,7 @@ fn sigkill_during_a_large_stdin_batch_leaves_all_or_nothing() {
         );
     }
     // The node keeps working afterwards.
-    let p = json_ok(
-        &root,
-        &[
-            "mesh-publish",
-            "--topic",
-            "t",
-            "--event-type",
-            "after.crash",
-        ],
-    );
+    let p = json_ok(&root, &publish_args("t", "after.crash", &[]));
     assert_eq!(p["event"]["seq"].as_u64().unwrap() as usize, total + 1);
     assert!(killed_mid_write > 0 || total > batch);
 }
@@ -137,10 +116,7 @@ unsafe fn libc_kill(pid: i32) {
 fn an_interrupted_multi_line_append_is_rolled_back() {
     let env = TestEnv::new();
     let root = env.node("ws1");
-    json_ok(
-        &root,
-        &["mesh-publish", "--topic", "t", "--event-type", "one"],
-    );
+    publish_event(&root, "t", "one", &[]);
     let log = root.join("artifacts/event_mesh/events.ndjson");
     let start = std::fs::metadata(&log).unwrap().len();
     // What a writer killed mid-batch leaves: its marker, two whole lines and a torn third.
@@ -177,10 +153,7 @@ fn an_interrupted_multi_line_append_is_rolled_back() {
 fn a_torn_last_line_is_quarantined_and_never_read() {
     let env = TestEnv::new();
     let root = env.node("ws1");
-    json_ok(
-        &root,
-        &["mesh-publish", "--topic", "t", "--event-type", "one"],
-    );
+    publish_event(&root, "t", "one", &[]);
     let log = root.join("artifacts/event_mesh/events.ndjson");
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(b"{\"event_id\":\"evt_0123").unwrap();
@@ -219,19 +192,8 @@ fn eight_concurrent_publishers_never_interleave_or_lose_lines() {
                     "{{\"writer\":{w},\"i\":{i},\"pad\":\"{}\"}}",
                     "z".repeat(300)
                 );
-                let v = json_ok(
-                    &root,
-                    &[
-                        "mesh-publish",
-                        "--topic",
-                        "load",
-                        "--event-type",
-                        "w",
-                        "--payload-json",
-                        &payload,
-                    ],
-                );
-                ids.push(v["event"]["event_id"].as_str().unwrap().to_string());
+                let v = publish_event(&root, "load", "w", &["--payload-json", &payload]);
+                ids.push(v["event_id"].as_str().unwrap().to_string());
             }
             ids
         }));
@@ -243,10 +205,7 @@ fn eight_concurrent_publishers_never_interleave_or_lose_lines() {
     let events = stored(&root);
     assert_eq!(events.len(), 8 * per);
     assert_chain(&events, "ws1");
-    let ids: HashSet<&str> = events
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap())
-        .collect();
+    let ids: HashSet<&str> = field(&events, "event_id").into_iter().collect();
     for id in &acked {
         assert!(ids.contains(id.as_str()), "acknowledged {id} missing");
     }

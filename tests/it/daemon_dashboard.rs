@@ -3,9 +3,9 @@
 //! Skipped (with a message) when /usr/bin/chromium is missing; `scripts/install-chromium`
 //! installs it.
 
-use crate::common::TestEnv;
+use crate::common::{TestEnv, publish_event};
 use crate::daemon_support;
-use crate::daemon_support::{Daemon, http_get, poll_until, publish};
+use crate::daemon_support::{Daemon, http_get, poll_until};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -64,9 +64,9 @@ fn dashboard_in_headless_chromium_shows_the_node_and_its_events() {
     }
     let env = TestEnv::new();
     let root = env.node("dash1");
-    let first = publish(&root, "monitoring", "heartbeat.changed", &[]);
+    let first = publish_event(&root, "monitoring", "heartbeat.changed", &[]);
     // A payload that would end the page's script element if it were embedded unescaped.
-    let tricky = publish(
+    let tricky = publish_event(
         &root,
         "routing",
         "route.requested",
@@ -268,7 +268,7 @@ fn dashboard_in_headless_chromium_updates_live() {
     );
 
     // No built-in handler reacts to this type, so exactly one event arrives live.
-    let ev = publish(&root, "coordination", "note.added", &[]);
+    let ev = publish_event(&root, "coordination", "note.added", &[]);
     let id = ev["event_id"].as_str().unwrap().to_string();
     poll_until("the new event appears on the page", || {
         let ids = b.eval(

@@ -1,8 +1,8 @@
 //! The daemon's HTTP endpoints, against the real binary on temp node roots.
 
 use crate::common;
-use crate::common::TestEnv;
-use crate::daemon_support::{Daemon, Sse, http_get, parse_prometheus, poll_until, publish};
+use crate::common::{TestEnv, field, publish_event};
+use crate::daemon_support::{Daemon, Sse, http_get, parse_prometheus, poll_until};
 use std::time::Instant;
 
 #[test]
@@ -10,7 +10,7 @@ fn status_endpoint_serves_the_mesh_status_object() {
     let env = TestEnv::new();
     let root = env.node("st1");
     // No built-in handler reacts to this type, so the daemon's first dispatch adds nothing.
-    publish(&root, "coordination", "note.added", &[]);
+    publish_event(&root, "coordination", "note.added", &[]);
     let d = Daemon::start(&root, &[]);
     let v = d.get_json("/status");
     assert_eq!(v["ok"], true);
@@ -33,9 +33,9 @@ fn status_endpoint_serves_the_mesh_status_object() {
 fn metrics_parse_as_prometheus_text_and_count_topics() {
     let env = TestEnv::new();
     let root = env.node("me1");
-    publish(&root, "routing", "route.requested", &[]);
-    publish(&root, "routing", "route.requested", &[]);
-    publish(&root, "scaling", "decision.requested", &[]);
+    publish_event(&root, "routing", "route.requested", &[]);
+    publish_event(&root, "routing", "route.requested", &[]);
+    publish_event(&root, "scaling", "decision.requested", &[]);
     let d = Daemon::start(&root, &[]);
     let text = d.get("/metrics");
     let m = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
@@ -89,7 +89,7 @@ fn a_publish_reaches_the_stream_and_triggers_a_dispatch_pass() {
     let mut sse = Sse::open(&d.addr);
 
     let t0 = Instant::now();
-    let ev = publish(
+    let ev = publish_event(
         &root,
         "scheduling",
         "task.enqueued",
@@ -124,16 +124,16 @@ fn recent_events_and_trace_follow_the_causal_chain() {
     let env = TestEnv::new();
     let root = env.node("tr1");
     // Types no built-in handler reacts to, so the daemon's own dispatch adds nothing here.
-    let rootev = publish(&root, "coordination", "note.added", &[]);
+    let rootev = publish_event(&root, "coordination", "note.added", &[]);
     let rid = rootev["event_id"].as_str().unwrap();
-    let child = publish(
+    let child = publish_event(
         &root,
         "coordination",
         "note.replied",
         &["--causation-id", rid],
     );
     let cid = child["event_id"].as_str().unwrap();
-    let unrelated = publish(
+    let unrelated = publish_event(
         &root,
         "coordination",
         "note.added",
@@ -142,12 +142,7 @@ fn recent_events_and_trace_follow_the_causal_chain() {
     let d = Daemon::start(&root, &[]);
 
     let recent = d.get_json("/events/recent?limit=2");
-    let ids: Vec<&str> = recent["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap())
-        .collect();
+    let ids = field(recent["events"].as_array().unwrap(), "event_id");
     assert_eq!(ids, vec![cid, unrelated["event_id"].as_str().unwrap()]);
 
     let t = d.get_json(&format!("/trace/{cid}"));

@@ -1,8 +1,8 @@
 //! Daemon lifecycle against the real binary: one per root, clean stops, reloads.
 
 use crate::common;
-use crate::common::TestEnv;
-use crate::daemon_support::{Daemon, Sse, parse_prometheus, poll_until, publish};
+use crate::common::{TestEnv, field, publish_event};
+use crate::daemon_support::{Daemon, Sse, parse_prometheus, poll_until};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -39,7 +39,7 @@ fn sigterm_exits_zero_promptly_and_loses_nothing() {
     let writer = std::thread::spawn(move || {
         (0..30)
             .map(|i| {
-                publish(
+                publish_event(
                     &writer_root,
                     "monitoring",
                     "lane.start_failed",
@@ -64,12 +64,7 @@ fn sigterm_exits_zero_promptly_and_loses_nothing() {
     let published = writer.join().unwrap();
 
     let events = common::json_ok(&root, &["events"]);
-    let ids: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap())
-        .collect();
+    let ids = field(events["events"].as_array().unwrap(), "event_id");
     let unique: HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "no duplicates in the log");
     for id in &published {

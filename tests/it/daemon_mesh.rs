@@ -1,8 +1,8 @@
 //! Two daemons on one shared remote: local dispatch, import through sync, clean stops.
 
 use crate::common;
-use crate::common::TestEnv;
-use crate::daemon_support::{Daemon, Sse, publish};
+use crate::common::{TestEnv, publish_event};
+use crate::daemon_support::{Daemon, Sse};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ fn a_publish_is_dispatched_locally_and_reaches_the_peer_daemon() {
     let mut s2 = Sse::open(&d2.addr);
 
     let t0 = Instant::now();
-    let ev = publish(
+    let ev = publish_event(
         &n1,
         "scheduling",
         "task.enqueued",
@@ -63,7 +63,7 @@ fn sigterm_during_syncs_loses_and_duplicates_nothing() {
         let d = Daemon::start(&n1, &["--interval", "1s"]);
         for j in 0..10 {
             let p = format!(r#"{{"round":{i},"j":{j}}}"#);
-            let e = publish(
+            let e = publish_event(
                 &n1,
                 "monitoring",
                 "lane.ensure_failed",

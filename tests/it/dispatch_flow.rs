@@ -1,6 +1,6 @@
 //! Dispatch through the binary: scheduling, routing, scaling decisions, trace, replay safety.
 
-use crate::common::{TestEnv, gm, json_ok, parse_json, run};
+use crate::common::{TestEnv, field, gm, json_ok, parse_json, run};
 use crate::dispatch_support::*;
 use serde_json::json;
 
@@ -234,10 +234,7 @@ fn trace_shows_the_whole_causal_tree_from_any_of_its_events() {
     let t = json_ok(&n1, &["trace", &leaf]);
     assert_eq!(t["root"], task["event_id"]);
     let evs = t["events"].as_array().unwrap();
-    let types: Vec<&str> = evs
-        .iter()
-        .map(|e| e["event_type"].as_str().unwrap())
-        .collect();
+    let types = field(evs, "event_type");
     assert_eq!(
         types,
         [

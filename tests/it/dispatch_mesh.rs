@@ -1,12 +1,11 @@
 //! Exactly one node acts: several nodes holding the same imported events, and SIGKILL at random points.
 
 use crate::common;
-use crate::common::{TestEnv, gm, init_node};
+use crate::common::{TestEnv, gm, init_node, run_with_stdin};
 use crate::dispatch_support::*;
 use rand::Rng;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -144,17 +143,8 @@ fn sigkill_at_random_points_never_duplicates_or_loses_a_follow_up() {
         batch.push('\n');
     }
     let mut c = gm(&n1);
-    c.args(["--json", "mesh-publish", "--stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null());
-    let mut child = c.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(batch.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    c.args(["--json", "mesh-publish", "--stdin"]);
+    assert!(run_with_stdin(c, batch.as_bytes()).status.success());
 
     // Calibrate on a copy: how long one whole pass takes with this build on this machine,
     // so the kills land inside passes however fast dispatch is.

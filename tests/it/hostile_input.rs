@@ -4,7 +4,7 @@
 //! docs/reliability.md, section "Hostile input".
 
 use crate::common::mesh::*;
-use crate::common::{TestEnv, git, gm, json_ok, run, sync};
+use crate::common::{TestEnv, git, gm, json_err, json_ok, run, sync};
 use gitmesh::Envelope;
 use gitmesh::keys::NodeKey;
 use serde_json::Value;

@@ -3,8 +3,7 @@
 //!
 //! `GITMESH_KILLS` sets the number of kills (default 200); `GITMESH_SEED` replays a run.
 
-use crate::common;
-use crate::common::TestEnv;
+use crate::common::{TestEnv, publish_args, publish_event};
 use crate::resilience_support::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -118,15 +117,7 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
                     let (t, e, p) = payload(&mut rng, &m);
                     let c = spawn(
                         &roots[node],
-                        &[
-                            "mesh-publish",
-                            "--topic",
-                            &t,
-                            "--event-type",
-                            &e,
-                            "--payload-json",
-                            &p.to_string(),
-                        ],
+                        &publish_args(&t, &e, &["--payload-json", &p.to_string()]),
                         None,
                         &seg_env,
                     );
@@ -307,17 +298,11 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
 fn a_ref_lock_left_by_a_killed_sync_does_not_wedge_the_node() {
     let env = TestEnv::with_remote();
     let root = node(env.path(), "w1", env.remote(), "10m");
-    common::json_ok(
+    publish_event(
         &root,
-        &[
-            "mesh-publish",
-            "--topic",
-            "monitoring",
-            "--event-type",
-            "heartbeat.changed",
-            "--payload-json",
-            "{}",
-        ],
+        "monitoring",
+        "heartbeat.changed",
+        &["--payload-json", "{}"],
     );
     // What a process killed between creating the lock and renaming it leaves.
     let heads = root.join("state/github_coordination/refs/heads");

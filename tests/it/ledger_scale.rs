@@ -1,6 +1,6 @@
 //! Ledger growth: compaction into monthly archives, and joining an old mesh from a date.
 
-use crate::common::{TestEnv, event_ids, git, json_ok, publish_batch, set_config_key, sync};
+use crate::common::{TestEnv, event_ids, field, git, json_ok, publish_batch, set_config_key, sync};
 use crate::daemon_support::{Daemon, parse_prometheus, poll_until};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -94,12 +94,7 @@ fn compaction(mode: &str) {
     set_config_key(&a, "retention", "\"1s\"");
     std::thread::sleep(std::time::Duration::from_millis(2100));
     let r = json_ok(&a, &["ledger", "compact"]);
-    let stale: Vec<&str> = r["stale_peers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["node_id"].as_str().unwrap())
-        .collect();
+    let stale = field(r["stale_peers"].as_array().unwrap(), "node_id");
     assert!(!stale.is_empty(), "{r}");
     assert_eq!(r["remaining_batches"], 0, "{r}");
     sync(&a);

@@ -2,9 +2,10 @@
 //! over the file protocol and `git daemon` on 127.0.0.1.
 
 use crate::common;
+use crate::common::mesh::Work;
 use crate::common::{
-    TestEnv, event_ids, git, gm, init_node, json_ok, parse_json, publish_batch, run,
-    set_config_key, sync,
+    TestEnv, event_ids, field, git, gm, init_node, json_ok, parse_json, printed, publish_batch,
+    run, set_config_key, sync,
 };
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
@@ -451,6 +452,18 @@ fn batches_follow_the_documented_layout() {
     assert_eq!(manifest["node_id"], "a");
 }
 
+/// The log lines of `n` events of node `name`, published on a root outside the mesh.
+fn foreign_lines(env: &TestEnv, name: &str, n: usize, tag: &str) -> Vec<String> {
+    let root = env.path().join(format!("{name}-src"));
+    json_ok(&root, &["mesh-init", "--node-id", name]);
+    publish_batch(&root, n, tag);
+    std::fs::read_to_string(root.join("artifacts/event_mesh/events.ndjson"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Quarantine reasons by file name in a node root.
 fn quarantine_reasons(root: &Path) -> HashMap<String, String> {
     let dir = root.join("state/event_mesh/quarantine");
@@ -469,34 +482,13 @@ fn quarantine_reasons(root: &Path) -> HashMap<String, String> {
 #[test]
 fn bad_peers_are_quarantined_and_the_import_goes_on() {
     let env = TestEnv::with_remote();
-    let url = &env.url();
     let victim = env.node("victim");
     // Real events of two other nodes, crafted into a hostile outbox by hand.
-    let evil = env.path().join("evil-src");
-    json_ok(&evil, &["mesh-init", "--node-id", "evil"]);
-    publish_batch(&evil, 4, "e");
-    let other = env.path().join("other-src");
-    json_ok(&other, &["mesh-init", "--node-id", "other"]);
-    publish_batch(&other, 1, "o");
-    let evil_lines: Vec<String> =
-        std::fs::read_to_string(evil.join("artifacts/event_mesh/events.ndjson"))
-            .unwrap()
-            .lines()
-            .map(str::to_string)
-            .collect();
-    let other_line = std::fs::read_to_string(other.join("artifacts/event_mesh/events.ndjson"))
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
+    let evil_lines = foreign_lines(&env, "evil", 4, "e");
+    let other_line = foreign_lines(&env, "other", 1, "o").remove(0);
 
-    let work = env.path().join("work");
-    git(
-        env.path(),
-        &["clone", "--quiet", url, work.to_str().unwrap()],
-    );
-    let d = work.join("event_mesh/outbox/evil/2026-01-01");
+    let work = Work::clone(&env.url(), &env.path().join("work"));
+    let d = work.dir.join("event_mesh/outbox/evil/2026-01-01");
     std::fs::create_dir_all(&d).unwrap();
     // seq 1 valid, then a truncated line.
     let truncated = &evil_lines[1][..evil_lines[1].len() / 2];
@@ -525,9 +517,7 @@ fn bad_peers_are_quarantined_and_the_import_goes_on() {
         b"{\"event_id\":\"\xff\xfe\"}\n",
     )
     .unwrap();
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "--quiet", "-m", "hostile peer"]);
-    git(&work, &["push", "--quiet", "origin", "HEAD:main"]);
+    work.commit_push("hostile peer");
 
     let v = sync(&victim);
     // seq 1 is imported; seq 4 waits behind the missing 2..3 (held, not skipped).
@@ -535,12 +525,7 @@ fn bad_peers_are_quarantined_and_the_import_goes_on() {
     assert_eq!(v["import"]["held"][0]["first_seq"], 4, "{v}");
     assert_eq!(v["import"]["quarantined"], 6, "{v}");
     assert_eq!(v["import"]["scanned_files"], 6, "{v}");
-    let mut codes: Vec<String> = v["import"]["rejected"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["reason"].as_str().unwrap().to_string())
-        .collect();
+    let mut codes = field(v["import"]["rejected"].as_array().unwrap(), "reason");
     codes.sort();
     assert_eq!(
         codes,
@@ -567,9 +552,7 @@ fn bad_peers_are_quarantined_and_the_import_goes_on() {
         ),
         (Some(2), Some(3))
     );
-    let mut c = gm(&victim);
-    c.arg("mesh-status");
-    let human = String::from_utf8(run(c).stdout).unwrap();
+    let human = printed(&victim, &["mesh-status"]);
     assert!(human.contains("gap       evil seq 2..3 missing"), "{human}");
     // Nothing big was copied into quarantine.
     for e in std::fs::read_dir(victim.join("state/event_mesh/quarantine"))
@@ -587,23 +570,13 @@ fn bad_peers_are_quarantined_and_the_import_goes_on() {
 #[test]
 fn seed_era_one_file_per_event_layout_is_imported() {
     let env = TestEnv::with_remote();
-    let url = &env.url();
     let a = env.node("a");
-    let seed = env.path().join("seed-src");
-    json_ok(&seed, &["mesh-init", "--node-id", "seed"]);
-    publish_batch(&seed, 2, "s");
-    let lines: Vec<Value> =
-        std::fs::read_to_string(seed.join("artifacts/event_mesh/events.ndjson"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-    let work = env.path().join("work");
-    git(
-        env.path(),
-        &["clone", "--quiet", url, work.to_str().unwrap()],
-    );
-    let d = work.join("event_mesh/outbox/seed");
+    let lines: Vec<Value> = foreign_lines(&env, "seed", 2, "s")
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let work = Work::clone(&env.url(), &env.path().join("work"));
+    let d = work.dir.join("event_mesh/outbox/seed");
     std::fs::create_dir_all(&d).unwrap();
     for ev in &lines {
         let id = ev["event_id"].as_str().unwrap();
@@ -620,9 +593,7 @@ fn seed_era_one_file_per_event_layout_is_imported() {
         serde_json::to_string(&lines[0]).unwrap(),
     )
     .unwrap();
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "--quiet", "-m", "seed-era files"]);
-    git(&work, &["push", "--quiet", "origin", "HEAD:main"]);
+    work.commit_push("seed-era files");
     let v = sync(&a);
     assert_eq!(v["import"]["imported_events"], 2, "{v}");
     assert_eq!(v["import"]["quarantined"], 1);

@@ -2,7 +2,7 @@
 //! lookups, dedupe, crash recovery mid-seal, torn lines, concurrent publishers.
 
 use crate::common;
-use crate::common::{TestEnv, gm, init_node, json_ok};
+use crate::common::{TestEnv, field, gm, init_node, json_ok, publish_args};
 use gitmesh::event::Envelope;
 use gitmesh::log::{EventLog, LogHead, SEGMENT_BYTES_ENV};
 use gitmesh::node::{Draft, Node};
@@ -262,21 +262,17 @@ fn cli_dedupe_events_and_status_work_across_segments() {
     let env = TestEnv::new();
     let root = env.node("ws1");
     let seg = 1500;
-    let first = cli(
-        &root,
-        seg,
-        &[
-            "mesh-publish",
-            "--topic",
-            "scheduling",
-            "--event-type",
-            "task.enqueued",
-            "--dedupe-key",
-            "job-1",
-            "--payload-json",
-            r#"{"task_id":"t1"}"#,
-        ],
-    );
+    // The same dedupe key each time; only the first publish is stored.
+    let keyed = |task: &str| {
+        let payload = format!(r#"{{"task_id":"{task}"}}"#);
+        let extra = ["--dedupe-key", "job-1", "--payload-json", &payload];
+        cli(
+            &root,
+            seg,
+            &publish_args("scheduling", "task.enqueued", &extra),
+        )
+    };
+    let first = keyed("t1");
     let first_id = first["event"]["event_id"].as_str().unwrap().to_string();
     for round in 0..6 {
         let mut input = String::new();
@@ -286,55 +282,30 @@ fn cli_dedupe_events_and_status_work_across_segments() {
             ));
         }
         assert_eq!(cli_stdin(&root, seg, &input)["published"], 5);
-        cli(
-            &root,
-            seg,
-            &[
-                "mesh-publish",
-                "--topic",
-                "monitoring",
-                "--event-type",
-                "tick",
-            ],
-        );
+        cli(&root, seg, &publish_args("monitoring", "tick", &[]));
     }
     assert!(
         sealed_files(&root).len() >= 3,
         "the log should have rotated"
     );
     // The keyed event is in the first sealed segment; a repeat finds it there.
-    let again = cli(
-        &root,
-        seg,
-        &[
-            "mesh-publish",
-            "--topic",
-            "scheduling",
-            "--event-type",
-            "task.enqueued",
-            "--dedupe-key",
-            "job-1",
-            "--payload-json",
-            r#"{"task_id":"other"}"#,
-        ],
-    );
+    let again = keyed("other");
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["event"], first["event"]);
     // A follow-up of the old event takes its correlation id from the sealed segment.
     let follow = cli(
         &root,
         seg,
-        &[
-            "mesh-publish",
-            "--topic",
+        &publish_args(
             "scheduling",
-            "--event-type",
             "task.scheduled",
-            "--causation-id",
-            &first_id,
-            "--payload-json",
-            r#"{"task_id":"t1"}"#,
-        ],
+            &[
+                "--causation-id",
+                &first_id,
+                "--payload-json",
+                r#"{"task_id":"t1"}"#,
+            ],
+        ),
     );
     assert_eq!(follow["event"]["correlation_id"], first_id.as_str());
 
@@ -348,12 +319,7 @@ fn cli_dedupe_events_and_status_work_across_segments() {
         assert_eq!(got["event_id"], want.event_id.as_str());
     }
     let last = cli(&root, seg, &["events", "--limit", "20"]);
-    let last: Vec<&str> = last["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap())
-        .collect();
+    let last = field(last["events"].as_array().unwrap(), "event_id");
     let want: Vec<&str> = all[total - 20..]
         .iter()
         .map(|(_, e)| e.event_id.as_str())

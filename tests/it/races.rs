@@ -3,6 +3,8 @@
 
 use crate::common;
 use crate::common::TestEnv;
+use crate::common::field;
+use crate::common::publish_event;
 use crate::resilience_support::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,19 +30,13 @@ fn eight_publishers_a_daemon_and_hand_run_syncs_on_one_root() {
                 let mut ids = Vec::new();
                 for i in 0..per {
                     let payload = format!(r#"{{"marker":"p{p}-{i}"}}"#);
-                    let v = common::json_ok(
+                    let v = publish_event(
                         &root,
-                        &[
-                            "mesh-publish",
-                            "--topic",
-                            "monitoring",
-                            "--event-type",
-                            "heartbeat.changed",
-                            "--payload-json",
-                            &payload,
-                        ],
+                        "monitoring",
+                        "heartbeat.changed",
+                        &["--payload-json", &payload],
                     );
-                    ids.push(v["event"]["event_id"].as_str().unwrap().to_string());
+                    ids.push(v["event_id"].as_str().unwrap().to_string());
                 }
                 ids
             })
@@ -74,9 +70,9 @@ fn eight_publishers_a_daemon_and_hand_run_syncs_on_one_root() {
     sync_code(&root);
     sync_code(&root);
     let events = check_log(&root, "r1");
-    let ids: BTreeSet<String> = events
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap().to_string())
+    let ids: BTreeSet<String> = field(&events, "event_id")
+        .into_iter()
+        .map(String::from)
         .collect();
     assert_eq!(acked.len(), 8 * per);
     for id in &acked {
@@ -110,19 +106,13 @@ fn twenty_nodes_pushing_at_once_converge_within_three_rounds() {
         .collect();
     let mut published = BTreeSet::new();
     for (i, r) in roots.iter().enumerate() {
-        let v = common::json_ok(
+        let v = publish_event(
             r,
-            &[
-                "mesh-publish",
-                "--topic",
-                "monitoring",
-                "--event-type",
-                "heartbeat.changed",
-                "--payload-json",
-                &format!(r#"{{"n":{i}}}"#),
-            ],
+            "monitoring",
+            "heartbeat.changed",
+            &["--payload-json", &format!(r#"{{"n":{i}}}"#)],
         );
-        published.insert(v["event"]["event_id"].as_str().unwrap().to_string());
+        published.insert(v["event_id"].as_str().unwrap().to_string());
     }
     let mut rounds = 0;
     let mut pushes_per_round = Vec::new();
@@ -318,14 +308,11 @@ fn a_partitioned_node_never_acts_on_a_lease_it_could_not_push() {
     let a_lease = status(&a)["leader"].clone();
     assert_eq!(a_lease["leader_id"], "a", "{a_lease}");
     // b's own unpushed claim is not a lease: b issues no command for its scale-up.
-    common::json_ok(
+    publish_event(
         &b,
+        "scheduling",
+        "lanes.ensure.summary",
         &[
-            "mesh-publish",
-            "--topic",
-            "scheduling",
-            "--event-type",
-            "lanes.ensure.summary",
             "--payload-json",
             r#"{"started_count":0,"restarted_count":0,"parallel_groups_at_limit":1,"requested_lane":"all_enabled"}"#,
         ],

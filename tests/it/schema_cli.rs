@@ -1,7 +1,7 @@
 //! `gitmesh schema check|publish|show`: broken files are refused with their reason,
 //! published files are staged for the ledger and used at once.
 
-use crate::common::{TestEnv, gm, json_ok, parse_json, run};
+use crate::common::{TestEnv, gm, json_err, json_ok, publish_args, run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -13,11 +13,8 @@ fn write(path: &Path, text: &str) -> PathBuf {
 
 /// `gitmesh --json ARGS` that must exit 1; returns the error message.
 fn fails(root: &Path, args: &[&str]) -> (String, String) {
-    let mut c = gm(root);
-    c.arg("--json").args(args);
-    let out = run(c);
-    let v = parse_json(&out);
-    assert_eq!(out.status.code(), Some(1), "{args:?}: {v}");
+    let (code, v) = json_err(root, args);
+    assert_eq!(code, 1, "{args:?}: {v}");
     assert_eq!(v["ok"], false);
     (
         v["error"]["kind"].as_str().unwrap().to_string(),
@@ -142,15 +139,7 @@ fn publish_stages_valid_files_and_uses_them_at_once() {
     // The node validates against them at once.
     let (kind, msg) = fails(
         &root,
-        &[
-            "mesh-publish",
-            "--topic",
-            "monitoring",
-            "--event-type",
-            "host.seen",
-            "--payload-json",
-            "{}",
-        ],
+        &publish_args("monitoring", "host.seen", &["--payload-json", "{}"]),
     );
     assert_eq!(kind, "schema_violation");
     assert!(
@@ -281,16 +270,7 @@ fn publish_with_one_bad_file_stages_nothing() {
         .unwrap()
         .clone();
     assert!(row["error"].as_str().unwrap().contains("$.type"), "{row}");
-    let (kind, msg) = fails(
-        &root,
-        &[
-            "mesh-publish",
-            "--topic",
-            "monitoring",
-            "--event-type",
-            "host.seen",
-        ],
-    );
+    let (kind, msg) = fails(&root, &publish_args("monitoring", "host.seen", &[]));
     assert_eq!(kind, "bad_schema");
     assert!(msg.contains(broken.to_str().unwrap()), "{msg}");
 }

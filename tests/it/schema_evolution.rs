@@ -1,7 +1,7 @@
 //! Schema evolution: upcast views in `events`, raw payloads with `--raw`, stable ids,
 //! and schemas read from the ledger with local overrides on top.
 
-use crate::common::{TestEnv, git, gm, json_ok, run};
+use crate::common::{TestEnv, git, json_err, json_ok, printed, publish_args, publish_event};
 use gitmesh::Envelope;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -37,20 +37,12 @@ fn local_schema(root: &Path, version: u32) -> std::path::PathBuf {
 
 fn publish_host(root: &Path, payload: Value, version: Option<u32>) -> Value {
     let p = payload.to_string();
-    let mut a = vec![
-        "mesh-publish",
-        "--topic",
-        "monitoring",
-        "--event-type",
-        "host.seen",
-        "--payload-json",
-        &p,
-    ];
     let v = version.map(|v| v.to_string());
+    let mut extra = vec!["--payload-json", p.as_str()];
     if let Some(v) = &v {
-        a.extend(["--schema-version", v]);
+        extra.extend(["--schema-version", v]);
     }
-    json_ok(root, &a)["event"].clone()
+    publish_event(root, "monitoring", "host.seen", &extra)
 }
 
 fn events(root: &Path, raw: bool) -> Vec<Value> {
@@ -93,13 +85,9 @@ fn v1_events_are_shown_upcast_and_raw_with_raw() {
     assert!(raw[0].get("upcast_from").is_none());
 
     // The table marks the upcast; --ndjson stays the stored line (backups).
-    let mut c = gm(&root);
-    c.arg("events");
-    let table = String::from_utf8(run(c).stdout).unwrap();
+    let table = printed(&root, &["events"]);
     assert!(table.contains("v1>v2"), "{table}");
-    let mut c = gm(&root);
-    c.args(["events", "--ndjson"]);
-    let nd = String::from_utf8(run(c).stdout).unwrap();
+    let nd = printed(&root, &["events", "--ndjson"]);
     assert_eq!(
         Envelope::from_json_line(nd.trim().as_bytes())
             .unwrap()
@@ -124,22 +112,15 @@ fn v1_events_are_shown_upcast_and_raw_with_raw() {
     assert!(shown[2].get("upcast_from").is_none());
 
     // A v2 publish is validated against v2.
-    let mut c = gm(&root);
-    c.args([
-        "--json",
-        "mesh-publish",
-        "--topic",
-        "monitoring",
-        "--event-type",
-        "host.seen",
-        "--schema-version",
-        "2",
-        "--payload-json",
-        r#"{"host":"x"}"#,
-    ]);
-    let out = run(c);
-    assert_eq!(out.status.code(), Some(1));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, v) = json_err(
+        &root,
+        &publish_args(
+            "monitoring",
+            "host.seen",
+            &["--schema-version", "2", "--payload-json", r#"{"host":"x"}"#],
+        ),
+    );
+    assert_eq!(code, 1);
     assert!(
         v["error"]["message"]
             .as_str()

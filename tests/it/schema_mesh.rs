@@ -2,7 +2,7 @@
 //! older node's events for its handlers and views, and quarantines payloads that break
 //! a schema the writer did not know.
 
-use crate::common::{TestEnv, gm, json_ok, run, sync};
+use crate::common::{TestEnv, json_err, json_ok, publish_args, publish_event, sync};
 use serde_json::Value;
 use std::path::Path;
 
@@ -18,19 +18,11 @@ const V2: &str = r#"{
 }"#;
 
 fn publish(root: &Path, payload: &str, version: Option<&str>) -> Value {
-    let mut a = vec![
-        "mesh-publish",
-        "--topic",
-        "monitoring",
-        "--event-type",
-        "host.seen",
-        "--payload-json",
-        payload,
-    ];
+    let mut extra = vec!["--payload-json", payload];
     if let Some(v) = version {
-        a.extend(["--schema-version", v]);
+        extra.extend(["--schema-version", v]);
     }
-    json_ok(root, &a)["event"].clone()
+    publish_event(root, "monitoring", "host.seen", &extra)
 }
 
 fn find<'a>(events: &'a [Value], id: &str) -> Option<&'a Value> {
@@ -111,22 +103,15 @@ fn a_v2_node_upcasts_a_v1_peer_and_quarantines_what_breaks_v2() {
     assert_eq!(st["gaps"], serde_json::json!([]), "{st}");
 
     // The same node refuses such a payload at publish, naming the path.
-    let mut c = gm(&new);
-    c.args([
-        "--json",
-        "mesh-publish",
-        "--topic",
-        "monitoring",
-        "--event-type",
-        "host.seen",
-        "--schema-version",
-        "2",
-        "--payload-json",
-        r#"{"host":"x"}"#,
-    ]);
-    let out = run(c);
-    assert_eq!(out.status.code(), Some(1));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, v) = json_err(
+        &new,
+        &publish_args(
+            "monitoring",
+            "host.seen",
+            &["--schema-version", "2", "--payload-json", r#"{"host":"x"}"#],
+        ),
+    );
+    assert_eq!(code, 1);
     assert!(
         v["error"]["message"].as_str().unwrap().contains("hostname"),
         "{v}"

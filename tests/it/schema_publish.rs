@@ -1,16 +1,13 @@
 //! Publish-time validation against the built-in schemas and `strict_schemas`.
 
-use crate::common::{TestEnv, gm, json_ok, parse_json, run};
+use crate::common::{TestEnv, gm, json_err, json_ok, parse_json, printed};
 use serde_json::{Value, json};
 use std::path::Path;
 
 /// Runs `gitmesh --json ARGS`, asserts exit 1 and `ok: false`, returns the error object.
-fn json_err(root: &Path, args: &[&str]) -> Value {
-    let mut c = gm(root);
-    c.arg("--json").args(args);
-    let out = run(c);
-    let v = parse_json(&out);
-    assert_eq!(out.status.code(), Some(1), "gitmesh {args:?}: {v}");
+fn refused(root: &Path, args: &[&str]) -> Value {
+    let (code, v) = json_err(root, args);
+    assert_eq!(code, 1, "gitmesh {args:?}: {v}");
     assert_eq!(v["ok"], false, "{v}");
     v["error"].clone()
 }
@@ -196,7 +193,7 @@ fn every_builtin_type_accepts_valid_and_refuses_invalid_payloads_naming_the_path
         );
         let ok = json_ok(&root, &args(&publish(topic, et, good)));
         assert_eq!(ok["event"]["payload"], *good);
-        let err = json_err(&root, &args(&publish(topic, et, bad)));
+        let err = refused(&root, &args(&publish(topic, et, bad)));
         assert_eq!(err["kind"], "schema_violation", "{topic}/{et}: {err}");
         let msg = err["message"].as_str().unwrap();
         assert!(
@@ -264,7 +261,7 @@ fn strict_schemas_refuses_unknown_types_and_versions() {
     let text = text.replace("strict_schemas = false", "strict_schemas = true");
     assert!(text.contains("strict_schemas = true"));
     std::fs::write(&cfg, text).unwrap();
-    let err = json_err(&root, &args(&publish("audit", "login.seen", &payload)));
+    let err = refused(&root, &args(&publish("audit", "login.seen", &payload)));
     assert_eq!(err["kind"], "unknown_schema");
     assert!(
         err["message"]
@@ -276,7 +273,7 @@ fn strict_schemas_refuses_unknown_types_and_versions() {
     // A version with no schema is unknown too, even when v1 of the type has one.
     let mut a = publish("scheduling", "task.scheduled", &json!({"task_id": "t"}));
     a.extend(["--schema-version".into(), "2".into()]);
-    let err = json_err(&root, &args(&a));
+    let err = refused(&root, &args(&a));
     assert_eq!(err["kind"], "unknown_schema");
     // Known types still publish.
     json_ok(
@@ -304,9 +301,7 @@ fn mesh_status_shows_flagged_imports() {
     gitmesh::schema::record_flagged(&paths, &flagged[..2]).unwrap();
     gitmesh::schema::record_flagged(&paths, &flagged[2..]).unwrap();
     assert_eq!(json_ok(&root, &["mesh-status"])["schema_flagged"], 3);
-    let mut c = gm(&root);
-    c.arg("mesh-status");
-    let text = String::from_utf8(run(c).stdout).unwrap();
+    let text = printed(&root, &["mesh-status"]);
     assert!(
         text.contains("3 imported events broke their schema"),
         "{text}"

@@ -2,7 +2,7 @@
 //! recovery of a node root restored from an older copy.
 
 use crate::common::mesh::*;
-use crate::common::{TestEnv, git, gm, json_ok, run, sync};
+use crate::common::{TestEnv, git, json_err, json_ok, printed, publish_args, sync};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -86,9 +86,7 @@ fn a_changed_key_is_held_until_an_operator_trusts_it() {
     assert_eq!(log_bytes(&b), before);
     let st = status(&b);
     assert_eq!(st["key_alerts"], serde_json::json!(["a"]));
-    let mut c = gm(&b);
-    c.arg("mesh-status");
-    let human = String::from_utf8(run(c).stdout).unwrap();
+    let human = printed(&b, &["mesh-status"]);
     assert!(
         human.contains("ALERT     a: manifest key changed"),
         "{human}"
@@ -242,9 +240,7 @@ fn a_fork_is_quarantined_and_raises_an_alert_naming_the_node() {
     let st = status(&v_root);
     assert_eq!(st["fork_alerts"][0]["node_id"], "p", "{st}");
     assert_eq!(st["fork_alerts"][0]["seq"], 2);
-    let mut c = gm(&v_root);
-    c.arg("mesh-status");
-    let human = String::from_utf8(run(c).stdout).unwrap();
+    let human = printed(&v_root, &["mesh-status"]);
     assert!(human.contains("ALERT     fork p:"), "{human}");
     assert_eq!(json_ok(&v_root, &["nodes", "ack", "p"])["cleared"], 1);
     assert_eq!(status(&v_root)["fork_alerts"], serde_json::json!([]));
@@ -396,16 +392,7 @@ fn a_restored_root_refuses_to_publish_while_it_cannot_recover() {
     let away = env.path().join("mesh.git.away");
     std::fs::rename(env.remote(), &away).unwrap();
     let before = log_bytes(&a);
-    let (code, v) = json_err(
-        &a,
-        &[
-            "mesh-publish",
-            "--topic",
-            "monitoring",
-            "--event-type",
-            "x.y",
-        ],
-    );
+    let (code, v) = json_err(&a, &publish_args("monitoring", "x.y", &[]));
     assert_eq!(
         (code, v["error"]["kind"].as_str()),
         (1, Some("stale_node")),
@@ -421,16 +408,7 @@ fn a_restored_root_refuses_to_publish_while_it_cannot_recover() {
     assert_eq!(log_bytes(&a), before);
     // Back online: the publish recovers seqs 2..3 first and takes seq 4.
     std::fs::rename(&away, env.remote()).unwrap();
-    let ev = json_ok(
-        &a,
-        &[
-            "mesh-publish",
-            "--topic",
-            "monitoring",
-            "--event-type",
-            "x.y",
-        ],
-    );
+    let ev = json_ok(&a, &publish_args("monitoring", "x.y", &[]));
     assert_eq!(ev["event"]["seq"], 4, "{ev}");
     sync(&a);
     assert_eq!(ledger_seqs(env.remote(), "a").len(), 4);

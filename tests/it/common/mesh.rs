@@ -1,6 +1,6 @@
 //! A clone of the shared remote to write hostile ledger commits with, and signing helpers.
 
-use crate::common::{git, gm, json_ok, run};
+use crate::common::{git, publish_event};
 use gitmesh::Envelope;
 use gitmesh::keys::NodeKey;
 use gitmesh::paths::NodePaths;
@@ -80,17 +80,11 @@ pub fn signed_line(env: &Envelope, key: &NodeKey) -> String {
 pub fn publish(root: &Path, n: usize, tag: &str) {
     for i in 0..n {
         let payload = format!("{{\"tag\":\"{tag}\",\"i\":{i}}}");
-        json_ok(
+        publish_event(
             root,
-            &[
-                "mesh-publish",
-                "--topic",
-                "monitoring",
-                "--event-type",
-                "test.tick",
-                "--payload-json",
-                &payload,
-            ],
+            "monitoring",
+            "test.tick",
+            &["--payload-json", &payload],
         );
     }
 }
@@ -98,20 +92,6 @@ pub fn publish(root: &Path, n: usize, tag: &str) {
 /// The bytes of a node's log.
 pub fn log_bytes(root: &Path) -> Vec<u8> {
     std::fs::read(root.join("artifacts/event_mesh/events.ndjson")).unwrap()
-}
-
-/// `gitmesh --json ARGS` that must fail; returns (exit code, JSON).
-pub fn json_err(root: &Path, args: &[&str]) -> (i32, Value) {
-    let mut c = gm(root);
-    c.arg("--json").args(args);
-    let out = run(c);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    assert!(
-        !out.status.success(),
-        "gitmesh {args:?} should fail: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    (out.status.code().unwrap_or(-1), v)
 }
 
 /// Reason codes of the items an import rejected.

@@ -51,6 +51,13 @@ pub fn run_with_stdin(mut c: Command, input: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Runs `gitmesh --root ROOT ARGS...` and returns what it printed for a person.
+pub fn printed(root: &Path, args: &[&str]) -> String {
+    let mut c = gm(root);
+    c.args(args);
+    String::from_utf8(run(c).stdout).unwrap()
+}
+
 /// Runs `gitmesh --root ROOT --json ARGS...`, asserts exit 0, and returns the JSON object.
 pub fn json_ok(root: &Path, args: &[&str]) -> serde_json::Value {
     let mut c = gm(root);
@@ -76,6 +83,37 @@ pub fn parse_json(out: &Output) -> serde_json::Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// The arguments of `mesh-publish --topic TOPIC --event-type TYPE EXTRA...`.
+pub fn publish_args<'a>(topic: &'a str, event_type: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["mesh-publish", "--topic", topic, "--event-type", event_type];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Publishes one event with [`publish_args`]; returns its envelope.
+pub fn publish_event(
+    root: &Path,
+    topic: &str,
+    event_type: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    json_ok(root, &publish_args(topic, event_type, extra))["event"].clone()
+}
+
+/// `gitmesh --json ARGS` that must fail; returns (exit code, JSON or null).
+pub fn json_err(root: &Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut c = gm(root);
+    c.arg("--json").args(args);
+    let out = run(c);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert!(
+        !out.status.success(),
+        "gitmesh {args:?} should fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (out.status.code().unwrap_or(-1), v)
 }
 
 /// Initialises a node root in `dir/name` with an optional remote; returns the root.
@@ -163,11 +201,20 @@ pub fn sync_code(root: &Path) -> i32 {
 pub fn event_ids(root: &Path, args: &[&str]) -> Vec<String> {
     let mut a = vec!["events"];
     a.extend_from_slice(args);
-    json_ok(root, &a)["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap().to_string())
+    field(json_ok(root, &a)["events"].as_array().unwrap(), "event_id")
+        .into_iter()
+        .map(String::from)
+        .collect()
+}
+
+/// The string `name` of every JSON object in `items`.
+pub fn field<'a>(
+    items: impl IntoIterator<Item = &'a serde_json::Value>,
+    name: &str,
+) -> Vec<&'a str> {
+    items
+        .into_iter()
+        .map(|e| e[name].as_str().unwrap())
         .collect()
 }
 

@@ -263,13 +263,6 @@ impl Sse {
     }
 }
 
-/// Publishes one event with the CLI; returns its envelope.
-pub fn publish(root: &Path, topic: &str, event_type: &str, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["mesh-publish", "--topic", topic, "--event-type", event_type];
-    args.extend_from_slice(extra);
-    common::json_ok(root, &args)["event"].clone()
-}
-
 /// One sample: metric name, labels, value.
 pub type Sample = (String, Vec<(String, String)>, f64);
 

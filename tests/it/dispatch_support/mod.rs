@@ -1,6 +1,6 @@
 //! Fixtures for the dispatch tests: ledger files written with git plumbing, log helpers.
 
-use crate::common::{git, git_with};
+use crate::common::{git, git_with, publish_event};
 use std::path::Path;
 
 /// Commits `files` (path in repo -> content) on top of `refs/heads/main` of the node's ledger repo.
@@ -99,19 +99,12 @@ pub fn publish(
     event_type: &str,
     payload: serde_json::Value,
 ) -> serde_json::Value {
-    let v = crate::common::json_ok(
+    publish_event(
         root,
-        &[
-            "mesh-publish",
-            "--topic",
-            topic,
-            "--event-type",
-            event_type,
-            "--payload-json",
-            &payload.to_string(),
-        ],
-    );
-    v["event"].clone()
+        topic,
+        event_type,
+        &["--payload-json", &payload.to_string()],
+    )
 }
 
 /// Runs `mesh-dispatch --json` and returns its report.

@@ -2,8 +2,8 @@
 //! configuration with a real lane argv, and readers that check the files a user
 //! would check (every log line, every batch file on the remote).
 
+use crate::common::{field, gm, json_ok};
 pub use crate::common::{git, sync_code};
-use crate::common::{gm, json_ok};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -200,10 +200,9 @@ pub fn check_chains(label: &str, events: &[Value]) {
 
 /// The ids of a node's events (through the log files).
 pub fn id_set(root: &Path) -> BTreeSet<String> {
-    raw_log(root)
-        .events
-        .iter()
-        .map(|e| e["event_id"].as_str().unwrap().to_string())
+    field(&raw_log(root).events, "event_id")
+        .into_iter()
+        .map(String::from)
         .collect()
 }
 
