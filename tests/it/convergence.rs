@@ -9,7 +9,7 @@ use crate::common::{TestEnv, bare_remote, field, publish_event};
 use crate::resilience_support::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 struct Sim {
@@ -79,15 +79,14 @@ impl Sim {
     }
 }
 
-fn run_sim(seed: u64, nodes: usize, steps: usize, base: &Path) -> String {
+fn run_sim(seed: u64, nodes: usize, steps: usize, env: &TestEnv) -> String {
     let mut rng = Rng::new(seed);
-    let remote = bare_remote(base, "remote.git");
     let roots: Vec<PathBuf> = (1..=nodes)
-        .map(|i| node(base, &format!("c{i:02}"), &remote, "10m"))
+        .map(|i| node(env, &format!("c{i:02}"), "10m"))
         .collect();
     let mut sim = Sim {
         partitioned: vec![false; nodes],
-        missing: base.join("unreachable.git"),
+        missing: env.path().join("unreachable.git"),
         roots,
         acked: Vec::new(),
         offline_syncs: 0,
@@ -196,7 +195,7 @@ fn run_sim(seed: u64, nodes: usize, steps: usize, base: &Path) -> String {
         assert_eq!(status(r)["dispatch_lag"], 0);
     }
     let (followups, applied) = check_effects(&all, &sim.roots);
-    check_remote(&remote);
+    check_remote(env.remote());
     let count = |t: &str| d0.get(t).map_or(0, |s| s.len());
     format!(
         "seed {seed}: {nodes} nodes, {steps} steps, {} publishes acked, {partitions} partitions ({} offline syncs), \
@@ -222,8 +221,7 @@ fn nodes_converge_after_partitions_restarts_and_random_sync_orders() {
     let mut rng = Rng::new(first);
     for _ in 0..seeds {
         let s = rng.next();
-        let dir = tempfile::tempdir().unwrap();
-        let line = run_sim(s, nodes, steps, dir.path());
+        let line = run_sim(s, nodes, steps, &TestEnv::with_remote());
         eprintln!("convergence: {line}");
     }
 }
@@ -231,13 +229,8 @@ fn nodes_converge_after_partitions_restarts_and_random_sync_orders() {
 #[test]
 fn sync_follows_a_remote_changed_after_init() {
     let env = TestEnv::with_remote();
-    let root = node(env.path(), "o1", env.remote(), "10m");
-    publish_event(
-        &root,
-        "monitoring",
-        "heartbeat.changed",
-        &["--payload-json", "{}"],
-    );
+    let root = node(&env, "o1", "10m");
+    heartbeat(&root, "{}");
     // GITMESH_REMOTE pointing nowhere: the sync does its local work and exits 75.
     let missing = env.path().join("gone.git");
     let out = spawn(

@@ -4,6 +4,7 @@ use crate::common::{TestEnv, field, gm, json_ok, publish_args, publish_event, ru
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::Stdio;
 
 fn stored(root: &std::path::Path) -> Vec<Value> {
@@ -112,12 +113,18 @@ unsafe fn libc_kill(pid: i32) {
     unsafe { kill(pid, 9) };
 }
 
-#[test]
-fn an_interrupted_multi_line_append_is_rolled_back() {
-    let env = TestEnv::new();
+/// Node `ws1` holding one event; returns its root and its log file.
+fn one_event_node(env: &TestEnv) -> (PathBuf, PathBuf) {
     let root = env.node("ws1");
     publish_event(&root, "t", "one", &[]);
     let log = root.join("artifacts/event_mesh/events.ndjson");
+    (root, log)
+}
+
+#[test]
+fn an_interrupted_multi_line_append_is_rolled_back() {
+    let env = TestEnv::new();
+    let (root, log) = one_event_node(&env);
     let start = std::fs::metadata(&log).unwrap().len();
     // What a writer killed mid-batch leaves: its marker, two whole lines and a torn third.
     let line = std::fs::read_to_string(&log).unwrap();
@@ -152,9 +159,7 @@ fn an_interrupted_multi_line_append_is_rolled_back() {
 #[test]
 fn a_torn_last_line_is_quarantined_and_never_read() {
     let env = TestEnv::new();
-    let root = env.node("ws1");
-    publish_event(&root, "t", "one", &[]);
-    let log = root.join("artifacts/event_mesh/events.ndjson");
+    let (root, log) = one_event_node(&env);
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(b"{\"event_id\":\"evt_0123").unwrap();
     drop(f);

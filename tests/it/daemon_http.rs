@@ -2,7 +2,7 @@
 
 use crate::common;
 use crate::common::{TestEnv, field, publish_event};
-use crate::daemon_support::{Daemon, Sse, http_get, parse_prometheus, poll_until};
+use crate::daemon_support::{Daemon, Sse, enqueue, http_get, parse_prometheus, poll_until};
 use std::time::Instant;
 
 #[test]
@@ -89,12 +89,7 @@ fn a_publish_reaches_the_stream_and_triggers_a_dispatch_pass() {
     let mut sse = Sse::open(&d.addr);
 
     let t0 = Instant::now();
-    let ev = publish_event(
-        &root,
-        "scheduling",
-        "task.enqueued",
-        &["--payload-json", r#"{"task_id":"t-1"}"#],
-    );
+    let ev = enqueue(&root, "t-1");
     let id = ev["event_id"].as_str().unwrap().to_string();
     let got = sse.wait_for(|v| v["event_id"] == id.as_str());
     let seen_after = t0.elapsed();

@@ -2,7 +2,7 @@
 
 use crate::common;
 use crate::common::{TestEnv, publish_event};
-use crate::daemon_support::{Daemon, Sse};
+use crate::daemon_support::{Daemon, Sse, enqueue};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -28,12 +28,7 @@ fn a_publish_is_dispatched_locally_and_reaches_the_peer_daemon() {
     let mut s2 = Sse::open(&d2.addr);
 
     let t0 = Instant::now();
-    let ev = publish_event(
-        &n1,
-        "scheduling",
-        "task.enqueued",
-        &["--payload-json", r#"{"task_id":"t-42"}"#],
-    );
+    let ev = enqueue(&n1, "t-42");
     let id = ev["event_id"].as_str().unwrap().to_string();
     // The built-in scheduling handler answers on the origin node.
     let follow = s1.wait_for(|v| v["causation_id"] == id.as_str());

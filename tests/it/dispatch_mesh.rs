@@ -1,7 +1,7 @@
 //! Exactly one node acts: several nodes holding the same imported events, and SIGKILL at random points.
 
 use crate::common;
-use crate::common::{TestEnv, gm, init_node, run_with_stdin};
+use crate::common::{TestEnv, gm, run_with_stdin};
 use crate::dispatch_support::*;
 use rand::Rng;
 use serde_json::json;
@@ -11,11 +11,8 @@ use std::time::Duration;
 
 #[test]
 fn three_nodes_holding_one_route_request_produce_exactly_one_selection() {
-    let dir = tempfile::tempdir().unwrap();
-    let roots: Vec<_> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|n| init_node(dir.path(), n, None))
-        .collect();
+    let env = TestEnv::new();
+    let roots = env.nodes(["n1", "n2", "n3"]);
     let opts = json!([{"lane_id": "a", "provider": "p", "model": "m", "score": 0.4},
                       {"lane_id": "b", "provider": "p", "model": "m", "score": 0.6}]);
     // One request from n1 for itself, one from n1 addressed to n3.
@@ -67,11 +64,8 @@ fn three_nodes_holding_one_route_request_produce_exactly_one_selection() {
 
 #[test]
 fn three_nodes_produce_one_command_per_decision_from_the_leader_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let roots: Vec<_> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|n| init_node(dir.path(), n, None))
-        .collect();
+    let env = TestEnv::new();
+    let roots = env.nodes(["n1", "n2", "n3"]);
     for r in &roots {
         write_lease(r, "n2", 7, 120);
     }

@@ -1,6 +1,6 @@
 //! User handlers: follow-ups from stdout, retries, dead letters, circuit breaker, replay.
 
-use crate::common::{TestEnv, gm, init_node, json_ok, run};
+use crate::common::{TestEnv, gm, json_ok, run};
 use crate::dispatch_support::*;
 use serde_json::json;
 use std::path::Path;
@@ -20,8 +20,12 @@ echo '{"topic":"ops","event_type":"job.noted","payload":{"handled_by":"'"$GITMES
 echo '{"topic":"ops","event_type":"job.audited"}'
 "#;
 
-fn setup(dir: &Path, script: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let n1 = init_node(dir, "n1", None);
+fn setup(
+    env: &TestEnv,
+    script: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let n1 = env.node("n1");
+    let dir = env.path();
     let script_path = dir.join("handler.sh");
     std::fs::write(&script_path, script).unwrap();
     let attempts = dir.join("attempts.log");
@@ -45,8 +49,8 @@ fn attempts_for(attempts: &Path, id: &str) -> usize {
 
 #[test]
 fn a_user_handler_emits_follow_ups_from_its_stdout() {
-    let dir = tempfile::tempdir().unwrap();
-    let (n1, _, attempts) = setup(dir.path(), GOOD);
+    let env = TestEnv::new();
+    let (n1, _, attempts) = setup(&env, GOOD);
     let ev = publish(&n1, "ops", "job.done", json!({"job": 1}));
     let r = dispatch(&n1);
     assert_eq!(r["followup_events"], 2);
@@ -71,8 +75,8 @@ fn a_user_handler_emits_follow_ups_from_its_stdout() {
 
 #[test]
 fn failures_retry_then_dead_letter_open_the_breaker_and_are_replayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let (n1, script, attempts) = setup(dir.path(), FLAKY);
+    let env = TestEnv::new();
+    let (n1, script, attempts) = setup(&env, FLAKY);
     let bad1 = publish(&n1, "ops", "job.done", json!({"fail": true, "n": 1}));
     let r = dispatch(&n1);
     assert_eq!(r["dead_lettered"], 1);
@@ -151,8 +155,8 @@ fn failures_retry_then_dead_letter_open_the_breaker_and_are_replayed() {
 
 #[test]
 fn a_handler_past_its_timeout_is_killed_and_dead_lettered() {
-    let dir = tempfile::tempdir().unwrap();
-    let (n1, _, _) = setup(dir.path(), GOOD);
+    let env = TestEnv::new();
+    let (n1, _, _) = setup(&env, GOOD);
     let ev = publish(&n1, "ops", "slow.job", json!({}));
     let t = std::time::Instant::now();
     let r = dispatch(&n1);
@@ -214,9 +218,9 @@ fn an_open_breaker_lets_one_trial_through_after_its_cooldown() {
 
 #[test]
 fn two_passes_at_once_run_each_handler_once_per_event() {
-    let dir = tempfile::tempdir().unwrap();
+    let env = TestEnv::new();
     let slow_good = GOOD.replace("read -r line\n", "read -r line\nsleep 0.1\n");
-    let (n1, _, attempts) = setup(dir.path(), &slow_good);
+    let (n1, _, attempts) = setup(&env, &slow_good);
     let ids: Vec<String> = (0..5)
         .map(|i| {
             publish(&n1, "ops", "job.done", json!({"i": i}))["event_id"]

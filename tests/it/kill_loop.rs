@@ -3,7 +3,7 @@
 //!
 //! `GITMESH_KILLS` sets the number of kills (default 200); `GITMESH_SEED` replays a run.
 
-use crate::common::{TestEnv, publish_args, publish_event};
+use crate::common::{TestEnv, publish_args};
 use crate::resilience_support::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -73,10 +73,7 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
     let mut rng = Rng::new(seed);
     let env = TestEnv::with_remote();
     let names = ["k1", "k2", "k3"];
-    let roots: Vec<_> = names
-        .iter()
-        .map(|n| node(env.path(), n, env.remote(), "10m"))
-        .collect();
+    let roots: Vec<_> = names.iter().map(|n| node(&env, n, "10m")).collect();
     // Small segments, so kills also land around seals.
     let seg_env = [("GITMESH_LOG_SEGMENT_BYTES", "65536")];
     // k1 becomes leader, so commands are issued from the start.
@@ -297,13 +294,8 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
 #[test]
 fn a_ref_lock_left_by_a_killed_sync_does_not_wedge_the_node() {
     let env = TestEnv::with_remote();
-    let root = node(env.path(), "w1", env.remote(), "10m");
-    publish_event(
-        &root,
-        "monitoring",
-        "heartbeat.changed",
-        &["--payload-json", "{}"],
-    );
+    let root = node(&env, "w1", "10m");
+    heartbeat(&root, "{}");
     // What a process killed between creating the lock and renaming it leaves.
     let heads = root.join("state/github_coordination/refs/heads");
     std::fs::create_dir_all(&heads).unwrap();

@@ -2,7 +2,7 @@
 //! lookups, dedupe, crash recovery mid-seal, torn lines, concurrent publishers.
 
 use crate::common;
-use crate::common::{TestEnv, field, gm, init_node, json_ok, publish_args};
+use crate::common::{TestEnv, field, gm, json_ok, publish_args};
 use gitmesh::event::Envelope;
 use gitmesh::log::{EventLog, LogHead, SEGMENT_BYTES_ENV};
 use gitmesh::node::{Draft, Node};
@@ -21,8 +21,8 @@ fn draft(i: usize) -> Draft {
 }
 
 /// A node root whose log seals at `segment_bytes`.
-fn node(dir: &Path, name: &str, segment_bytes: u64) -> Node {
-    let root = init_node(dir, name, None);
+fn node(env: &TestEnv, name: &str, segment_bytes: u64) -> Node {
+    let root = env.node(name);
     let mut n = Node::open(&root).unwrap();
     n.log = n.log.with_segment_bytes(segment_bytes);
     n
@@ -97,8 +97,8 @@ fn scanned(log: &EventLog, from: u64, to: u64) -> Vec<(u64, Envelope)> {
 
 #[test]
 fn the_active_file_is_sealed_once_it_reaches_the_threshold() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = node(dir.path(), "ws1", 4096);
+    let env = TestEnv::new();
+    let n = node(&env, "ws1", 4096);
     let root = n.paths.root.clone();
     let mut before = Vec::new();
     let mut published = 0;
@@ -144,11 +144,11 @@ fn the_active_file_is_sealed_once_it_reaches_the_threshold() {
 
 #[test]
 fn scans_reads_and_lookups_across_segments_match_a_single_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let single = node(dir.path(), "ws1", u64::MAX);
+    let env = TestEnv::new();
+    let single = node(&env, "ws1", u64::MAX);
     let batches = publish_batches(&single, 400);
     // The same appends into a log that seals every ~3 KB.
-    let seg_root = dir.path().join("segmented");
+    let seg_root = env.path().join("segmented");
     let seg_log = EventLog::new(&NodePaths::new(&seg_root), "ws1").with_segment_bytes(3000);
     {
         let mut w = seg_log.writer().unwrap();
@@ -220,8 +220,8 @@ fn scans_reads_and_lookups_across_segments_match_a_single_file() {
 
 #[test]
 fn readers_holding_old_offsets_keep_working_after_seals() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = node(dir.path(), "ws1", 2000);
+    let env = TestEnv::new();
+    let n = node(&env, "ws1", 2000);
     publish_batches(&n, 10);
     let cursor = n.log.head().unwrap().log_len;
     let later: Vec<Envelope> = publish_batches(&n, 60).into_iter().flatten().collect();
@@ -348,8 +348,8 @@ fn rename_active_as_segment(root: &Path, n: u32) {
 
 #[test]
 fn a_crash_between_the_rename_and_the_manifest_is_completed_on_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = node(dir.path(), "ws1", u64::MAX);
+    let env = TestEnv::new();
+    let n = node(&env, "ws1", u64::MAX);
     let root = n.paths.root.clone();
     publish_batches(&n, 50);
     let head = n.log.head().unwrap();
@@ -393,8 +393,8 @@ fn a_crash_between_the_rename_and_the_manifest_is_completed_on_open() {
 
 #[test]
 fn a_crash_mid_seal_with_lost_derived_files_rebuilds_them_from_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = node(dir.path(), "ws1", 2500);
+    let env = TestEnv::new();
+    let n = node(&env, "ws1", 2500);
     let root = n.paths.root.clone();
     publish_batches(&n, 60);
     let head = n.log.head().unwrap();
@@ -431,8 +431,8 @@ fn a_crash_mid_seal_with_lost_derived_files_rebuilds_them_from_the_log() {
 
 #[test]
 fn a_manifest_that_disagrees_with_a_segment_file_is_an_error_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = node(dir.path(), "ws1", 1500);
+    let env = TestEnv::new();
+    let n = node(&env, "ws1", 1500);
     publish_batches(&n, 30);
     let f = seg_dir(&n.paths.root).join("events-000001.ndjson");
     let mut bytes = std::fs::read(&f).unwrap();
@@ -527,8 +527,8 @@ fn concurrent_publishers_never_lose_or_repeat_events_across_seals() {
 
 #[test]
 fn a_crash_after_the_manifest_but_before_the_new_active_file_is_harmless() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = node(dir.path(), "ws1", 3000);
+    let env = TestEnv::new();
+    let n = node(&env, "ws1", 3000);
     let root = n.paths.root.clone();
     let ids_file = root.join("state/event_mesh/log_ids.bin");
     let mut before_seal = Vec::new();
@@ -567,8 +567,8 @@ fn a_crash_after_the_manifest_but_before_the_new_active_file_is_harmless() {
 
 #[test]
 fn readers_see_a_consistent_log_while_a_writer_seals() {
-    let dir = tempfile::tempdir().unwrap();
-    let n = node(dir.path(), "ws1", 1200);
+    let env = TestEnv::new();
+    let n = node(&env, "ws1", 1200);
     let writer = {
         let n = n.clone();
         std::thread::spawn(move || publish_batches(&n, 150))

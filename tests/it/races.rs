@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn eight_publishers_a_daemon_and_hand_run_syncs_on_one_root() {
     let env = TestEnv::with_remote();
-    let root = node(env.path(), "r1", env.remote(), "2m");
+    let root = node(&env, "r1", "2m");
     let mut daemon = common::gm(&root);
     daemon
         .args(["daemon", "--interval", "1s"])
@@ -30,13 +30,7 @@ fn eight_publishers_a_daemon_and_hand_run_syncs_on_one_root() {
                 let mut ids = Vec::new();
                 for i in 0..per {
                     let payload = format!(r#"{{"marker":"p{p}-{i}"}}"#);
-                    let v = publish_event(
-                        &root,
-                        "monitoring",
-                        "heartbeat.changed",
-                        &["--payload-json", &payload],
-                    );
-                    ids.push(v["event_id"].as_str().unwrap().to_string());
+                    ids.push(heartbeat(&root, &payload));
                 }
                 ids
             })
@@ -102,17 +96,11 @@ fn eight_publishers_a_daemon_and_hand_run_syncs_on_one_root() {
 fn twenty_nodes_pushing_at_once_converge_within_three_rounds() {
     let env = TestEnv::with_remote();
     let roots: Vec<PathBuf> = (1..=20)
-        .map(|i| node(env.path(), &format!("n{i:02}"), env.remote(), "2m"))
+        .map(|i| node(&env, &format!("n{i:02}"), "2m"))
         .collect();
     let mut published = BTreeSet::new();
     for (i, r) in roots.iter().enumerate() {
-        let v = publish_event(
-            r,
-            "monitoring",
-            "heartbeat.changed",
-            &["--payload-json", &format!(r#"{{"n":{i}}}"#)],
-        );
-        published.insert(v["event_id"].as_str().unwrap().to_string());
+        published.insert(heartbeat(r, &format!(r#"{{"n":{i}}}"#)));
     }
     let mut rounds = 0;
     let mut pushes_per_round = Vec::new();
@@ -199,10 +187,7 @@ fn two_nodes_racing_for_the_lease_at_its_expiry_get_one_leader_per_epoch() {
     let seed = seed("lease_race");
     let mut rng = Rng::new(seed);
     let env = TestEnv::with_remote();
-    let roots = [
-        node(env.path(), "a", env.remote(), "2s"),
-        node(env.path(), "b", env.remote(), "2s"),
-    ];
+    let roots = [node(&env, "a", "2s"), node(&env, "b", "2s")];
     let started = Instant::now();
     // Per epoch, the nodes whose own successful sync said they held it, and until when.
     let mut believed: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
@@ -290,8 +275,8 @@ fn two_nodes_racing_for_the_lease_at_its_expiry_get_one_leader_per_epoch() {
 #[test]
 fn a_partitioned_node_never_acts_on_a_lease_it_could_not_push() {
     let env = TestEnv::with_remote();
-    let a = node(env.path(), "a", env.remote(), "2s");
-    let b = node(env.path(), "b", env.remote(), "2s");
+    let a = node(&env, "a", "2s");
+    let b = node(&env, "b", "2s");
     assert_eq!(sync_code(&a), 0);
     assert_eq!(sync_code(&b), 0);
     assert_eq!(status(&b)["leader"]["leader_id"], "a");

@@ -1,7 +1,7 @@
 //! `gitmesh schema check|publish|show`: broken files are refused with their reason,
 //! published files are staged for the ledger and used at once.
 
-use crate::common::{TestEnv, gm, json_err, json_ok, publish_args, run};
+use crate::common::{TestEnv, gm, json_err, json_ok, publish_args, run, schema_row};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -261,14 +261,7 @@ fn publish_with_one_bad_file_stages_nothing() {
         &root.join("state/event_mesh/schemas/monitoring/host.seen/v1.json"),
         r#"{"type": 5}"#,
     );
-    let listed = json_ok(&root, &["schema", "list"]);
-    let row = listed["schemas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["event_type"] == "host.seen")
-        .unwrap()
-        .clone();
+    let row = schema_row(&root, "host.seen");
     assert!(row["error"].as_str().unwrap().contains("$.type"), "{row}");
     let (kind, msg) = fails(&root, &publish_args("monitoring", "host.seen", &[]));
     assert_eq!(kind, "bad_schema");

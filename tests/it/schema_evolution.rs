@@ -1,7 +1,9 @@
 //! Schema evolution: upcast views in `events`, raw payloads with `--raw`, stable ids,
 //! and schemas read from the ledger with local overrides on top.
 
-use crate::common::{TestEnv, git, json_err, json_ok, printed, publish_args, publish_event};
+use crate::common::{
+    TestEnv, git, json_err, json_ok, printed, publish_args, publish_event, schema_row,
+};
 use gitmesh::Envelope;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -43,6 +45,12 @@ fn publish_host(root: &Path, payload: Value, version: Option<u32>) -> Value {
         extra.extend(["--schema-version", v]);
     }
     publish_event(root, "monitoring", "host.seen", &extra)
+}
+
+/// A v2 `host.seen` publish whose payload lacks `hostname`: (exit code, JSON).
+pub(crate) fn publish_v2_without_hostname(root: &Path) -> (i32, Value) {
+    let extra = ["--schema-version", "2", "--payload-json", r#"{"host":"x"}"#];
+    json_err(root, &publish_args("monitoring", "host.seen", &extra))
 }
 
 fn events(root: &Path, raw: bool) -> Vec<Value> {
@@ -112,14 +120,7 @@ fn v1_events_are_shown_upcast_and_raw_with_raw() {
     assert!(shown[2].get("upcast_from").is_none());
 
     // A v2 publish is validated against v2.
-    let (code, v) = json_err(
-        &root,
-        &publish_args(
-            "monitoring",
-            "host.seen",
-            &["--schema-version", "2", "--payload-json", r#"{"host":"x"}"#],
-        ),
-    );
+    let (code, v) = publish_v2_without_hostname(&root);
     assert_eq!(code, 1);
     assert!(
         v["error"]["message"]
@@ -220,14 +221,7 @@ fn schemas_in_the_ledger_are_used_and_local_overrides_win() {
     let shown = json_ok(&root, &["schema", "show", "monitoring", "host.seen"]);
     assert_eq!(shown["source"], "local");
     assert_eq!(shown["version"], 2);
-    let listed = json_ok(&root, &["schema", "list"]);
-    let row = listed["schemas"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["event_type"] == "host.seen")
-        .unwrap()
-        .clone();
+    let row = schema_row(&root, "host.seen");
     assert_eq!(row["overrides"], json!(["ledger"]));
     assert_eq!(events(&root, false)[0]["payload"], json!({"host": "a"}));
 }

@@ -2,7 +2,8 @@
 //! older node's events for its handlers and views, and quarantines payloads that break
 //! a schema the writer did not know.
 
-use crate::common::{TestEnv, json_err, json_ok, publish_args, publish_event, sync};
+use crate::common::{TestEnv, json_ok, publish_event, sync};
+use crate::schema_evolution::publish_v2_without_hostname;
 use serde_json::Value;
 use std::path::Path;
 
@@ -103,14 +104,7 @@ fn a_v2_node_upcasts_a_v1_peer_and_quarantines_what_breaks_v2() {
     assert_eq!(st["gaps"], serde_json::json!([]), "{st}");
 
     // The same node refuses such a payload at publish, naming the path.
-    let (code, v) = json_err(
-        &new,
-        &publish_args(
-            "monitoring",
-            "host.seen",
-            &["--schema-version", "2", "--payload-json", r#"{"host":"x"}"#],
-        ),
-    );
+    let (code, v) = publish_v2_without_hostname(&new);
     assert_eq!(code, 1);
     assert!(
         v["error"]["message"].as_str().unwrap().contains("hostname"),

@@ -116,6 +116,18 @@ pub fn json_err(root: &Path, args: &[&str]) -> (i32, serde_json::Value) {
     (out.status.code().unwrap_or(-1), v)
 }
 
+/// The `schema list` row of `event_type`.
+pub fn schema_row(root: &Path, event_type: &str) -> serde_json::Value {
+    let listed = json_ok(root, &["schema", "list"]);
+    let row = listed["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["event_type"] == event_type);
+    row.unwrap_or_else(|| panic!("{event_type} not listed: {listed}"))
+        .clone()
+}
+
 /// Initialises a node root in `dir/name` with an optional remote; returns the root.
 pub fn init_node(dir: &Path, name: &str, remote: Option<&str>) -> PathBuf {
     let root = dir.join(name);

@@ -263,6 +263,17 @@ impl Sse {
     }
 }
 
+/// Publishes a `task.enqueued` event for `task_id`; returns its envelope.
+pub fn enqueue(root: &Path, task_id: &str) -> serde_json::Value {
+    let payload = format!(r#"{{"task_id":"{task_id}"}}"#);
+    common::publish_event(
+        root,
+        "scheduling",
+        "task.enqueued",
+        &["--payload-json", &payload],
+    )
+}
+
 /// One sample: metric name, labels, value.
 pub type Sample = (String, Vec<(String, String)>, f64);
 

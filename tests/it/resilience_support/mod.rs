@@ -2,7 +2,7 @@
 //! configuration with a real lane argv, and readers that check the files a user
 //! would check (every log line, every batch file on the remote).
 
-use crate::common::{field, gm, json_ok};
+use crate::common::{TestEnv, field, gm, json_ok, publish_event};
 pub use crate::common::{git, sync_code};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -81,10 +81,10 @@ stop = [\"sh\", \"-c\", \"echo \\\"stopped $GITMESH_LANE_ID $GITMESH_COMMAND_ID\
     std::fs::write(root.join("mesh.toml"), s).unwrap();
 }
 
-/// Creates node `name` under `dir` on `remote` with the test configuration.
-pub fn node(dir: &Path, name: &str, remote: &Path, lease_ttl: &str) -> PathBuf {
-    let root = crate::common::init_node(dir, name, Some(remote.to_str().unwrap()));
-    write_config(&root, name, remote, lease_ttl, &lane_record(&root));
+/// Creates node `name` on the environment's remote with the test configuration.
+pub fn node(env: &TestEnv, name: &str, lease_ttl: &str) -> PathBuf {
+    let root = env.node(name);
+    write_config(&root, name, env.remote(), lease_ttl, &lane_record(&root));
     root
 }
 
@@ -377,6 +377,17 @@ pub fn check_effects(events: &[Value], roots: &[PathBuf]) -> (usize, usize) {
         }
     }
     (followups, applied)
+}
+
+/// Publishes a `heartbeat.changed` event with `payload`; returns its id.
+pub fn heartbeat(root: &Path, payload: &str) -> String {
+    let v = publish_event(
+        root,
+        "monitoring",
+        "heartbeat.changed",
+        &["--payload-json", payload],
+    );
+    v["event_id"].as_str().unwrap().to_string()
 }
 
 /// `mesh-status --json` of a node.
