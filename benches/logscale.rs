@@ -9,11 +9,12 @@
 //! events of 50 peers), then every figure is measured on the real binary:
 //! wall time from spawn to exit and peak RSS from `wait4`'s rusage.
 
+use gitmesh::dispatch::DispatchCursor;
 use gitmesh::event::{Envelope, IdForm, compute_id, format_timestamp};
+use gitmesh::ledger::state::{self, ExportState};
 use gitmesh::log::EventLog;
 use gitmesh::log::sorted::{SortedIndex, encode_with_bits};
 use gitmesh::paths::NodePaths;
-use gitmesh::state::{self, DispatchCursor, ExportState};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -1,4 +1,4 @@
-//! `mesh.toml`: the node's configuration, with environment overrides (DESIGN.md section 6).
+//! `mesh.toml`: the node's configuration, with environment overrides (docs/configuration.md).
 
 use crate::event::{PayloadLimits, normalize_node_id};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -428,7 +428,7 @@ impl Config {
                     h.name
                 )));
             }
-            if let Err(e) = crate::dispatch::pattern::Pattern::parse(&h.pattern) {
+            if let Err(e) = crate::event::pattern::Pattern::parse(&h.pattern) {
                 return Err(bad(format!("handlers.{}.match: {e}", h.name)));
             }
             if h.name.is_empty() || h.name.chars().any(|c| c.is_control() || c.is_whitespace()) {

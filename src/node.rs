@@ -1,7 +1,6 @@
 //! A node root opened for work: its configuration, paths and event log.
 
 use crate::config::Config;
-use crate::error::{Error, Result};
 use crate::event::{
     Envelope, EventError, IdForm, check_payload, validate_event_type, validate_topic,
 };
@@ -11,6 +10,63 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
+
+/// Why a node could not be opened or an event could not be published.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// `mesh.toml` is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// An event or payload is invalid.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// Line `line` of a batch is invalid; nothing of the batch was written.
+    #[error("line {line}: {source}")]
+    BatchLine {
+        /// 1-based position in the batch.
+        line: usize,
+        /// What is wrong with it.
+        #[source]
+        source: Box<NodeError>,
+    },
+    /// The event log failed.
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    /// A file operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::fsutil::PathError),
+    /// A schema check failed, or a schema file is bad.
+    #[error(transparent)]
+    Schema(Box<crate::schema::SchemaError>),
+    /// Input meant to be drafts is not (not NDJSON drafts, or none at all).
+    #[error("{0}")]
+    Draft(String),
+}
+
+impl From<crate::schema::SchemaError> for NodeError {
+    fn from(e: crate::schema::SchemaError) -> Self {
+        NodeError::Schema(Box::new(e))
+    }
+}
+
+impl NodeError {
+    /// Stable machine-readable kind for `--json` output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NodeError::Config(_) => "config",
+            NodeError::Event(EventError::Payload { .. }) => "invalid_payload",
+            NodeError::Event(_) => "invalid_event",
+            NodeError::BatchLine { source, .. } => source.kind(),
+            NodeError::Log(_) => "log",
+            NodeError::Io(_) => "io",
+            NodeError::Schema(e) => e.kind(),
+            NodeError::Draft(_) => "usage",
+        }
+    }
+}
+
+/// Result of node operations.
+pub type Result<T, E = NodeError> = std::result::Result<T, E>;
 
 /// An event to publish: everything but the fields the node assigns.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -57,6 +113,36 @@ pub struct Node {
     pub log: EventLog,
     /// Its schema registry, loaded on first use.
     schemas: std::sync::Arc<std::sync::OnceLock<crate::schema::Registry>>,
+}
+
+impl Draft {
+    /// Parses NDJSON drafts; the first bad line fails the batch with its (1-based) number.
+    pub fn parse_batch(text: &str, source: Option<&str>) -> Result<Vec<Draft>> {
+        let mut drafts = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let bad = |msg: String| NodeError::BatchLine {
+                line: i + 1,
+                source: Box::new(NodeError::Draft(msg)),
+            };
+            crate::event::strict::find_duplicate_key(line.as_bytes()).map_err(bad)?;
+            let mut d: Draft = serde_json::from_str(line).map_err(|e| {
+                bad(format!(
+                    "not a draft {{topic, event_type, payload, ...}}: {e}"
+                ))
+            })?;
+            if d.source.is_none() {
+                d.source = source.map(str::to_string);
+            }
+            drafts.push(d);
+        }
+        if drafts.is_empty() {
+            return Err(NodeError::Draft("no events in the input".into()));
+        }
+        Ok(drafts)
+    }
 }
 
 impl Node {
@@ -246,9 +332,9 @@ impl Node {
     }
 }
 
-fn batch_error(len: usize, i: usize, e: Error) -> Error {
+fn batch_error(len: usize, i: usize, e: NodeError) -> NodeError {
     if len > 1 {
-        Error::BatchLine {
+        NodeError::BatchLine {
             line: i + 1,
             source: Box::new(e),
         }

@@ -1,4 +1,4 @@
-//! Where everything lives inside a node root (DESIGN.md section 2).
+//! Where everything lives inside a node root (docs/files.md).
 
 use std::path::{Path, PathBuf};
 

@@ -1,8 +1,8 @@
 //! `gitmesh daemon`.
 
 use super::Output;
-use gitmesh::daemon::{DaemonOptions, NodeOps};
-use gitmesh::{Error, Node};
+use gitmesh::Error;
+use gitmesh::daemon::{DaemonOptions, MeshOps};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -31,34 +31,6 @@ pub struct Args {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration like 60s ({e})"))
-}
-
-/// The real passes: one `mesh-sync` (fetch, import, dispatch, export, push) and one `mesh-dispatch`.
-struct MeshOps;
-
-impl NodeOps for MeshOps {
-    fn sync(&self, node: &Node) -> Result<serde_json::Value, Error> {
-        let opts = gitmesh::ledger::sync::SyncOptions {
-            push: true,
-            max_events: None,
-            progress: gitmesh::progress::Progress::hidden(),
-        };
-        let dispatch = gitmesh::dispatch::DispatchOptions { max_events: None };
-        let mut hook = |n: &Node| {
-            let report = gitmesh::dispatch::run(n, &dispatch)?;
-            Ok(serde_json::to_value(report).unwrap_or_default())
-        };
-        let report = gitmesh::ledger::sync::sync(node, &opts, &mut hook)?;
-        Ok(serde_json::to_value(report).unwrap_or_default())
-    }
-
-    fn dispatch(&self, node: &Node) -> Result<serde_json::Value, Error> {
-        let report = gitmesh::dispatch::run(
-            node,
-            &gitmesh::dispatch::DispatchOptions { max_events: None },
-        )?;
-        Ok(serde_json::to_value(report).unwrap_or_default())
-    }
 }
 
 pub fn run(root: &Path, a: Args) -> Result<Output, Error> {

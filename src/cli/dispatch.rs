@@ -58,8 +58,8 @@ pub struct TraceArgs {
 pub fn run_trace(root: &Path, a: TraceArgs) -> Result<Output, Error> {
     let node = Node::open(root)?;
     let t = trace::trace(&node, &a.event_id).map_err(|e| match e {
-        trace::TraceError::NotFound(_) => Error::NotFound(e.to_string()),
-        trace::TraceError::Log(l) => Error::Log(l),
+        trace::TraceError::NotFound(_) => Error::not_found(e.to_string()),
+        trace::TraceError::Log(l) => Error::from(l),
     })?;
     let human = trace::render(&t);
     Ok(Output::new(t, human))

@@ -1,7 +1,7 @@
 //! `gitmesh events`.
 
 use super::Output;
-use gitmesh::query::{EventFilter, events};
+use gitmesh::ops::query::{EventFilter, events};
 use gitmesh::{Error, Node};
 use serde_json::json;
 use std::path::Path;
@@ -37,12 +37,12 @@ fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, Error> {
         return Ok(t);
     }
     let d = humantime::parse_duration(s).map_err(|_| {
-        Error::Usage(format!(
+        Error::usage(format!(
             "--since {s:?}: give an RFC 3339 time (2026-11-23T10:00:00Z) or a duration (15m, 2h)"
         ))
     })?;
     let d = chrono::Duration::from_std(d)
-        .map_err(|_| Error::Usage(format!("--since {s:?}: too long ago")))?;
+        .map_err(|_| Error::usage(format!("--since {s:?}: too long ago")))?;
     Ok(chrono::Utc::now() - d)
 }
 

@@ -1,7 +1,7 @@
 //! `gitmesh mesh-init`.
 
 use super::Output;
-use gitmesh::init::{InitOptions, init};
+use gitmesh::ops::init::{InitOptions, init};
 use std::path::Path;
 
 /// Flags of `mesh-init`.

@@ -237,7 +237,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
             let mut buf = Vec::new();
             clap_mangen::Man::new(cmd)
                 .render(&mut buf)
-                .map_err(|e| gitmesh::Error::Usage(format!("rendering the man page: {e}")))?;
+                .map_err(|e| gitmesh::Error::usage(format!("rendering the man page: {e}")))?;
             let text = String::from_utf8_lossy(&buf).into_owned();
             Ok(Output::new(serde_json::json!({"man": text}), text))
         }
@@ -247,16 +247,16 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
 /// Reads a JSON object from a flag value, naming the flag on error.
 pub(crate) fn parse_object(text: &str, what: &str) -> Result<Map<String, Value>, gitmesh::Error> {
     // serde_json would keep the last of two equal keys silently.
-    if let Err(e) = gitmesh::ledger::verify::find_duplicate_key(text.as_bytes()) {
-        return Err(gitmesh::Error::Usage(format!("{what}: {e}")));
+    if let Err(e) = gitmesh::event::strict::find_duplicate_key(text.as_bytes()) {
+        return Err(gitmesh::Error::usage(format!("{what}: {e}")));
     }
     match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(other) => Err(gitmesh::Error::Usage(format!(
+        Ok(other) => Err(gitmesh::Error::usage(format!(
             "{what}: the payload must be a JSON object, got {}",
             type_name(&other)
         ))),
-        Err(e) => Err(gitmesh::Error::Usage(format!(
+        Err(e) => Err(gitmesh::Error::usage(format!(
             "{what}: not valid JSON: {e}"
         ))),
     }

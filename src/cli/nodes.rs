@@ -3,7 +3,7 @@
 use super::Output;
 use gitmesh::keys::KnownNodes;
 use gitmesh::ledger::lock::SyncLock;
-use gitmesh::state::{self, ImportState};
+use gitmesh::ledger::state::{self, ImportState};
 use gitmesh::{Error, Node};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -38,7 +38,7 @@ pub fn run(root: &Path, c: NodesCommand) -> Result<Output, Error> {
                 .get(&peer)
                 .and_then(|k| k.offered_key.clone())
                 .ok_or_else(|| {
-                    Error::NotFound(format!(
+                    Error::not_found(format!(
                         "node {peer:?} offers no new key (see `gitmesh nodes list`)"
                     ))
                 })?;
@@ -58,7 +58,7 @@ pub fn run(root: &Path, c: NodesCommand) -> Result<Output, Error> {
             st.alerts.retain(|a| a.node_id != peer);
             let cleared = before - st.alerts.len();
             if cleared == 0 {
-                return Err(Error::NotFound(format!("no open alert for node {peer:?}")));
+                return Err(Error::not_found(format!("no open alert for node {peer:?}")));
             }
             state::save(&node.paths.import_state(), &st)?;
             Ok(Output::new(

@@ -44,11 +44,14 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
     if a.stdin {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map_err(|e| {
-            Error::Usage(format!(
+            Error::usage(format!(
                 "--stdin: could not read standard input as UTF-8: {e}"
             ))
         })?;
-        let drafts = parse_batch(&text, a.source.as_deref())?;
+        if text.trim().is_empty() {
+            return Err(Error::usage("--stdin: no events on standard input"));
+        }
+        let drafts = Draft::parse_batch(&text, a.source.as_deref())?;
         let results = node.publish(&drafts)?;
         let dups = results.iter().filter(|p| p.duplicate).count();
         let published = results.len() - dups;
@@ -65,7 +68,7 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
         (Some(text), _) => parse_object(text, "--payload-json")?,
         (None, Some(file)) => {
             let text = std::fs::read_to_string(file)
-                .map_err(|e| Error::Usage(format!("--payload-file {}: {e}", file.display())))?;
+                .map_err(|e| Error::usage(format!("--payload-file {}: {e}", file.display())))?;
             parse_object(&text, &format!("--payload-file {}", file.display()))?
         }
         (None, None) => Default::default(),
@@ -97,34 +100,4 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
         json!({"event": p.event, "duplicate": p.duplicate}),
         human,
     ))
-}
-
-/// Parses NDJSON drafts; the first bad line fails the batch with its number.
-fn parse_batch(text: &str, source: Option<&str>) -> Result<Vec<Draft>, Error> {
-    let mut drafts = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Err(e) = gitmesh::ledger::verify::find_duplicate_key(line.as_bytes()) {
-            return Err(Error::BatchLine {
-                line: i + 1,
-                source: Box::new(Error::Usage(e)),
-            });
-        }
-        let mut d: Draft = serde_json::from_str(line).map_err(|e| Error::BatchLine {
-            line: i + 1,
-            source: Box::new(Error::Usage(format!(
-                "not a draft {{topic, event_type, payload, ...}}: {e}"
-            ))),
-        })?;
-        if d.source.is_none() {
-            d.source = source.map(str::to_string);
-        }
-        drafts.push(d);
-    }
-    if drafts.is_empty() {
-        return Err(Error::Usage("--stdin: no events on standard input".into()));
-    }
-    Ok(drafts)
 }

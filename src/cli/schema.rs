@@ -114,7 +114,7 @@ fn show(root: &Path, topic: &str, event_type: &str, version: Option<u32>) -> Res
         None => reg.newest(topic, event_type),
     }
     .ok_or_else(|| {
-        Error::NotFound(format!(
+        Error::not_found(format!(
             "no schema for {topic}/{event_type}{} (see `gitmesh schema list`)",
             version.map(|v| format!(" v{v}")).unwrap_or_default()
         ))
@@ -142,7 +142,7 @@ fn show(root: &Path, topic: &str, event_type: &str, version: Option<u32>) -> Res
 
 fn check(file: &Path) -> Result<Output, Error> {
     let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::Usage(format!("schema check {}: {e}", file.display())))?;
+        .map_err(|e| Error::usage(format!("schema check {}: {e}", file.display())))?;
     let version = file
         .file_name()
         .and_then(|n| n.to_str())

@@ -11,7 +11,7 @@ pub struct Args {}
 
 pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
     let node = Node::open(root)?;
-    let s = gitmesh::status::status(&node)?;
+    let s = gitmesh::ops::status::status(&node)?;
     let mut h = String::new();
     let _ = writeln!(h, "node      {}  ({})", s.node_id, s.root);
     let _ = writeln!(h, "remote    {}", s.remote);
@@ -35,11 +35,7 @@ pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
             let _ = writeln!(
                 h,
                 "leader    {} (epoch {}, lease until {})",
-                l.get("leader_id").and_then(|v| v.as_str()).unwrap_or("?"),
-                l.get("epoch").map(|v| v.to_string()).unwrap_or_default(),
-                l.get("lease_expires_at")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("?")
+                l.leader_id, l.epoch, l.lease_expires_at
             );
         }
         None => {

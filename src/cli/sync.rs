@@ -1,7 +1,7 @@
 //! `gitmesh mesh-sync`.
 
 use super::Output;
-use gitmesh::ledger::sync::{SyncOptions, sync};
+use gitmesh::ops::sync::{SyncOptions, sync};
 use gitmesh::{Error, Node};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -27,15 +27,11 @@ pub fn run(root: &Path, a: Args, json: bool) -> Result<Output, Error> {
             "import",
             gitmesh::progress::visible(json),
         ),
+        dispatch: Some(gitmesh::dispatch::DispatchOptions {
+            max_events: a.max_events,
+        }),
     };
-    let dispatch_opts = gitmesh::dispatch::DispatchOptions {
-        max_events: a.max_events,
-    };
-    let mut hook = |n: &Node| {
-        let report = gitmesh::dispatch::run(n, &dispatch_opts)?;
-        Ok(serde_json::to_value(report).unwrap_or_default())
-    };
-    let r = sync(&node, &opts, &mut hook)?;
+    let r = sync(&node, &opts)?;
     let mut h = String::new();
     let _ = writeln!(
         h,
@@ -45,8 +41,8 @@ pub fn run(root: &Path, a: Args, json: bool) -> Result<Output, Error> {
     let _ = writeln!(
         h,
         "dispatch {} events handled, {} follow-ups",
-        r.dispatch["processed_events"].as_u64().unwrap_or(0),
-        r.dispatch["followup_events"].as_u64().unwrap_or(0)
+        r.dispatch.as_ref().map_or(0, |d| d.processed_events),
+        r.dispatch.as_ref().map_or(0, |d| d.followup_events)
     );
     let _ = writeln!(
         h,

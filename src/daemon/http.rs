@@ -71,7 +71,7 @@ fn ok_object(value: impl serde::Serialize) -> Value {
 
 /// Runs blocking file work off the async threads and maps failures to 500.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::Error> + Send + 'static,
+    f: impl FnOnce() -> Result<T, crate::ops::OpsError> + Send + 'static,
 ) -> Result<T, Response> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
@@ -91,12 +91,12 @@ async fn blocking<T: Send + 'static>(
 async fn dashboard(State(shared): State<Arc<Shared>>) -> Response {
     let node = shared.node();
     let initial = blocking(move || {
-        let status = crate::status::status(&node)?;
-        let filter = crate::query::EventFilter {
+        let status = crate::ops::status::status(&node)?;
+        let filter = crate::ops::query::EventFilter {
             limit: Some(100),
             ..Default::default()
         };
-        let events = crate::query::events(&node, &filter)?;
+        let events = crate::ops::query::events(&node, &filter)?;
         Ok(json!({"status": status, "events": events}))
     })
     .await
@@ -116,7 +116,7 @@ async fn dashboard(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
     let node = shared.node();
-    match blocking(move || crate::status::status(&node)).await {
+    match blocking(move || crate::ops::status::status(&node)).await {
         Ok(s) => json_response(StatusCode::OK, ok_object(s)),
         Err(r) => r,
     }
@@ -126,7 +126,7 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let node = shared.node();
     let node_id = node.id().to_string();
     let snap = blocking(move || {
-        let status = match crate::status::status(&node) {
+        let status = match crate::ops::status::status(&node) {
             Ok(s) => Some(s),
             Err(e) => {
                 tracing::warn!(error = %e, "status for /metrics failed");
@@ -226,11 +226,11 @@ async fn recent(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
         }
     };
     let node = shared.node();
-    let filter = crate::query::EventFilter {
+    let filter = crate::ops::query::EventFilter {
         limit: Some(limit),
         ..Default::default()
     };
-    match blocking(move || crate::query::events(&node, &filter)).await {
+    match blocking(move || crate::ops::query::events(&node, &filter)).await {
         Ok(events) => json_response(StatusCode::OK, json!({"ok": true, "events": events})),
         Err(r) => r,
     }

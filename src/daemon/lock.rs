@@ -58,7 +58,9 @@ impl DaemonLock {
 
     /// Replaces the lock file's contents with `info` (the lock stays held).
     pub fn write_info(&mut self, info: &LockInfo) -> Result<(), DaemonError> {
-        let bytes = serde_json::to_vec(info).unwrap_or_default();
+        let bytes = serde_json::to_vec(info)
+            .map_err(std::io::Error::other)
+            .ctx("serialize", &self.path)?;
         self.file.set_len(0).ctx("truncate", &self.path)?;
         self.file.seek(SeekFrom::Start(0)).ctx("seek", &self.path)?;
         self.file.write_all(&bytes).ctx("write", &self.path)?;

@@ -2,8 +2,7 @@
 
 use super::schedule::Outcome;
 use super::tail::LogCounts;
-use crate::status::Status;
-use serde_json::Value;
+use crate::ops::status::Status;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -75,30 +74,19 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Adds the counts of a sync report (the `mesh-sync --json` object).
-    pub fn absorb_sync_report(&mut self, report: &Value) {
-        self.imported += count(report.pointer("/import/imported_events"));
-        self.quarantined += count(report.pointer("/import/quarantined"));
-        self.exported += count(report.pointer("/export/exported_events"));
-        self.absorb_dispatch_report(report.get("dispatch").unwrap_or(&Value::Null));
-        let attempts = count(report.pointer("/push/attempts"));
-        self.push_retries += attempts.saturating_sub(1);
-        self.compacted_batches += count(report.pointer("/compact/archived_batches"));
-    }
-
-    /// Adds the counts of a dispatch report (the `mesh-dispatch --json` object).
-    pub fn absorb_dispatch_report(&mut self, report: &Value) {
-        self.dispatched += count(report.get("processed_events"));
-        self.followups += count(report.get("followup_events"));
-    }
-}
-
-/// A count from a report value: a number, or the length of a list.
-fn count(v: Option<&Value>) -> u64 {
-    match v {
-        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
-        Some(Value::Array(a)) => a.len() as u64,
-        _ => 0,
+    /// Adds the counts of one pass's report.
+    pub fn absorb(&mut self, report: &super::PassReport) {
+        if let super::PassReport::Sync(r) = report {
+            self.imported += r.import.imported_events;
+            self.quarantined += r.import.quarantined;
+            self.exported += r.export.exported_events;
+            self.push_retries += u64::from(r.push.attempts.saturating_sub(1));
+            self.compacted_batches += r.compact.as_ref().map_or(0, |c| c.archived_batches);
+        }
+        if let Some(d) = report.dispatch() {
+            self.dispatched += d.processed_events;
+            self.followups += d.followup_events;
+        }
     }
 }
 
@@ -357,28 +345,18 @@ fn render_status(w: &mut Writer, node_id: &str, s: &Status) {
         "Highest own sequence number.",
         s.last_seq as f64,
     );
-    let epoch = s
-        .leader
-        .as_ref()
-        .and_then(|l| l.get("epoch"))
-        .and_then(Value::as_u64);
+    let epoch = s.leader.as_ref().map(|l| l.epoch);
     w.one(
         "gitmesh_leader_epoch",
         "gauge",
         "Epoch of the leader lease as last seen (0 if none).",
         epoch.unwrap_or(0) as f64,
     );
-    let leader = s
-        .leader
-        .as_ref()
-        .and_then(|l| l.get("leader_id"))
-        .and_then(Value::as_str);
+    let leader = s.leader.as_ref().map(|l| l.leader_id.as_str());
     let expires = s
         .leader
         .as_ref()
-        .and_then(|l| l.get("lease_expires_at"))
-        .and_then(Value::as_str)
-        .and_then(crate::event::parse_timestamp);
+        .and_then(|l| crate::event::parse_timestamp(&l.lease_expires_at));
     let holds = leader == Some(node_id) && expires.is_some_and(|t| t > chrono::Utc::now());
     w.one(
         "gitmesh_is_leader",

@@ -24,17 +24,70 @@ mod watch;
 
 pub use runner::{Controls, StopHandle, Summary, controls, run, run_until};
 
+use crate::dispatch::{DispatchOptions, DispatchReport};
 use crate::node::Node;
+use crate::ops::OpsError;
+use crate::ops::sync::SyncReport;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// What the daemon drives; the CLI supplies the real sync and dispatch.
+/// What the daemon drives: [`MeshOps`] in production, scripted passes in tests.
 pub trait NodeOps: Send + Sync + 'static {
-    /// One `mesh-sync` pass; returns the `mesh-sync --json` object (without `ok`).
-    fn sync(&self, node: &Node) -> Result<serde_json::Value, crate::Error>;
-    /// One `mesh-dispatch` pass; returns the `mesh-dispatch --json` object (without `ok`).
-    fn dispatch(&self, node: &Node) -> Result<serde_json::Value, crate::Error>;
+    /// One `mesh-sync` pass.
+    fn sync(&self, node: &Node) -> Result<SyncReport, OpsError>;
+    /// One `mesh-dispatch` pass.
+    fn dispatch(&self, node: &Node) -> Result<DispatchReport, OpsError>;
+}
+
+/// The real passes: a full sync (fetch, import, dispatch, export, push) and a dispatch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MeshOps;
+
+impl NodeOps for MeshOps {
+    fn sync(&self, node: &Node) -> Result<SyncReport, OpsError> {
+        let opts = crate::ops::sync::SyncOptions {
+            push: true,
+            max_events: None,
+            progress: crate::progress::Progress::hidden(),
+            dispatch: Some(DispatchOptions { max_events: None }),
+        };
+        crate::ops::sync::sync(node, &opts)
+    }
+
+    fn dispatch(&self, node: &Node) -> Result<DispatchReport, OpsError> {
+        Ok(crate::dispatch::run(
+            node,
+            &DispatchOptions { max_events: None },
+        )?)
+    }
+}
+
+/// What one pass of the daemon did.
+#[derive(Debug, Clone)]
+pub enum PassReport {
+    /// A sync pass.
+    Sync(Box<SyncReport>),
+    /// A dispatch pass.
+    Dispatch(DispatchReport),
+}
+
+impl PassReport {
+    /// Local work is done but the remote was not reached.
+    pub fn offline(&self) -> bool {
+        match self {
+            PassReport::Sync(r) => r.push.offline,
+            PassReport::Dispatch(_) => false,
+        }
+    }
+
+    /// The dispatch part of the pass, when one ran.
+    pub fn dispatch(&self) -> Option<&DispatchReport> {
+        match self {
+            PassReport::Sync(r) => r.dispatch.as_ref(),
+            PassReport::Dispatch(d) => Some(d),
+        }
+    }
 }
 
 /// Errors that stop the daemon from starting or running.
@@ -60,6 +113,23 @@ pub enum DaemonError {
     /// A file operation failed.
     #[error(transparent)]
     Io(#[from] crate::fsutil::PathError),
+    /// The daemon's options ask for something that cannot be done as asked.
+    #[error("{0}")]
+    Options(String),
+    /// The node root could not be opened.
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
+    /// A sync or dispatch pass failed.
+    #[error(transparent)]
+    Pass(#[from] Box<OpsError>),
+    /// A sync or dispatch pass panicked.
+    #[error("the {step} pass panicked: {message}")]
+    Panicked {
+        /// Which pass.
+        step: &'static str,
+        /// What the panic said.
+        message: String,
+    },
     /// A pass was still running when the shutdown grace period ended.
     #[error("a {step} pass was still running {grace:?} after the stop signal; exited anyway")]
     StopTimeout { step: &'static str, grace: Duration },
@@ -74,6 +144,10 @@ impl DaemonError {
             DaemonError::Runtime(_) => "runtime",
             DaemonError::Io(_) => "io",
             DaemonError::StopTimeout { .. } => "stop_timeout",
+            DaemonError::Options(_) => "usage",
+            DaemonError::Pass(e) => e.kind(),
+            DaemonError::Node(e) => e.kind(),
+            DaemonError::Panicked { .. } => "panic",
         }
     }
 }
@@ -110,18 +184,18 @@ impl Default for DaemonOptions {
 
 impl DaemonOptions {
     /// Checks the options before anything starts.
-    pub fn check(&self) -> Result<(), crate::Error> {
+    pub fn check(&self) -> Result<(), DaemonError> {
         if let Some(addr) = self.listen
             && !addr.ip().is_loopback()
             && !self.listen_any
         {
-            return Err(crate::Error::Usage(format!(
+            return Err(DaemonError::Options(format!(
                 "--listen {addr}: refusing a non-loopback address; the HTTP endpoints have \
                  no authentication. Pass --listen-any to expose them anyway."
             )));
         }
         if self.interval.is_some_and(|i| i.is_zero()) {
-            return Err(crate::Error::Usage(
+            return Err(DaemonError::Options(
                 "--interval must be longer than zero".into(),
             ));
         }

@@ -3,9 +3,10 @@
 use super::lock::{DaemonLock, LockInfo};
 use super::metrics::{Metrics, unix_now};
 use super::schedule::{self, Outcome};
-use super::{DaemonError, DaemonOptions, NodeOps};
+use super::{DaemonError, DaemonOptions, NodeOps, PassReport};
+
+type Result<T, E = DaemonError> = std::result::Result<T, E>;
 use crate::config::Config;
-use crate::error::{Error, Result};
 use crate::node::Node;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -151,7 +152,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .thread_name("gitmesh-daemon")
         .build()
-        .map_err(|e| DaemonError::Runtime(e.to_string()).into())
+        .map_err(|e| DaemonError::Runtime(e.to_string()))
 }
 
 fn forward_signals(handle: StopHandle) -> Result<()> {
@@ -364,8 +365,8 @@ impl Looper {
         let inner = span.clone();
         let mut handle = tokio::task::spawn_blocking(move || {
             inner.in_scope(|| match step {
-                Step::Sync => ops.sync(&node),
-                Step::Dispatch => ops.dispatch(&node),
+                Step::Sync => ops.sync(&node).map(|r| PassReport::Sync(Box::new(r))),
+                Step::Dispatch => ops.dispatch(&node).map(PassReport::Dispatch),
             })
         });
         let joined = tokio::select! {
@@ -375,16 +376,17 @@ impl Looper {
                 tracing::info!(step = step.name(), grace_s = grace.as_secs_f64(), "stop requested; finishing the pass in progress");
                 match tokio::time::timeout(grace, &mut handle).await {
                     Ok(r) => r,
-                    Err(_) => return Err(DaemonError::StopTimeout { step: step.name(), grace }.into()),
+                    Err(_) => return Err(DaemonError::StopTimeout { step: step.name(), grace }),
                 }
             }
         };
-        let result = joined.unwrap_or_else(|e| {
-            Err(Error::Usage(format!(
-                "the {} pass panicked: {e}",
-                step.name()
-            )))
-        });
+        let result = match joined {
+            Ok(r) => r.map_err(|e| DaemonError::Pass(Box::new(e))),
+            Err(e) => Err(DaemonError::Panicked {
+                step: step.name(),
+                message: e.to_string(),
+            }),
+        };
         let secs = started.elapsed().as_secs_f64();
         let outcome = schedule::classify(&result);
         async { self.record(step, outcome, secs, &result) }
@@ -393,13 +395,11 @@ impl Looper {
         Ok(outcome)
     }
 
-    fn record(&self, step: Step, outcome: Outcome, secs: f64, result: &Result<serde_json::Value>) {
+    fn record(&self, step: Step, outcome: Outcome, secs: f64, result: &Result<PassReport>) {
         let err = result.as_ref().err().map(|e| e.to_string());
         let mut m = self.shared.metrics();
-        match (step, result) {
-            (Step::Sync, Ok(v)) => m.absorb_sync_report(v),
-            (Step::Dispatch, Ok(v)) => m.absorb_dispatch_report(v),
-            _ => {}
+        if let Ok(r) = result {
+            m.absorb(r);
         }
         let stats = match step {
             Step::Sync => &mut m.sync,
@@ -409,24 +409,23 @@ impl Looper {
         drop(m);
         let ms = (secs * 1000.0) as u64;
         match (outcome, result) {
-            (Outcome::Ok, Ok(v)) => tracing::info!(
-                duration_ms = ms,
-                imported = v
-                    .pointer("/import/imported_events")
-                    .and_then(|x| x.as_u64()),
-                exported = v
-                    .pointer("/export/exported_events")
-                    .and_then(|x| x.as_u64()),
-                compacted = v
-                    .pointer("/compact/archived_batches")
-                    .and_then(|x| x.as_u64()),
-                processed = v
-                    .pointer("/dispatch/processed_events")
-                    .or_else(|| v.get("processed_events"))
-                    .and_then(|x| x.as_u64()),
-                "{} done",
-                step.name()
-            ),
+            (Outcome::Ok, Ok(r)) => {
+                let sync = match r {
+                    PassReport::Sync(s) => Some(s),
+                    PassReport::Dispatch(_) => None,
+                };
+                tracing::info!(
+                    duration_ms = ms,
+                    imported = sync.map(|s| s.import.imported_events),
+                    exported = sync.map(|s| s.export.exported_events),
+                    compacted = sync
+                        .and_then(|s| s.compact.as_ref())
+                        .map(|c| c.archived_batches),
+                    processed = r.dispatch().map(|d| d.processed_events),
+                    "{} done",
+                    step.name()
+                )
+            }
             (Outcome::Offline, _) => tracing::warn!(
                 duration_ms = ms,
                 offline_streak = self.offline_streak + 1,

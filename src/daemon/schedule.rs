@@ -1,6 +1,6 @@
 //! Pure timing decisions of the daemon: how a sync ended and when to sync next.
 
-use serde_json::Value;
+use super::{DaemonError, PassReport};
 use std::time::Duration;
 
 /// How one sync pass ended, as far as scheduling is concerned.
@@ -30,22 +30,15 @@ impl Outcome {
 
 /// Classifies the result of a sync or dispatch pass.
 ///
-/// A report counts as offline when it says so (`push.offline` or `offline` true, or
-/// `code` 75); an error counts as offline when its exit code is 75 or its kind is
-/// `offline`.
-pub fn classify(result: &Result<Value, crate::Error>) -> Outcome {
+/// A report counts as offline when its push did not reach the remote; an error
+/// counts as offline when the remote could not be reached, as busy when another
+/// sync held the node's lock.
+pub fn classify(result: &Result<PassReport, DaemonError>) -> Outcome {
     match result {
-        Ok(v) => {
-            let flag = |p: &str| v.pointer(p).and_then(Value::as_bool) == Some(true);
-            if flag("/push/offline") || flag("/offline") || v.get("code") == Some(&Value::from(75))
-            {
-                Outcome::Offline
-            } else {
-                Outcome::Ok
-            }
-        }
-        Err(e) if e.exit_code() == 75 || e.kind() == "offline" => Outcome::Offline,
-        Err(e) if e.kind() == "busy" => Outcome::Busy,
+        Ok(r) if r.offline() => Outcome::Offline,
+        Ok(_) => Outcome::Ok,
+        Err(DaemonError::Pass(e)) if e.is_offline() => Outcome::Offline,
+        Err(DaemonError::Pass(e)) if e.is_busy() => Outcome::Busy,
         Err(_) => Outcome::Failed,
     }
 }

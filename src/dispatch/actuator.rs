@@ -9,7 +9,7 @@ use crate::fsutil::{IoContext, PathError, append_json_line, read_json, write_jso
 use crate::ledger::lease::Lease;
 use crate::node::Node;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -319,6 +319,28 @@ pub struct CommandRecord {
     pub audited: bool,
 }
 
+/// One line of `commands.ndjson`, the actuator's audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditLine {
+    /// When the outcome was recorded.
+    pub timestamp: String,
+    /// The `command.requested` event.
+    pub event_id: String,
+    /// Its command id.
+    pub command_id: String,
+    /// Its action.
+    pub action: String,
+    /// The lane acted on (empty when rejected before a lane was chosen).
+    pub lane_id: String,
+    /// `applied`, `failed`, `interrupted` or `rejected_*`.
+    pub outcome: String,
+    /// Why.
+    pub reason: String,
+    /// The command's epoch.
+    pub leader_epoch: Option<u64>,
+}
+
 /// `state/event_mesh/actuator.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ActuatorState {
@@ -516,16 +538,16 @@ impl<'n> Actuator<'n> {
         if last_line_names(&path, &ev.event_id)? {
             return Ok(());
         }
-        let line = json!({
-            "timestamp": crate::event::now_timestamp(),
-            "event_id": ev.event_id,
-            "command_id": rec.command_id,
-            "action": rec.action,
-            "lane_id": rec.lane_id,
-            "outcome": rec.outcome,
-            "reason": rec.reason,
-            "leader_epoch": rec.leader_epoch,
-        });
+        let line = AuditLine {
+            timestamp: crate::event::now_timestamp(),
+            event_id: ev.event_id.clone(),
+            command_id: rec.command_id.clone(),
+            action: rec.action.clone(),
+            lane_id: rec.lane_id.clone(),
+            outcome: rec.outcome.clone(),
+            reason: rec.reason.clone(),
+            leader_epoch: rec.leader_epoch,
+        };
         append_json_line(&path, &line)
     }
 }

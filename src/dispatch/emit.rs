@@ -44,7 +44,7 @@ pub fn derive(
     Ok(env)
 }
 
-/// The id of a derived event, from its own `handler` (DESIGN.md 1.1).
+/// The id of a derived event, from its own `handler` (docs/envelope.md, "Ids").
 pub fn derived_id(env: &Envelope) -> Result<String, crate::event::EventError> {
     let handler = env.handler.as_deref().unwrap_or_default();
     crate::event::compute_id(env, crate::event::IdForm::Derived { handler })

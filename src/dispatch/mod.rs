@@ -10,7 +10,6 @@
 
 pub mod actuator;
 pub mod emit;
-pub mod pattern;
 pub mod process;
 pub mod routing;
 pub mod scaling;
@@ -20,12 +19,11 @@ pub mod trace;
 pub mod user;
 
 use crate::event::Envelope;
+use crate::event::pattern::Pattern;
 use crate::fsutil::{PathError, read_json, write_atomic};
 use crate::ledger::lease::Lease;
 use crate::log::{LogError, LogWriter};
 use crate::node::Node;
-use crate::state::DispatchCursor;
-use pattern::Pattern;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use table::{DecisionTable, TableError};
@@ -161,31 +159,21 @@ fn builtins() -> Vec<(Pattern, Kind)> {
     .collect()
 }
 
+/// `dispatch_cursor.json`: where the next dispatch pass starts.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DispatchCursor {
+    /// Byte offset into the log; everything before it has been dispatched.
+    pub offset: u64,
+    /// Events dispatched in total (for status and metrics).
+    #[serde(default)]
+    pub processed_events: u64,
+}
+
 /// Loads the decision table named in `mesh.toml` (relative to the node root), or the default.
 pub fn load_table(node: &Node) -> Result<DecisionTable, TableError> {
     match &node.config.scaling.decision_table {
         Some(p) => DecisionTable::load(&node.paths.root.join(p)),
         None => Ok(DecisionTable::default_table()),
-    }
-}
-
-/// The lease as the remote last confirmed it to this node (its remote-tracking ref).
-///
-/// Not the local branch: that may hold a lease this node took in a commit it
-/// could not push (offline, or every push lost), which no one else has seen;
-/// acting on it would give two leaders the same epoch.
-pub fn read_lease(node: &Node) -> Result<Option<Lease>, crate::ledger::LedgerError> {
-    let r = crate::git::remote::tracking_ref(&node.config.ledger.branch);
-    let layout = crate::ledger::layout::Layout::new(&node.config.ledger.dir);
-    let Some(bytes) = crate::ledger::repo::read_file(&node.paths, &r, &layout.lease())? else {
-        return Ok(None);
-    };
-    match serde_json::from_slice::<Lease>(&bytes) {
-        Ok(l) => Ok(Some(l)),
-        Err(e) => {
-            tracing::warn!(error = %e, "unreadable leader lease in the ledger; acting as if there is none");
-            Ok(None)
-        }
     }
 }
 
@@ -198,8 +186,8 @@ fn live_nodes(
         node_id: node.id().to_string(),
         capabilities: node.config.capabilities.clone(),
     }];
-    if let Some(r) = crate::ledger::repo::peers_ref(&node.config, &node.paths) {
-        let layout = crate::ledger::layout::Layout::new(&node.config.ledger.dir);
+    if let Some(r) = crate::store::repo::peers_ref(&node.config, &node.paths) {
+        let layout = crate::store::layout::Layout::new(&node.config.ledger.dir);
         let stale = chrono::Duration::from_std(node.config.sync.stale_after.0)
             .unwrap_or(chrono::Duration::MAX);
         for m in crate::ledger::manifest::read_all(&node.paths.ledger_repo(), &r, &layout)? {
@@ -249,7 +237,7 @@ impl<'n> Engine<'n> {
 
     fn lease(&mut self) -> Result<Option<Lease>, DispatchError> {
         if self.lease.is_none() {
-            self.lease = Some(read_lease(self.node)?);
+            self.lease = Some(crate::ledger::lease::read_confirmed(self.node)?);
         }
         Ok(self.lease.clone().flatten())
     }

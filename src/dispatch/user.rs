@@ -2,9 +2,9 @@
 //! stdout, retries with exponential backoff, dead letters, and a circuit breaker.
 
 use super::FollowUp;
-use super::pattern::Pattern;
 use super::process;
 use crate::config::HandlerConfig;
+use crate::event::pattern::Pattern;
 use crate::event::{Envelope, check_payload, validate_event_type, validate_topic};
 use crate::fsutil::{IoContext, PathError, append_json_line, read_json, write_json};
 use crate::node::Node;

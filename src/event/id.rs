@@ -3,7 +3,7 @@
 use super::{Envelope, EventError};
 use serde_json::{Map, Value};
 
-/// Which preimage an id is computed from (DESIGN.md 1.1).
+/// Which preimage an id is computed from (docs/envelope.md, "Ids").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdForm<'a> {
     /// Published with an idempotency key: node, topic, type and the key.

@@ -2,6 +2,8 @@
 
 pub mod canon;
 mod id;
+pub mod pattern;
+pub mod strict;
 mod validate;
 
 pub use id::{IdForm, canonical_json, compute_id};

@@ -7,14 +7,14 @@
 //! 1 MB, holding the exact lines of the batches they replace: import reads them
 //! like any batch, so a node joining later still gets every event.
 
+use super::Result;
 use super::export::MAX_BATCH_BYTES;
-use super::layout::Layout;
 use super::lock::SyncLock;
 use super::{LedgerError, Manifest, git_err, refs};
-use crate::error::Result;
 use crate::git::remote::local_ref;
 use crate::git::tree::{self, Edit, MODE_TREE};
 use crate::node::Node;
+use crate::store::layout::Layout;
 use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -208,7 +208,7 @@ fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<Compact
         ..CompactReport::default()
     };
     // Peers' manifests as last fetched; this node's own from the tree being compacted.
-    let manifests = match super::repo::peers_ref(&node.config, &node.paths) {
+    let manifests = match crate::store::repo::peers_ref(&node.config, &node.paths) {
         Some(r) => super::manifest::read_all(&path, &r, &layout)?,
         None => Vec::new(),
     };
@@ -314,9 +314,9 @@ fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<Compact
         report.archive_files.len()
     );
     let commit = tree::commit(&repo, new_tree, base, me, &msg).map_err(&g)?;
-    let mut pending: Pending = crate::state::load(&node.paths.compact_pending())?;
+    let mut pending: Pending = super::state::load(&node.paths.compact_pending())?;
     pending.removed.extend(removed);
-    crate::state::save(&node.paths.compact_pending(), &pending)?;
+    super::state::save(&node.paths.compact_pending(), &pending)?;
     tree::set_ref(&repo, &local_ref(&branch), commit, &msg).map_err(&g)?;
     report.commit = Some(commit.to_string());
     Ok(report)
@@ -332,7 +332,7 @@ pub fn apply_pending(
     merged: Option<Oid>,
 ) -> std::result::Result<Option<Oid>, LedgerError> {
     let file = node.paths.compact_pending();
-    let pending: Pending = crate::state::load(&file)?;
+    let pending: Pending = super::state::load(&file)?;
     if pending.removed.is_empty() {
         return Ok(merged);
     }

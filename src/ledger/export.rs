@@ -4,14 +4,14 @@
 //! batches are written into the ledger repository with git2 by rewriting only
 //! the directories they land in.
 
-use super::layout::Layout;
+use super::Result;
 use super::lock::SyncLock;
+use super::state::{self, ExportState, ImportState};
 use super::{LedgerError, Manifest, git_err};
-use crate::error::Result;
 use crate::git::remote::{local_ref, tracking_ref};
 use crate::git::tree::{self, Edit};
 use crate::node::Node;
-use crate::state::{self, ExportState, ImportState};
+use crate::store::layout::Layout;
 use git2::Repository;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -239,8 +239,7 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
                 node: me.to_string(),
                 ledger_seq,
                 local_seq: head.own_seq,
-            }
-            .into());
+            });
         }
         st.exported_through_seq = ledger_seq;
     }
@@ -358,8 +357,7 @@ fn collect(
                 node: me.to_string(),
                 expected,
                 found: env.seq,
-            }
-            .into());
+            });
         }
         expected += 1;
         lines.push(Line {
@@ -397,7 +395,7 @@ fn sign_lines(lines: &mut [Line], key: Option<&crate::keys::NodeKey>) -> Result<
         .map_or(1, |n| n.get())
         .min(4);
     if threads < 2 || lines.len() < 256 {
-        return Ok(sign(lines)?);
+        return sign(lines);
     }
     let chunk = lines.len().div_ceil(threads);
     let results: Vec<std::result::Result<(), LedgerError>> = std::thread::scope(|s| {

@@ -70,3 +70,23 @@ pub fn next(
 
 #[cfg(test)]
 mod tests;
+
+/// The lease as the remote last confirmed it to this node (its remote-tracking ref).
+///
+/// Not the local branch: that may hold a lease this node took in a commit it
+/// could not push (offline, or every push lost), which no one else has seen;
+/// acting on it would give two leaders the same epoch.
+pub fn read_confirmed(node: &crate::node::Node) -> Result<Option<Lease>, super::LedgerError> {
+    let r = crate::git::remote::tracking_ref(&node.config.ledger.branch);
+    let layout = crate::store::layout::Layout::new(&node.config.ledger.dir);
+    let Some(bytes) = crate::store::repo::read_file(&node.paths, &r, &layout.lease())? else {
+        return Ok(None);
+    };
+    match serde_json::from_slice::<Lease>(&bytes) {
+        Ok(l) => Ok(Some(l)),
+        Err(e) => {
+            tracing::warn!(error = %e, "unreadable leader lease in the ledger; acting as if there is none");
+            Ok(None)
+        }
+    }
+}

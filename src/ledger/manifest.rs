@@ -1,8 +1,8 @@
 //! Node manifests (`nodes/<node_id>.json`): who a node is and how far it has got.
 
 use super::LedgerError;
-use super::layout::Layout;
 use crate::git::RepoContext;
+use crate::store::layout::Layout;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

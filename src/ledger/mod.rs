@@ -3,16 +3,14 @@
 pub mod compact;
 pub mod export;
 pub mod import;
-pub mod layout;
 pub mod lease;
 pub mod lock;
 pub mod manifest;
 pub mod quarantine;
 pub mod recover;
 pub mod refs;
-pub mod repo;
 pub mod seqs;
-pub mod sync;
+pub mod state;
 pub mod trust;
 pub mod verify;
 
@@ -75,6 +73,12 @@ before it appends new ones, and the remote is unreachable: {source}"
         detail: String,
         source: crate::git::GitError,
     },
+    /// The local event log failed.
+    #[error(transparent)]
+    Log(#[from] crate::log::LogError),
+    /// The node could not load what it needs (schemas, configuration).
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
     /// The remote kept rejecting pushes after every retry.
     #[error("push rejected {attempts} times: other nodes keep pushing; the next sync will retry")]
     Contended { attempts: u32 },
@@ -95,6 +99,8 @@ impl LedgerError {
             LedgerError::Key(_) => "key",
             LedgerError::OwnFork { .. } => "own_fork",
             LedgerError::RestoredOffline { .. } => "stale_node",
+            LedgerError::Log(_) => "log",
+            LedgerError::Node(e) => e.kind(),
         }
     }
 
@@ -103,6 +109,9 @@ impl LedgerError {
         matches!(self, LedgerError::Git(e) if e.is_unreachable())
     }
 }
+
+/// Result of ledger operations.
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
 /// Maps a libgit2 error in the repository at `path` to a ledger error.
 pub fn git_err(path: &std::path::Path) -> impl Fn(git2::Error) -> LedgerError + '_ {

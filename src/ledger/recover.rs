@@ -7,17 +7,17 @@
 //! directory (device and inode, which a copy or restore changes) is compared with the
 //! one recorded, so a restored root fetches and recovers before it appends anything.
 
-use super::layout::Layout;
+use super::Result;
 use super::lock::SyncLock;
+use super::state::{self, ExportState};
 use super::verify::{self, ImportLimits};
 use super::{LedgerError, git_err};
-use crate::error::Result;
 use crate::event::Envelope;
 use crate::git::remote::{self, local_ref, tracking_ref};
 use crate::git::tree;
 use crate::node::Node;
 use crate::paths::NodePaths;
-use crate::state::{self, ExportState};
+use crate::store::layout::Layout;
 use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
 
@@ -109,8 +109,7 @@ pub fn guard(node: &Node) -> Result<Option<RecoverReport>> {
             }
         } else {
             LedgerError::Git(e)
-        }
-        .into());
+        });
     }
     let report = recover_own(node, &lock)?;
     state::save(&path, &now)?;
@@ -214,8 +213,7 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
                     seq: env.seq,
                     ledger_id: env.event_id.clone(),
                     local_id: head.own_prev.clone(),
-                }
-                .into());
+                });
             }
             if env.seq < expected {
                 continue;
@@ -228,8 +226,7 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
                     seq: env.seq - 1,
                     ledger_id: env.prev.clone(),
                     local_id: prev,
-                }
-                .into());
+                });
             }
             prev = env.event_id.clone();
             expected += 1;

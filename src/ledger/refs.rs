@@ -9,23 +9,17 @@
 //! that view, so the tree diff against the last imported view reads only the
 //! files that are new in some peer's ref.
 
-use super::layout::Layout;
-use crate::config::{Config, LedgerMode};
+use crate::config::Config;
 use crate::git::remote::{local_ref, tracking_ref};
 use crate::git::tree::{self, Edit};
 use crate::git::{GitError, RepoContext, cli};
+use crate::store::layout::Layout;
+pub use crate::store::repo::{VIEW_REF, per_node};
 use git2::{Oid, Repository};
 use std::path::Path;
 
-/// The local ref holding the merged view in per-node mode (never pushed).
-pub const VIEW_REF: &str = "refs/gitmesh/view";
 /// Remote-tracking prefix of the per-node refs.
 const PEER_TRACKING: &str = "refs/remotes/origin/gitmesh/";
-
-/// Whether the config selects per-node refs.
-pub fn per_node(cfg: &Config) -> bool {
-    cfg.ledger.mode == LedgerMode::PerNodeRefs
-}
 
 /// The branch this node's own files are committed to: `gitmesh/<node>` in per-node mode, else the shared branch.
 pub fn own_branch(cfg: &Config) -> String {
@@ -190,9 +184,20 @@ pub fn import_source(repo: &Repository, cfg: &Config) -> Result<Option<Oid>, git
     if per_node(cfg) {
         tree::ref_target(repo, VIEW_REF)
     } else {
-        super::import::source_commit(repo, &cfg.ledger.branch)
+        source_commit(repo, &cfg.ledger.branch)
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+/// The ledger commit import reads: the fetched remote head, else the local branch.
+pub fn source_commit(
+    repo: &Repository,
+    branch: &str,
+) -> std::result::Result<Option<Oid>, git2::Error> {
+    match tree::ref_target(repo, &tracking_ref(branch))? {
+        Some(oid) => Ok(Some(oid)),
+        None => tree::ref_target(repo, &local_ref(branch)),
+    }
+}

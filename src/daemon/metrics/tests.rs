@@ -1,18 +1,32 @@
 use super::*;
-use serde_json::json;
+use crate::daemon::PassReport;
+use crate::dispatch::DispatchReport;
+use crate::ops::sync::SyncReport;
 
 #[test]
 fn sync_reports_are_summed() {
     let mut m = Metrics::default();
-    m.absorb_sync_report(&json!({
-        "import": {"imported_events": 3, "quarantined": ["a", "b"]},
-        "dispatch": {"processed_events": 4, "followup_events": 1},
-        "export": {"exported_events": 2},
-        "push": {"pushed": true, "attempts": 3, "offline": false}
+    let mut r = SyncReport::default();
+    r.import.imported_events = 3;
+    r.import.quarantined = 2;
+    r.export.exported_events = 2;
+    r.push.pushed = true;
+    r.push.attempts = 3;
+    r.dispatch = Some(DispatchReport {
+        processed_events: 4,
+        followup_events: 1,
+        ..Default::default()
+    });
+    m.absorb(&PassReport::Sync(Box::new(r)));
+    let mut quiet = SyncReport::default();
+    quiet.push.attempts = 1;
+    m.absorb(&PassReport::Sync(Box::new(quiet)));
+    m.absorb(&PassReport::Dispatch(DispatchReport {
+        processed_events: 5,
+        ..Default::default()
     }));
-    m.absorb_sync_report(&json!({"push": {"attempts": 1}}));
     assert_eq!((m.imported, m.quarantined, m.exported), (3, 2, 2));
-    assert_eq!((m.dispatched, m.followups, m.push_retries), (4, 1, 2));
+    assert_eq!((m.dispatched, m.followups, m.push_retries), (9, 1, 2));
 }
 
 #[test]

@@ -1,21 +1,42 @@
 use super::*;
-use serde_json::json;
+use crate::ops::OpsError;
+use crate::ops::sync::SyncReport;
+
+fn sync_report(offline: bool) -> PassReport {
+    let mut r = SyncReport::default();
+    r.push.offline = offline;
+    PassReport::Sync(Box::new(r))
+}
+
+fn pass_error(e: OpsError) -> DaemonError {
+    DaemonError::Pass(Box::new(e))
+}
 
 #[test]
 fn reports_and_errors_are_classified() {
-    assert_eq!(
-        classify(&Ok(json!({"push": {"offline": false}}))),
-        Outcome::Ok
-    );
-    assert_eq!(
-        classify(&Ok(json!({"push": {"offline": true}}))),
-        Outcome::Offline
-    );
-    assert_eq!(classify(&Ok(json!({"code": 75}))), Outcome::Offline);
-    let usage = crate::Error::Usage("sync is not available".into());
+    assert_eq!(classify(&Ok(sync_report(false))), Outcome::Ok);
+    assert_eq!(classify(&Ok(sync_report(true))), Outcome::Offline);
+    let dispatch = PassReport::Dispatch(crate::dispatch::DispatchReport::default());
+    assert_eq!(classify(&Ok(dispatch)), Outcome::Ok);
+    let usage = pass_error(OpsError::Usage("sync is not available".into()));
     assert_eq!(classify(&Err(usage)), Outcome::Failed);
-    let busy = crate::Error::Ledger(crate::ledger::LedgerError::Busy { path: "x".into() });
+    let busy = pass_error(OpsError::Ledger(crate::ledger::LedgerError::Busy {
+        path: "x".into(),
+    }));
     assert_eq!(classify(&Err(busy)), Outcome::Busy);
+    let unreachable = crate::git::GitError::Command {
+        args: "fetch origin".into(),
+        path: "ledger".into(),
+        stderr: "Could not resolve host".into(),
+        unreachable: true,
+    };
+    let offline = pass_error(OpsError::Ledger(unreachable.into()));
+    assert_eq!(classify(&Err(offline)), Outcome::Offline);
+    let panicked = DaemonError::Panicked {
+        step: "sync",
+        message: "boom".into(),
+    };
+    assert_eq!(classify(&Err(panicked)), Outcome::Failed);
 }
 
 #[test]

@@ -9,10 +9,10 @@ use super::file::Item;
 use super::pinning::KeyState;
 use super::run::Run;
 use super::signatures::{SigVerdict, check_signatures};
-use crate::error::Result;
 use crate::event::Envelope;
 use crate::ledger::quarantine::Reason;
 use crate::ledger::trust::{self, Alert, ChainHead, HeldReason, Step};
+use crate::ledger::{LedgerError, Result};
 use crate::log::LogWriter;
 use crate::schema::{FlaggedEvent, ImportVerdict};
 use std::borrow::Cow;
@@ -235,11 +235,7 @@ impl Run<'_> {
             first_sight,
         };
         let decision = decide(&cx, node, items, sigs, |env| {
-            Ok::<_, crate::error::Error>(crate::schema::import_verdict(
-                this.schemas()?,
-                env,
-                policy,
-            ))
+            Ok::<_, LedgerError>(crate::schema::import_verdict(this.schemas()?, env, policy))
         })?;
         for action in decision.actions {
             match action {

@@ -2,8 +2,8 @@
 
 use super::pinning::KeyState;
 use super::run::Run;
-use crate::error::Result;
 use crate::event::Envelope;
+use crate::ledger::Result;
 use crate::ledger::quarantine::Reason;
 use crate::ledger::trust::HeldReason;
 use crate::ledger::verify::{self, LineResult, Shape};

@@ -2,8 +2,8 @@
 
 use super::pinning::KeyState;
 use super::run::Run;
-use crate::error::Result;
 use crate::git::tree;
+use crate::ledger::Result;
 use crate::ledger::trust::{Held, HeldReason};
 use crate::log::LogWriter;
 use git2::Oid;

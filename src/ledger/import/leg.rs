@@ -3,14 +3,14 @@
 
 use super::archive::Archived;
 use super::run::Run;
-use crate::error::Result;
 use crate::git::tree::{self, MODE_COMMIT, MODE_LINK};
+use crate::ledger::Result;
 use crate::ledger::compact;
-use crate::ledger::layout::Layout;
 use crate::ledger::quarantine::Reason;
 use crate::ledger::trust::{self, Alert};
 use crate::ledger::verify::{self, Shape};
 use crate::log::LogWriter;
+use crate::store::layout::Layout;
 use git2::Oid;
 
 impl Run<'_> {

@@ -20,19 +20,17 @@ mod run;
 mod signatures;
 
 use super::LedgerError;
-use super::layout::Layout;
+use super::Result;
 use super::lock::SyncLock;
 use super::quarantine::Rejected;
 use super::seqs::Gap;
+use super::state;
 use super::trust::{Alert, HeldReason};
-use crate::error::Result;
 use crate::git::RepoContext;
-use crate::git::remote::{local_ref, tracking_ref};
-use crate::git::tree;
 use crate::keys::KnownNodes;
 use crate::node::Node;
-use crate::state;
-use git2::{Oid, Repository};
+use crate::store::layout::Layout;
+use git2::Repository;
 use run::Run;
 use serde::Serialize;
 
@@ -79,17 +77,6 @@ pub struct HeldFile {
     pub first_seq: u64,
     /// Why it waits.
     pub reason: HeldReason,
-}
-
-/// The ledger commit import reads: the fetched remote head, else the local branch.
-pub fn source_commit(
-    repo: &Repository,
-    branch: &str,
-) -> std::result::Result<Option<Oid>, git2::Error> {
-    match tree::ref_target(repo, &tracking_ref(branch))? {
-        Some(oid) => Ok(Some(oid)),
-        None => tree::ref_target(repo, &local_ref(branch)),
-    }
 }
 
 /// Imports what is new in peers' outboxes up to the ledger head this node last fetched.

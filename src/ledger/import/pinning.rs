@@ -2,8 +2,8 @@
 
 use crate::git::tree;
 use crate::keys::{self, KnownNodes, Pin};
-use crate::ledger::layout::Layout;
 use crate::ledger::{Manifest, verify};
+use crate::store::layout::Layout;
 use git2::{Oid, Repository};
 use std::collections::HashMap;
 

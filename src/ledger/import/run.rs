@@ -2,16 +2,16 @@
 
 use super::pinning::KeyState;
 use super::{APPEND_CHUNK, ImportReport};
-use crate::error::Result;
 use crate::event::Envelope;
 use crate::ledger::LedgerError;
-use crate::ledger::layout::Layout;
+use crate::ledger::Result;
 use crate::ledger::quarantine::{KEEP_BYTES, Quarantine, Reason};
+use crate::ledger::state::{ImportState, PartialImport};
 use crate::ledger::trust::ChainHead;
 use crate::ledger::verify::ImportLimits;
 use crate::log::LogWriter;
 use crate::node::Node;
-use crate::state::{ImportState, PartialImport};
+use crate::store::layout::Layout;
 use git2::{Oid, Repository};
 use std::collections::{HashMap, HashSet};
 use std::io::Read;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::LedgerMode;
 
 #[test]
 fn own_branch_follows_the_mode() {

@@ -1,0 +1,10 @@
+//! Operations: what a command does, composed from the layers below with typed
+//! reports (sync, status, init, queries). The daemon and the CLI call these.
+
+pub mod error;
+pub mod init;
+pub mod query;
+pub mod status;
+pub mod sync;
+
+pub use error::{OpsError, Result};

@@ -1,0 +1,105 @@
+//! The node's clone of the shared repository (`state/github_coordination`).
+
+use crate::config::{Config, LedgerMode};
+use crate::git::GitError;
+use crate::git::{RepoContext, open_or_init_bare};
+use crate::paths::NodePaths;
+
+/// The local ref holding the merged view in per-node mode (never pushed).
+pub const VIEW_REF: &str = "refs/gitmesh/view";
+/// Whether the config selects per-node refs.
+pub fn per_node(cfg: &Config) -> bool {
+    cfg.ledger.mode == LedgerMode::PerNodeRefs
+}
+
+/// The URL (or path) of the shared repository for this node.
+pub fn remote_url(cfg: &Config, paths: &NodePaths) -> String {
+    match &cfg.ledger.remote {
+        Some(url) => url.clone(),
+        None => absolute(&paths.embedded_remote()).display().to_string(),
+    }
+}
+
+fn absolute(p: &std::path::Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// What `ensure` found or made.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RepoSetup {
+    /// The embedded bare remote was created now.
+    pub created_embedded_remote: bool,
+    /// The ledger repository was created now.
+    pub created_ledger_repo: bool,
+}
+
+/// Creates the ledger repository (and the embedded remote when none is configured)
+/// and points its `origin` at the shared repository.
+pub fn ensure(cfg: &Config, paths: &NodePaths) -> Result<RepoSetup, GitError> {
+    let mut setup = RepoSetup::default();
+    if cfg.ledger.remote.is_none() {
+        let (_, created) = open_or_init_bare(&paths.embedded_remote())?;
+        setup.created_embedded_remote = created;
+    }
+    let path = paths.ledger_repo();
+    let (repo, created) = open_or_init_bare(&path)?;
+    setup.created_ledger_repo = created;
+    let url = remote_url(cfg, paths);
+    match repo.find_remote("origin") {
+        Ok(r) if r.url().ok() == Some(url.as_str()) => {}
+        Ok(_) => repo.remote_set_url("origin", &url).in_repo(&path)?,
+        Err(_) => {
+            repo.remote("origin", &url).in_repo(&path)?;
+        }
+    }
+    Ok(setup)
+}
+
+/// The ref holding this node's newest view of the ledger: the local branch, else the remote-tracking one.
+pub fn view_ref(cfg: &Config, paths: &NodePaths) -> Option<String> {
+    newest_ref(cfg, paths, false)
+}
+
+/// The ref holding the newest copy of peers' manifests: the merged view in per-node
+/// mode, else the fetched head. The local branch is rebuilt on that head only when a
+/// sync composes its commit, so during a sync it still holds the previous sync's peers.
+pub fn peers_ref(cfg: &Config, paths: &NodePaths) -> Option<String> {
+    newest_ref(cfg, paths, true)
+}
+
+/// The per-node view, else the first existing of the local and the remote-tracking branch.
+fn newest_ref(cfg: &Config, paths: &NodePaths, fetched_first: bool) -> Option<String> {
+    let repo = git2::Repository::open_bare(paths.ledger_repo()).ok()?;
+    if per_node(cfg) && repo.find_reference(VIEW_REF).is_ok() {
+        return Some(VIEW_REF.to_string());
+    }
+    let local = format!("refs/heads/{}", cfg.ledger.branch);
+    let remote = format!("refs/remotes/origin/{}", cfg.ledger.branch);
+    let order = if fetched_first {
+        [remote, local]
+    } else {
+        [local, remote]
+    };
+    order.into_iter().find(|r| repo.find_reference(r).is_ok())
+}
+
+/// Reads one file of the ledger at `refname`; `None` when the repo, ref or file is absent.
+pub fn read_file(
+    paths: &NodePaths,
+    refname: &str,
+    file: &str,
+) -> Result<Option<Vec<u8>>, GitError> {
+    let path = paths.ledger_repo();
+    let Ok(repo) = git2::Repository::open_bare(&path) else {
+        return Ok(None);
+    };
+    let Ok(reference) = repo.find_reference(refname) else {
+        return Ok(None);
+    };
+    let tree = reference.peel_to_tree().in_repo(&path)?;
+    let Ok(entry) = tree.get_path(std::path::Path::new(file)) else {
+        return Ok(None);
+    };
+    let blob = repo.find_blob(entry.id()).in_repo(&path)?;
+    Ok(Some(blob.content().to_vec()))
+}

@@ -1,0 +1,197 @@
+//! The daemon's HTTP endpoints, against the real binary on temp node roots.
+
+use crate::common;
+use crate::common::{TestEnv, field, publish_event};
+use crate::daemon_support::{Daemon, Sse, enqueue, http_get, parse_prometheus, poll_until};
+use std::time::Instant;
+
+#[test]
+fn status_endpoint_serves_the_mesh_status_object() {
+    let env = TestEnv::new();
+    let root = env.node("st1");
+    // No built-in handler reacts to this type, so the daemon's first dispatch adds nothing.
+    publish_event(&root, "coordination", "note.added", &[]);
+    let d = Daemon::start(&root, &[]);
+    let v = d.get_json("/status");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["node_id"], "st1");
+    assert_eq!(v["event_count"], 1);
+    let cli = common::json_ok(&root, &["mesh-status"]);
+    let keys = |o: &serde_json::Value| {
+        let mut k: Vec<String> = o.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&v),
+        keys(&cli),
+        "/status must carry the mesh-status keys"
+    );
+}
+
+#[test]
+fn metrics_parse_as_prometheus_text_and_count_topics() {
+    let env = TestEnv::new();
+    let root = env.node("me1");
+    publish_event(&root, "routing", "route.requested", &[]);
+    publish_event(&root, "routing", "route.requested", &[]);
+    publish_event(&root, "scaling", "decision.requested", &[]);
+    let d = Daemon::start(&root, &[]);
+    let text = d.get("/metrics");
+    let m = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    for family in [
+        "gitmesh_log_events",
+        "gitmesh_imported_events_total",
+        "gitmesh_exported_events_total",
+        "gitmesh_quarantined_items",
+        "gitmesh_quarantined_total",
+        "gitmesh_dead_letter_events",
+        "gitmesh_sync_runs_total",
+        "gitmesh_sync_last_duration_seconds",
+        "gitmesh_sync_last_result",
+        "gitmesh_push_retries_total",
+        "gitmesh_dispatch_lag_events",
+        "gitmesh_leader_epoch",
+        "gitmesh_peer_stale",
+        "gitmesh_peer_last_seen_age_seconds",
+    ] {
+        assert!(
+            m.types.contains_key(family),
+            "missing family {family}\n{text}"
+        );
+    }
+    assert_eq!(m.types["gitmesh_sync_runs_total"], "counter");
+    assert_eq!(
+        m.value("gitmesh_log_events", &[("topic", "routing")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        m.value("gitmesh_log_events", &[("topic", "scaling")]),
+        Some(1.0)
+    );
+    assert_eq!(m.value("gitmesh_info", &[("node_id", "me1")]), Some(1.0));
+    // The daemon syncs once at start; whatever its result, it is counted.
+    let synced = poll_until("first sync counted", || {
+        let t = d.get("/metrics");
+        let m = parse_prometheus(&t).ok()?;
+        (m.sum("gitmesh_sync_runs_total") >= 1.0).then_some(m)
+    });
+    assert_eq!(synced.sum("gitmesh_sync_last_result"), 1.0);
+}
+
+#[test]
+fn a_publish_reaches_the_stream_and_triggers_a_dispatch_pass() {
+    let env = TestEnv::new();
+    let root = env.node("sse1");
+    let d = Daemon::start(&root, &["--interval", "1h"]);
+    let before = parse_prometheus(&d.get("/metrics")).unwrap();
+    let dispatches_before = before.sum("gitmesh_dispatch_runs_total");
+    let mut sse = Sse::open(&d.addr);
+
+    let t0 = Instant::now();
+    let ev = enqueue(&root, "t-1");
+    let id = ev["event_id"].as_str().unwrap().to_string();
+    let got = sse.wait_for(|v| v["event_id"] == id.as_str());
+    let seen_after = t0.elapsed();
+    assert_eq!(got, ev, "the stream carries the stored envelope");
+    eprintln!("event {id} on /events/stream {seen_after:?} after the publish started");
+
+    // The watcher ran a dispatch pass: the scheduler's follow-up reaches the stream too.
+    let followup =
+        sse.wait_for(|v| v["causation_id"] == id.as_str() && v["event_type"] == "task.scheduled");
+    eprintln!(
+        "follow-up on /events/stream {:?} after the publish started",
+        t0.elapsed()
+    );
+    assert_eq!(followup["source"], "mesh-dispatch");
+    poll_until("the dispatch pass counted in /metrics", || {
+        let m = parse_prometheus(&d.get("/metrics")).ok()?;
+        (m.sum("gitmesh_dispatch_runs_total") > dispatches_before
+            && m.value("gitmesh_log_events", &[("topic", "scheduling")])
+                .unwrap_or(0.0)
+                >= 2.0)
+            .then_some(())
+    });
+}
+
+#[test]
+fn recent_events_and_trace_follow_the_causal_chain() {
+    let env = TestEnv::new();
+    let root = env.node("tr1");
+    // Types no built-in handler reacts to, so the daemon's own dispatch adds nothing here.
+    let rootev = publish_event(&root, "coordination", "note.added", &[]);
+    let rid = rootev["event_id"].as_str().unwrap();
+    let child = publish_event(
+        &root,
+        "coordination",
+        "note.replied",
+        &["--causation-id", rid],
+    );
+    let cid = child["event_id"].as_str().unwrap();
+    let unrelated = publish_event(
+        &root,
+        "coordination",
+        "note.added",
+        &["--payload-json", r#"{"n":2}"#],
+    );
+    let d = Daemon::start(&root, &[]);
+
+    let recent = d.get_json("/events/recent?limit=2");
+    let ids = field(recent["events"].as_array().unwrap(), "event_id");
+    assert_eq!(ids, vec![cid, unrelated["event_id"].as_str().unwrap()]);
+
+    let t = d.get_json(&format!("/trace/{cid}"));
+    assert_eq!(t["ok"], true);
+    assert_eq!(t["root"], rid);
+    let chain: Vec<(&str, u64)> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event_id"].as_str().unwrap(),
+                e["depth"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(chain, vec![(rid, 0), (cid, 1)]);
+
+    let (code, body) = http_get(&d.addr, "/trace/evt_00000000000000000000000000000000").unwrap();
+    assert_eq!(code, 404, "{body}");
+    let (code, _) = http_get(&d.addr, "/trace/not-an-id").unwrap();
+    assert_eq!(code, 400);
+}
+
+#[test]
+fn dashboard_is_one_self_contained_page() {
+    let env = TestEnv::new();
+    let root = env.node("db1");
+    let d = Daemon::start(&root, &[]);
+    let (code, page) = http_get(&d.addr, "/").unwrap();
+    assert_eq!(code, 200);
+    assert!(page.contains("<html") && page.contains("EventSource(\"/events/stream\")"));
+    for external in ["src=\"http", "href=\"http", "@import", "url(http", "//cdn"] {
+        assert!(
+            !page.contains(external),
+            "page loads an external asset: {external}"
+        );
+    }
+}
+
+#[test]
+fn non_loopback_listen_is_refused_without_the_explicit_flag() {
+    let env = TestEnv::new();
+    let root = env.node("lo1");
+    let mut c = common::gm(&root);
+    c.args(["--json", "daemon", "--listen", "0.0.0.0:0"]);
+    let out = common::run(c);
+    assert_eq!(out.status.code(), Some(2));
+    let v = common::parse_json(&out);
+    assert_eq!(v["error"]["kind"], "usage");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--listen-any")
+    );
+}

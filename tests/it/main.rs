@@ -1,0 +1,31 @@
+//! The integration tests, one binary: every file is a module, the helpers are shared.
+
+mod cli_completions;
+mod common;
+mod convergence;
+mod core_cli;
+mod core_crash;
+mod daemon_dashboard;
+mod daemon_http;
+mod daemon_lifecycle;
+mod daemon_mesh;
+mod daemon_ops;
+mod daemon_support;
+mod dispatch_actuator;
+mod dispatch_flow;
+mod dispatch_mesh;
+mod dispatch_support;
+mod dispatch_user;
+mod fuzz_envelope;
+mod hostile_input;
+mod kill_loop;
+mod ledger_scale;
+mod ledger_sync;
+mod log_segments;
+mod races;
+mod resilience_support;
+mod schema_cli;
+mod schema_evolution;
+mod schema_mesh;
+mod schema_publish;
+mod trust;
