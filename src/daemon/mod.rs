@@ -56,10 +56,7 @@ impl NodeOps for MeshOps {
     }
 
     fn dispatch(&self, node: &Node) -> Result<DispatchReport, OpsError> {
-        Ok(crate::dispatch::run(
-            node,
-            &DispatchOptions { max_events: None },
-        )?)
+        crate::ops::append::dispatch(node, &DispatchOptions { max_events: None })
     }
 }
 
