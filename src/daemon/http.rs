@@ -1,10 +1,10 @@
 //! The HTTP endpoints: `/`, `/status`, `/metrics`, `/events/stream`, `/events/recent`, `/trace/ID`.
 
-use super::metrics::{self, Snapshot};
+use super::metrics::{self, Format, Snapshot};
 use super::runner::{Shared, stopped};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -122,7 +122,8 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let node = shared.node();
     let node_id = node.id().to_string();
     let snap = blocking(move || {
@@ -141,14 +142,14 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     .await
     .unwrap_or_default();
     let m = shared.metrics().clone();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(&node_id, &m, &snap),
-    )
-        .into_response()
+    match metrics::render(&node_id, &m, &snap, format) {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("encoding the metrics failed: {e}"),
+        ),
+    }
 }
 
 fn count_lines(path: &std::path::Path) -> u64 {
