@@ -1,5 +1,7 @@
 //! The HTTP endpoints: `/`, `/status`, `/metrics`, `/events/stream`, `/events/recent`, `/trace/ID`.
 
+mod server;
+
 use super::metrics::{self, Format, Snapshot};
 use super::runner::{Shared, stopped};
 use axum::Router;
@@ -18,9 +20,16 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 /// Most events `/events/recent` returns.
 const MAX_RECENT: usize = 1000;
 
-/// Serves until the daemon stops.
+/// Serves until the daemon stops, within the limits of [`server`].
 pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    let mut stop = shared.stop.clone();
+    let bound = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "HTTP server has no local address; not serving");
+            return;
+        }
+    };
+    let stop = shared.stop.clone();
     let app = Router::new()
         .route("/", get(dashboard))
         .route("/status", get(status))
@@ -30,14 +39,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
         .route("/trace/{event_id}", get(trace))
         .fallback(not_found)
         .with_state(shared);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            stopped(&mut stop).await;
-        })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "HTTP server failed");
-    }
+    let app = server::with_limits(app, server::AllowedHosts::new(bound));
+    server::run(listener, app, stop).await;
 }
 
 fn json_response(code: StatusCode, v: Value) -> Response {
