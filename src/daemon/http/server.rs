@@ -83,10 +83,10 @@ impl AllowedHosts {
 
     /// How to reach the server, for the refusal message.
     fn example(&self) -> String {
-        let port = self.bound.port();
-        match self.bound.ip() {
-            ip if ip.is_unspecified() || ip.is_loopback() => format!("127.0.0.1:{port}"),
-            _ => self.bound.to_string(),
+        if self.bound.ip().is_unspecified() {
+            format!("localhost:{}", self.bound.port())
+        } else {
+            self.bound.to_string()
         }
     }
 }
