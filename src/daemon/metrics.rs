@@ -7,13 +7,20 @@ use prometheus_client::encoding::{prometheus_text, text};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 
+/// Upper bounds of the pass duration buckets, in seconds: a dispatch pass takes
+/// milliseconds, a sync over a slow network up to minutes.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
+
 /// Counters of one kind of pass (sync or dispatch).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PassStats {
     /// Passes by outcome label.
     pub runs: BTreeMap<&'static str, u64>,
@@ -25,12 +32,28 @@ pub struct PassStats {
     pub last_success_unix: Option<f64>,
     /// Message of the last failure.
     pub last_error: Option<String>,
+    /// Durations of all passes, in seconds (a clone observes the same histogram).
+    pub durations: Histogram,
+}
+
+impl Default for PassStats {
+    fn default() -> PassStats {
+        PassStats {
+            runs: BTreeMap::new(),
+            last_duration: 0.0,
+            last_outcome: None,
+            last_success_unix: None,
+            last_error: None,
+            durations: Histogram::new(DURATION_BUCKETS),
+        }
+    }
 }
 
 impl PassStats {
     /// Records one finished pass.
     pub fn record(&mut self, outcome: Outcome, secs: f64, error: Option<String>) {
         *self.runs.entry(outcome.label()).or_insert(0) += 1;
+        self.durations.observe(secs);
         self.last_duration = secs;
         self.last_outcome = Some(outcome);
         if outcome == Outcome::Ok {
@@ -301,6 +324,12 @@ fn registry(node_id: &str, m: &Metrics, snap: &Snapshot) -> Registry {
             &format!("gitmesh_{name}_last_duration"),
             &format!("Duration of the last {name} pass"),
             stats.last_duration,
+        );
+        s.0.register_with_unit(
+            format!("gitmesh_{name}_duration"),
+            format!("Durations of {name} passes"),
+            Unit::Seconds,
+            stats.durations.clone(),
         );
         let last = stats.last_outcome.map(|o| o.label());
         s.counts(

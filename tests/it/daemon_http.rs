@@ -356,3 +356,19 @@ fn idle_connections_cannot_exhaust_descriptors_or_lock_out_a_fresh_request() {
         (open_fds(pid) <= before + 8).then_some(())
     });
 }
+
+#[test]
+fn pass_durations_are_a_histogram() {
+    let (_env, d) = quiet_daemon("hist1");
+    let m = poll_until("the first sync in the histogram", || {
+        let m = parse_prometheus(&d.get("/metrics")).ok()?;
+        (m.value("gitmesh_sync_duration_seconds_count", &[])? >= 1.0).then_some(m)
+    });
+    assert_eq!(m.types["gitmesh_sync_duration_seconds"], "histogram");
+    let count = m.value("gitmesh_sync_duration_seconds_count", &[]);
+    let everything = m.value("gitmesh_sync_duration_seconds_bucket", &[("le", "+Inf")]);
+    assert_eq!(everything, count, "the +Inf bucket holds every pass");
+    let last = m.value("gitmesh_sync_last_duration_seconds", &[]).unwrap();
+    let sum = m.value("gitmesh_sync_duration_seconds_sum", &[]).unwrap();
+    assert!(sum >= last && last > 0.0, "sum {sum}, last {last}");
+}

@@ -73,3 +73,21 @@ fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
     assert!(text.contains("gitmesh_info{node_id=\"n1\","));
     assert!(text.ends_with("# EOF\n"));
 }
+
+#[test]
+fn pass_durations_fill_cumulative_buckets() {
+    let mut m = Metrics::default();
+    m.sync.record(Outcome::Ok, 0.02, None);
+    m.sync.record(Outcome::Offline, 3.0, None);
+    let text = render("n1", &m, &Snapshot::default(), Format::Prometheus).unwrap();
+    for line in [
+        "# TYPE gitmesh_sync_duration_seconds histogram",
+        "gitmesh_sync_duration_seconds_bucket{le=\"0.025\"} 1",
+        "gitmesh_sync_duration_seconds_bucket{le=\"5\"} 2",
+        "gitmesh_sync_duration_seconds_bucket{le=\"+Inf\"} 2",
+        "gitmesh_sync_duration_seconds_count 2",
+        "gitmesh_dispatch_duration_seconds_count 0",
+    ] {
+        assert!(text.contains(&format!("{line}\n")), "{line}\n{text}");
+    }
+}
