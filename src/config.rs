@@ -11,13 +11,21 @@ use std::time::Duration;
 pub enum ConfigError {
     /// The file does not exist: the root was never initialised.
     #[error("{path} not found: run `gitmesh mesh-init --node-id ID` first (or pass --root)")]
-    Missing { path: PathBuf },
+    Missing {
+        /// The file looked for.
+        path: PathBuf,
+    },
     /// The file could not be read.
     #[error(transparent)]
     Io(#[from] crate::fsutil::PathError),
     /// The TOML is malformed, has an unknown key, or a value of the wrong type.
     #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
 }
 
 /// A duration written as `"60s"`, `"5m"`, `"1h 30m"`.

@@ -17,18 +17,36 @@ pub enum KeyError {
     Io(#[from] PathError),
     /// The private key file is not a hex ed25519 secret key.
     #[error("{path}: not an ed25519 private key (64 hex digits expected)")]
-    BadKeyFile { path: PathBuf },
+    BadKeyFile {
+        /// The key file.
+        path: PathBuf,
+    },
     /// The private key file is readable by others.
     #[error(
         "{path}: private key is readable by group or others (mode {mode:o}); run `chmod 600` on it"
     )]
-    Permissions { path: PathBuf, mode: u32 },
+    Permissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A public key is not 64 hex digits of a valid point.
     #[error("public key {key:?} of node {node} is not a valid ed25519 key")]
-    BadPublicKey { node: String, key: String },
+    BadPublicKey {
+        /// The node offering it.
+        node: String,
+        /// The key as published.
+        key: String,
+    },
     /// The signature does not verify.
     #[error("event {event_id}: signature does not verify with node {node}'s key")]
-    BadSignature { event_id: String, node: String },
+    BadSignature {
+        /// The event.
+        event_id: String,
+        /// Its node.
+        node: String,
+    },
     /// The event could not be canonicalized for signing.
     #[error(transparent)]
     Event(#[from] EventError),

@@ -1,7 +1,7 @@
 //! `gitmesh mesh-dispatch`, `gitmesh trace` and `gitmesh dead-letter`.
 
 use super::Output;
-use gitmesh::dispatch::{self, DispatchOptions, trace, user};
+use gitmesh::dispatch::{DispatchOptions, trace, user};
 use gitmesh::{Error, Node};
 use serde_json::json;
 use std::fmt::Write as _;
@@ -17,8 +17,7 @@ pub struct Args {
 
 pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
     let node = Node::open(root)?;
-    gitmesh::ledger::recover::guard(&node)?;
-    let r = dispatch::run(
+    let r = gitmesh::ops::append::dispatch(
         &node,
         &DispatchOptions {
             max_events: a.max_events,

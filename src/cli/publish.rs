@@ -40,7 +40,6 @@ pub struct Args {
 
 pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
     let node = Node::open(root)?;
-    gitmesh::ledger::recover::guard(&node)?;
     if a.stdin {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text).map_err(|e| {
@@ -52,7 +51,7 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
             return Err(Error::usage("--stdin: no events on standard input"));
         }
         let drafts = Draft::parse_batch(&text, a.source.as_deref())?;
-        let results = node.publish(&drafts)?;
+        let results = gitmesh::ops::append::publish(&node, &drafts)?;
         let dups = results.iter().filter(|p| p.duplicate).count();
         let published = results.len() - dups;
         let human = format!(
@@ -82,7 +81,7 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
         dedupe_key: a.dedupe_key,
         schema_version: a.schema_version,
     };
-    let mut results = node.publish(std::slice::from_ref(&draft))?;
+    let mut results = gitmesh::ops::append::publish(&node, std::slice::from_ref(&draft))?;
     let p = results.remove(0);
     let human = format!(
         "{} {} {}.{} seq {}\n",

@@ -1,10 +1,12 @@
 //! The HTTP endpoints: `/`, `/status`, `/metrics`, `/events/stream`, `/events/recent`, `/trace/ID`.
 
-use super::metrics::{self, Snapshot};
+mod server;
+
+use super::metrics::{self, Format, Snapshot};
 use super::runner::{Shared, stopped};
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,9 +20,16 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 /// Most events `/events/recent` returns.
 const MAX_RECENT: usize = 1000;
 
-/// Serves until the daemon stops.
+/// Serves until the daemon stops, within the limits of [`server`].
 pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
-    let mut stop = shared.stop.clone();
+    let bound = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "HTTP server has no local address; not serving");
+            return;
+        }
+    };
+    let stop = shared.stop.clone();
     let app = Router::new()
         .route("/", get(dashboard))
         .route("/status", get(status))
@@ -30,14 +39,8 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
         .route("/trace/{event_id}", get(trace))
         .fallback(not_found)
         .with_state(shared);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            stopped(&mut stop).await;
-        })
-        .await;
-    if let Err(e) = result {
-        tracing::error!(error = %e, "HTTP server failed");
-    }
+    let app = server::with_limits(app, server::AllowedHosts::new(bound));
+    server::run(listener, app, stop).await;
 }
 
 fn json_response(code: StatusCode, v: Value) -> Response {
@@ -122,7 +125,8 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let node = shared.node();
     let node_id = node.id().to_string();
     let snap = blocking(move || {
@@ -141,14 +145,14 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     .await
     .unwrap_or_default();
     let m = shared.metrics().clone();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(&node_id, &m, &snap),
-    )
-        .into_response()
+    match metrics::render(&node_id, &m, &snap, format) {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("encoding the metrics failed: {e}"),
+        ),
+    }
 }
 
 fn count_lines(path: &std::path::Path) -> u64 {

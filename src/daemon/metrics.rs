@@ -1,13 +1,26 @@
-//! What the daemon counts, and its rendering in the Prometheus text exposition format.
+//! What the daemon counts, and its exposition through a `prometheus-client` registry.
 
 use super::schedule::Outcome;
 use super::tail::LogCounts;
 use crate::ops::status::Status;
+use prometheus_client::encoding::{prometheus_text, text};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::{Registry, Unit};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
+
+/// Upper bounds of the pass duration buckets, in seconds: a dispatch pass takes
+/// milliseconds, a sync over a slow network up to minutes.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
+];
 
 /// Counters of one kind of pass (sync or dispatch).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PassStats {
     /// Passes by outcome label.
     pub runs: BTreeMap<&'static str, u64>,
@@ -19,12 +32,28 @@ pub struct PassStats {
     pub last_success_unix: Option<f64>,
     /// Message of the last failure.
     pub last_error: Option<String>,
+    /// Durations of all passes, in seconds (a clone observes the same histogram).
+    pub durations: Histogram,
+}
+
+impl Default for PassStats {
+    fn default() -> PassStats {
+        PassStats {
+            runs: BTreeMap::new(),
+            last_duration: 0.0,
+            last_outcome: None,
+            last_success_unix: None,
+            last_error: None,
+            durations: Histogram::new(DURATION_BUCKETS),
+        }
+    }
 }
 
 impl PassStats {
     /// Records one finished pass.
     pub fn record(&mut self, outcome: Outcome, secs: f64, error: Option<String>) {
         *self.runs.entry(outcome.label()).or_insert(0) += 1;
+        self.durations.observe(secs);
         self.last_duration = secs;
         self.last_outcome = Some(outcome);
         if outcome == Outcome::Ok {
@@ -107,294 +136,314 @@ pub struct Snapshot {
     pub dead_letters: u64,
 }
 
-struct Writer {
-    out: String,
+/// The exposition formats `/metrics` answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4, for any client that does not ask for OpenMetrics.
+    Prometheus,
+    /// OpenMetrics 1.0 text, for scrapers that list it in `Accept`.
+    OpenMetrics,
 }
 
-impl Writer {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}");
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
-            }
-            self.out.push('}');
+impl Format {
+    /// The format an `Accept` header asks for: OpenMetrics only when named without `q=0`.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let wants_openmetrics = accept.unwrap_or("").split(',').any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            parts.next() == Some("application/openmetrics-text")
+                && !parts.any(|p| matches!(p, "q=0" | "q=0.0" | "q=0.00" | "q=0.000"))
+        });
+        if wants_openmetrics {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
         }
-        let _ = writeln!(self.out, " {}", number(value));
     }
-    fn one(&mut self, name: &str, kind: &str, help: &str, value: f64) {
-        self.family(name, kind, help);
-        self.sample(name, &[], value);
-    }
-}
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
+    /// The `Content-Type` of what [`render`] writes in this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => prometheus_text::CONTENT_TYPE,
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
     }
 }
 
-/// Renders all metrics as Prometheus text (version 0.0.4).
-pub fn render(node_id: &str, m: &Metrics, snap: &Snapshot) -> String {
-    let mut w = Writer { out: String::new() };
-    w.family(
-        "gitmesh_info",
-        "gauge",
-        "Constant 1, labelled with the node and version.",
+/// Outcome labels of a pass, all exposed so a rate over any of them starts at 0.
+const RESULTS: [&str; 4] = ["ok", "offline", "busy", "error"];
+
+/// A gauge holding a count.
+type Count = Gauge<u64, AtomicU64>;
+/// A gauge holding seconds or a Unix time.
+type Seconds = Gauge<f64, AtomicU64>;
+/// One label of a family member.
+type Label = [(&'static str, String); 1];
+
+/// The registry of one scrape: values are copied in, so a scrape never holds the daemon's lock.
+struct Scrape(Registry);
+
+impl Scrape {
+    fn counter(&mut self, name: &str, help: &str, v: u64) {
+        let c = Counter::<u64>::default();
+        c.inc_by(v);
+        self.0.register(name, help, c);
+    }
+
+    fn count(&mut self, name: &str, help: &str, v: u64) {
+        let g = Count::default();
+        g.set(v);
+        self.0.register(name, help, g);
+    }
+
+    /// A gauge in seconds; `name` is without the `_seconds` suffix the unit adds.
+    fn seconds(&mut self, name: &str, help: &str, v: f64) {
+        let g = Seconds::default();
+        g.set(v);
+        self.0.register_with_unit(name, help, Unit::Seconds, g);
+    }
+
+    fn counters(&mut self, name: &str, help: &str, key: &'static str, rows: &[(&str, u64)]) {
+        let f = Family::<Label, Counter<u64>>::default();
+        for (value, n) in rows {
+            f.get_or_create(&[(key, value.to_string())]).inc_by(*n);
+        }
+        self.0.register(name, help, f);
+    }
+
+    fn counts<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        key: &'static str,
+        rows: impl IntoIterator<Item = (&'a str, u64)>,
+    ) {
+        let f = Family::<Label, Count>::default();
+        for (value, n) in rows {
+            f.get_or_create(&[(key, value.to_string())]).set(n);
+        }
+        self.0.register(name, help, f);
+    }
+}
+
+/// Renders all metrics in `format`.
+pub fn render(
+    node_id: &str,
+    m: &Metrics,
+    snap: &Snapshot,
+    format: Format,
+) -> Result<String, std::fmt::Error> {
+    let registry = registry(node_id, m, snap);
+    let mut out = String::new();
+    match format {
+        Format::Prometheus => prometheus_text::encode(&mut out, &registry)?,
+        Format::OpenMetrics => text::encode(&mut out, &registry)?,
+    }
+    Ok(out)
+}
+
+/// Registers every metric of one scrape (help texts get their final full stop from the registry).
+fn registry(node_id: &str, m: &Metrics, snap: &Snapshot) -> Registry {
+    let mut s = Scrape(Registry::default());
+    s.0.register(
+        "gitmesh",
+        "Constant 1, labelled with the node and version",
+        Info::new([
+            ("node_id", node_id.to_string()),
+            ("version", env!("CARGO_PKG_VERSION").to_string()),
+        ]),
     );
-    w.sample(
-        "gitmesh_info",
-        &[("node_id", node_id), ("version", env!("CARGO_PKG_VERSION"))],
-        1.0,
-    );
-    w.one(
-        "gitmesh_daemon_start_time_seconds",
-        "gauge",
-        "Unix time the daemon started.",
+    s.seconds(
+        "gitmesh_daemon_start_time",
+        "Unix time the daemon started",
         m.started_unix,
     );
-    w.family(
+    s.counts(
         "gitmesh_log_events",
-        "gauge",
-        "Events in the node's log by topic (kept by tailing the log).",
+        "Events in the node's log by topic (kept by tailing the log)",
+        "topic",
+        m.log.by_topic.iter().map(|(t, n)| (t.as_str(), *n)),
     );
-    for (topic, n) in &m.log.by_topic {
-        w.sample("gitmesh_log_events", &[("topic", topic)], *n as f64);
-    }
-    w.family(
+    s.counts(
         "gitmesh_log_events_by_origin",
-        "gauge",
-        "Events in the log emitted by this node (own) or imported from peers.",
+        "Events in the log emitted by this node (own) or imported from peers",
+        "origin",
+        [("own", m.log.own), ("imported", m.log.imported)],
     );
-    w.sample(
-        "gitmesh_log_events_by_origin",
-        &[("origin", "own")],
-        m.log.own as f64,
-    );
-    w.sample(
-        "gitmesh_log_events_by_origin",
-        &[("origin", "imported")],
-        m.log.imported as f64,
-    );
-    w.one(
+    s.count(
         "gitmesh_log_bad_lines",
-        "gauge",
-        "Log lines that are not events (skipped).",
-        m.log.bad_lines as f64,
+        "Log lines that are not events (skipped)",
+        m.log.bad_lines,
     );
-    w.one(
-        "gitmesh_imported_events_total",
-        "counter",
-        "Events imported by this daemon's syncs.",
-        m.imported as f64,
+    s.counter(
+        "gitmesh_imported_events",
+        "Events imported by this daemon's syncs",
+        m.imported,
     );
-    w.one(
-        "gitmesh_exported_events_total",
-        "counter",
-        "Own events exported by this daemon's syncs.",
-        m.exported as f64,
+    s.counter(
+        "gitmesh_exported_events",
+        "Own events exported by this daemon's syncs",
+        m.exported,
     );
-    w.one(
-        "gitmesh_quarantined_total",
-        "counter",
-        "Ledger items quarantined by this daemon's syncs.",
-        m.quarantined as f64,
+    s.counter(
+        "gitmesh_quarantined",
+        "Ledger items quarantined by this daemon's syncs",
+        m.quarantined,
     );
-    w.one(
-        "gitmesh_dispatched_events_total",
-        "counter",
-        "Events processed by dispatch (daemon passes and syncs).",
-        m.dispatched as f64,
+    s.counter(
+        "gitmesh_dispatched_events",
+        "Events processed by dispatch (daemon passes and syncs)",
+        m.dispatched,
     );
-    w.one(
-        "gitmesh_followup_events_total",
-        "counter",
-        "Follow-up events produced by dispatch.",
-        m.followups as f64,
+    s.counter(
+        "gitmesh_followup_events",
+        "Follow-up events produced by dispatch",
+        m.followups,
     );
-    w.one(
-        "gitmesh_push_retries_total",
-        "counter",
-        "Push attempts beyond the first (rejected pushes retried).",
-        m.push_retries as f64,
+    s.counter(
+        "gitmesh_push_retries",
+        "Push attempts beyond the first (rejected pushes retried)",
+        m.push_retries,
     );
-    w.one(
-        "gitmesh_compacted_batches_total",
-        "counter",
-        "Own ledger batch files rolled into archives by this daemon's syncs.",
-        m.compacted_batches as f64,
+    s.counter(
+        "gitmesh_compacted_batches",
+        "Own ledger batch files rolled into archives by this daemon's syncs",
+        m.compacted_batches,
     );
     for (name, stats) in [("sync", &m.sync), ("dispatch", &m.dispatch)] {
-        let runs = format!("gitmesh_{name}_runs_total");
-        w.family(&runs, "counter", &format!("{name} passes by result."));
-        for result in ["ok", "offline", "busy", "error"] {
-            let n = stats.runs.get(result).copied().unwrap_or(0);
-            w.sample(&runs, &[("result", result)], n as f64);
-        }
-        w.one(
-            &format!("gitmesh_{name}_last_duration_seconds"),
-            "gauge",
-            &format!("Duration of the last {name} pass."),
+        let runs: Vec<(&str, u64)> = RESULTS
+            .iter()
+            .map(|r| (*r, stats.runs.get(r).copied().unwrap_or(0)))
+            .collect();
+        s.counters(
+            &format!("gitmesh_{name}_runs"),
+            &format!("{name} passes by result"),
+            "result",
+            &runs,
+        );
+        s.seconds(
+            &format!("gitmesh_{name}_last_duration"),
+            &format!("Duration of the last {name} pass"),
             stats.last_duration,
         );
-        let last = format!("gitmesh_{name}_last_result");
-        w.family(
-            &last,
-            "gauge",
-            &format!("1 for the result of the last {name} pass."),
+        s.0.register_with_unit(
+            format!("gitmesh_{name}_duration"),
+            format!("Durations of {name} passes"),
+            Unit::Seconds,
+            stats.durations.clone(),
         );
-        for result in ["ok", "offline", "busy", "error"] {
-            let on = stats.last_outcome.map(|o| o.label()) == Some(result);
-            w.sample(&last, &[("result", result)], if on { 1.0 } else { 0.0 });
-        }
-        w.one(
-            &format!("gitmesh_{name}_last_success_time_seconds"),
-            "gauge",
-            &format!("Unix time of the last successful {name} pass (0 if none)."),
+        let last = stats.last_outcome.map(|o| o.label());
+        s.counts(
+            &format!("gitmesh_{name}_last_result"),
+            &format!("1 for the result of the last {name} pass"),
+            "result",
+            RESULTS.map(|r| (r, u64::from(last == Some(r)))),
+        );
+        s.seconds(
+            &format!("gitmesh_{name}_last_success_time"),
+            &format!("Unix time of the last successful {name} pass (0 if none)"),
             stats.last_success_unix.unwrap_or(0.0),
         );
     }
-    w.one(
+    s.count(
         "gitmesh_sync_offline_streak",
-        "gauge",
-        "Consecutive syncs that could not reach the remote.",
-        m.offline_streak as f64,
+        "Consecutive syncs that could not reach the remote",
+        m.offline_streak.into(),
     );
-    w.one(
-        "gitmesh_next_sync_seconds",
-        "gauge",
-        "Delay chosen for the next sync (interval, jitter, backoff).",
+    s.seconds(
+        "gitmesh_next_sync",
+        "Delay chosen for the next sync (interval, jitter, backoff)",
         m.next_sync_in,
     );
-    w.one(
+    s.count(
         "gitmesh_sse_clients",
-        "gauge",
-        "Open /events/stream connections.",
-        m.sse_clients as f64,
+        "Open /events/stream connections",
+        m.sse_clients,
     );
-    w.one(
-        "gitmesh_config_reloads_total",
-        "counter",
-        "Successful mesh.toml reloads (SIGHUP).",
-        m.reloads as f64,
+    s.counter(
+        "gitmesh_config_reloads",
+        "Successful mesh.toml reloads (SIGHUP)",
+        m.reloads,
     );
-    w.one(
-        "gitmesh_config_reload_failures_total",
-        "counter",
-        "Rejected mesh.toml reloads (the old configuration was kept).",
-        m.reload_failures as f64,
+    s.counter(
+        "gitmesh_config_reload_failures",
+        "Rejected mesh.toml reloads (the old configuration was kept)",
+        m.reload_failures,
     );
-    w.one(
+    s.count(
         "gitmesh_dead_letter_events",
-        "gauge",
-        "Lines in the dead-letter file.",
-        snap.dead_letters as f64,
+        "Lines in the dead-letter file",
+        snap.dead_letters,
     );
-    w.one(
+    s.count(
         "gitmesh_status_ok",
-        "gauge",
-        "1 if the status report could be built at scrape time.",
-        if snap.status.is_some() { 1.0 } else { 0.0 },
+        "1 if the status report could be built at scrape time",
+        u64::from(snap.status.is_some()),
     );
-    if let Some(s) = &snap.status {
-        render_status(&mut w, node_id, s);
+    if let Some(st) = &snap.status {
+        register_status(&mut s, node_id, st);
     }
-    w.out
+    s.0
 }
 
-fn render_status(w: &mut Writer, node_id: &str, s: &Status) {
-    w.one(
+fn register_status(s: &mut Scrape, node_id: &str, st: &Status) {
+    s.count(
         "gitmesh_dispatch_lag_events",
-        "gauge",
-        "Events appended since the dispatch cursor.",
-        s.dispatch_lag as f64,
+        "Events appended since the dispatch cursor",
+        st.dispatch_lag,
     );
-    w.one(
+    s.count(
         "gitmesh_pending_export_events",
-        "gauge",
-        "Own events not yet exported.",
-        s.pending_export as f64,
+        "Own events not yet exported",
+        st.pending_export,
     );
-    w.one(
+    s.count(
         "gitmesh_quarantined_items",
-        "gauge",
-        "Items in the quarantine directory.",
-        s.quarantined as f64,
+        "Items in the quarantine directory",
+        st.quarantined,
     );
-    w.one(
+    s.count(
         "gitmesh_last_seq",
-        "gauge",
-        "Highest own sequence number.",
-        s.last_seq as f64,
+        "Highest own sequence number",
+        st.last_seq,
     );
-    let epoch = s.leader.as_ref().map(|l| l.epoch);
-    w.one(
+    let lease = st.leader.as_ref();
+    s.count(
         "gitmesh_leader_epoch",
-        "gauge",
-        "Epoch of the leader lease as last seen (0 if none).",
-        epoch.unwrap_or(0) as f64,
+        "Epoch of the leader lease as last seen (0 if none)",
+        lease.map_or(0, |l| l.epoch),
     );
-    let leader = s.leader.as_ref().map(|l| l.leader_id.as_str());
-    let expires = s
-        .leader
-        .as_ref()
-        .and_then(|l| crate::event::parse_timestamp(&l.lease_expires_at));
+    let leader = lease.map(|l| l.leader_id.as_str());
+    let expires = lease.and_then(|l| crate::event::parse_timestamp(&l.lease_expires_at));
     let holds = leader == Some(node_id) && expires.is_some_and(|t| t > chrono::Utc::now());
-    w.one(
+    s.count(
         "gitmesh_is_leader",
-        "gauge",
-        "1 if this node holds an unexpired leader lease.",
-        if holds { 1.0 } else { 0.0 },
+        "1 if this node holds an unexpired leader lease",
+        u64::from(holds),
     );
-    w.family(
-        "gitmesh_peer_last_seen_age_seconds",
-        "gauge",
-        "Seconds since each node's last heartbeat in the ledger.",
-    );
-    for p in &s.peers {
+    let ages = Family::<Label, Gauge>::default();
+    for p in &st.peers {
         if let Some(a) = p.age_sec {
-            w.sample(
-                "gitmesh_peer_last_seen_age_seconds",
-                &[("peer", &p.node_id)],
-                a as f64,
-            );
+            ages.get_or_create(&[("peer", p.node_id.clone())]).set(a);
         }
     }
-    w.family(
-        "gitmesh_peer_stale",
-        "gauge",
-        "1 if a node has not been seen within sync.stale_after.",
+    s.0.register_with_unit(
+        "gitmesh_peer_last_seen_age",
+        "Seconds since each node's last heartbeat in the ledger",
+        Unit::Seconds,
+        ages,
     );
-    for p in &s.peers {
-        w.sample(
-            "gitmesh_peer_stale",
-            &[("peer", &p.node_id)],
-            if p.stale { 1.0 } else { 0.0 },
-        );
-    }
-    w.one(
+    s.counts(
+        "gitmesh_peer_stale",
+        "1 if a node has not been seen within sync.stale_after",
+        "peer",
+        st.peers
+            .iter()
+            .map(|p| (p.node_id.as_str(), u64::from(p.stale))),
+    );
+    s.count(
         "gitmesh_peers_stale",
-        "gauge",
-        "Number of stale nodes.",
-        s.peers.iter().filter(|p| p.stale).count() as f64,
+        "Number of stale nodes",
+        st.peers.iter().filter(|p| p.stale).count() as u64,
     );
 }
 

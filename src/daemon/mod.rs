@@ -56,10 +56,7 @@ impl NodeOps for MeshOps {
     }
 
     fn dispatch(&self, node: &Node) -> Result<DispatchReport, OpsError> {
-        Ok(crate::dispatch::run(
-            node,
-            &DispatchOptions { max_events: None },
-        )?)
+        crate::ops::append::dispatch(node, &DispatchOptions { max_events: None })
     }
 }
 
@@ -99,12 +96,19 @@ pub enum DaemonError {
          stop it first, or use another --root",
         pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]
-    Busy { path: PathBuf, pid: Option<u32> },
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's pid, when it wrote one.
+        pid: Option<u32>,
+    },
     /// The HTTP address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
         #[source]
+        /// Why binding failed.
         source: std::io::Error,
     },
     /// The async runtime or a watcher could not be set up.
@@ -132,7 +136,12 @@ pub enum DaemonError {
     },
     /// A pass was still running when the shutdown grace period ended.
     #[error("a {step} pass was still running {grace:?} after the stop signal; exited anyway")]
-    StopTimeout { step: &'static str, grace: Duration },
+    StopTimeout {
+        /// The pass (`sync` or `dispatch`).
+        step: &'static str,
+        /// How long the stop waited.
+        grace: Duration,
+    },
 }
 
 impl DaemonError {

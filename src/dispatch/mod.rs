@@ -46,8 +46,10 @@ pub enum DispatchError {
     /// A follow-up could not be given an id.
     #[error("follow-up of {cause}: {source}")]
     Event {
+        /// The event whose follow-up it was.
         cause: String,
         #[source]
+        /// What is wrong with the follow-up.
         source: crate::event::EventError,
     },
 }

@@ -7,9 +7,15 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdForm<'a> {
     /// Published with an idempotency key: node, topic, type and the key.
-    Dedupe { dedupe_key: &'a str },
+    Dedupe {
+        /// The caller's idempotency key.
+        dedupe_key: &'a str,
+    },
     /// Derived by a handler: node, topic, type, cause, payload and handler name.
-    Derived { handler: &'a str },
+    Derived {
+        /// The handler that derived the event.
+        handler: &'a str,
+    },
     /// Any other event: node, topic, type, timestamp, cause and payload.
     Plain,
 }

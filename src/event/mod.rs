@@ -20,13 +20,28 @@ use serde_json::{Map, Value};
 pub enum EventError {
     /// A field has a value the contract does not allow.
     #[error("field `{field}`: {reason}")]
-    Field { field: &'static str, reason: String },
+    Field {
+        /// The envelope field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The payload breaks a rule; `path` is a JSON path such as `$.db.password`.
     #[error("payload {path}: {reason}")]
-    Payload { path: String, reason: String },
+    Payload {
+        /// JSON path of the offending value inside the payload.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The id does not match the one recomputed from the content.
     #[error("event id {found} does not match its content (expected {expected})")]
-    IdMismatch { found: String, expected: String },
+    IdMismatch {
+        /// The id the event carries.
+        found: String,
+        /// The id its content hashes to.
+        expected: String,
+    },
     /// The line is not a JSON envelope.
     #[error("not a valid event envelope: {0}")]
     Parse(String),

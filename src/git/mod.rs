@@ -36,8 +36,10 @@ pub enum GitError {
     /// A libgit2 operation failed.
     #[error("git repository {path}: {source}")]
     Repo {
+        /// The repository.
         path: PathBuf,
         #[source]
+        /// What libgit2 reported.
         source: git2::Error,
     },
     /// The `git` binary could not be started.
@@ -46,15 +48,21 @@ pub enum GitError {
     /// A `git` command failed; `stderr` is what it printed (credentials redacted).
     #[error("`git {args}` failed in {path}: {stderr}")]
     Command {
+        /// The git arguments run.
         args: String,
+        /// The repository it ran in.
         path: PathBuf,
+        /// What git printed on stderr.
         stderr: String,
         /// The remote could not be reached (network, DNS, missing repository).
         unreachable: bool,
     },
     /// A push was refused because the remote moved on (the compare-and-swap lost).
     #[error("push to {remote} was rejected: the branch moved (non-fast-forward)")]
-    Rejected { remote: String },
+    Rejected {
+        /// The remote pushed to.
+        remote: String,
+    },
 }
 
 impl GitError {

@@ -27,27 +27,41 @@ pub enum LedgerError {
     Git(#[from] GitError),
     /// A file of the ledger is not what it should be.
     #[error("ledger file {path}: {reason}")]
-    BadFile { path: String, reason: String },
+    BadFile {
+        /// Path in the ledger.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A local file operation failed.
     #[error(transparent)]
     Io(#[from] crate::fsutil::PathError),
     /// Another sync holds the node's sync lock.
     #[error("another sync is running on this node (lock {path}); try again when it finishes")]
-    Busy { path: PathBuf },
+    Busy {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The ledger shows more own events than the local log holds (a root restored from an old copy).
     #[error(
         "the ledger already holds events of {node} through seq {ledger_seq} but the local log ends at seq {local_seq}: this node root was restored from an older copy; recover its events before exporting, or the node would reuse seqs"
     )]
     StaleNode {
+        /// This node.
         node: String,
+        /// The highest own seq the ledger holds.
         ledger_seq: u64,
+        /// The highest own seq the local log holds.
         local_seq: u64,
     },
     /// Own events in the log skip a seq.
     #[error("own events of {node} skip from seq {expected} to {found} in the log; export stopped")]
     SeqGap {
+        /// This node.
         node: String,
+        /// The seq that should come next.
         expected: u64,
+        /// The seq found instead.
         found: u64,
     },
     /// The node's signing key could not be loaded or used.
@@ -60,8 +74,11 @@ this node root was restored from an older copy and then appended new own events 
 recover; export stopped so that no seq is published twice (see docs/ledger.md, \"Stale backups\")"
     )]
     OwnFork {
+        /// The seq both hold.
         seq: u64,
+        /// The event id the ledger holds at it.
         ledger_id: String,
+        /// The event id the local log holds at it.
         local_id: String,
     },
     /// The node root looks copied or restored and the remote could not be reached to recover its events.
@@ -70,8 +87,10 @@ recover; export stopped so that no seq is published twice (see docs/ledger.md, \
 before it appends new ones, and the remote is unreachable: {source}"
     )]
     RestoredOffline {
+        /// What changed about the root.
         detail: String,
-        source: crate::git::GitError,
+        /// Why the remote could not be reached.
+        source: GitError,
     },
     /// The local event log failed.
     #[error(transparent)]
@@ -81,7 +100,10 @@ before it appends new ones, and the remote is unreachable: {source}"
     Node(#[from] crate::node::NodeError),
     /// The remote kept rejecting pushes after every retry.
     #[error("push rejected {attempts} times: other nodes keep pushing; the next sync will retry")]
-    Contended { attempts: u32 },
+    Contended {
+        /// Push attempts made.
+        attempts: u32,
+    },
 }
 
 impl LedgerError {

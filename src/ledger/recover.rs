@@ -6,6 +6,8 @@
 //! publish or dispatch appends own events, the identity of the node root's state
 //! directory (device and inode, which a copy or restore changes) is compared with the
 //! one recorded, so a restored root fetches and recovers before it appends anything.
+//! The directory's birth time is compared too: a file system may hand a restored
+//! directory the inode number its deleted original had.
 
 use super::Result;
 use super::lock::SyncLock;
@@ -37,6 +39,21 @@ pub struct RootIdentity {
     pub dev: u64,
     /// Inode of the state directory.
     pub ino: u64,
+    /// Birth time of the state directory in nanoseconds since the epoch (0: unknown).
+    #[serde(default)]
+    pub born_ns: u64,
+}
+
+impl RootIdentity {
+    /// Whether `now` is the same directory as this recorded identity.
+    ///
+    /// An unknown birth time on either side (a file recorded before birth times
+    /// were, or a file system without them) falls back to device and inode.
+    pub fn same_root(&self, now: &RootIdentity) -> bool {
+        self.dev == now.dev
+            && self.ino == now.ino
+            && (self.born_ns == 0 || now.born_ns == 0 || self.born_ns == now.born_ns)
+    }
 }
 
 fn identity_path(paths: &NodePaths) -> std::path::PathBuf {
@@ -54,9 +71,15 @@ pub fn current_identity(paths: &NodePaths) -> Result<RootIdentity> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
+        let born_ns = meta
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         Ok(RootIdentity {
             dev: meta.dev(),
             ino: meta.ino(),
+            born_ns,
         })
     }
     #[cfg(not(unix))]
@@ -83,7 +106,13 @@ pub fn guard(node: &Node) -> Result<Option<RecoverReport>> {
     let now = current_identity(&node.paths)?;
     let recorded: Option<RootIdentity> = crate::fsutil::read_json(&path)?;
     match recorded {
-        Some(r) if r == now => return Ok(None),
+        Some(r) if r.same_root(&now) => {
+            if r != now {
+                // Same root, recorded before its birth time was: record it now.
+                state::save(&path, &now)?;
+            }
+            return Ok(None);
+        }
         None => {
             state::save(&path, &now)?;
             return Ok(None);
@@ -251,3 +280,6 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
     );
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests;

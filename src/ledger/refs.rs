@@ -192,10 +192,7 @@ pub fn import_source(repo: &Repository, cfg: &Config) -> Result<Option<Oid>, git
 mod tests;
 
 /// The ledger commit import reads: the fetched remote head, else the local branch.
-pub fn source_commit(
-    repo: &Repository,
-    branch: &str,
-) -> std::result::Result<Option<Oid>, git2::Error> {
+pub fn source_commit(repo: &Repository, branch: &str) -> Result<Option<Oid>, git2::Error> {
     match tree::ref_target(repo, &tracking_ref(branch))? {
         Some(oid) => Ok(Some(oid)),
         None => tree::ref_target(repo, &local_ref(branch)),

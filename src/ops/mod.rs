@@ -1,6 +1,7 @@
 //! Operations: what a command does, composed from the layers below with typed
 //! reports (sync, status, init, queries). The daemon and the CLI call these.
 
+pub mod append;
 pub mod error;
 pub mod init;
 pub mod query;

@@ -195,3 +195,180 @@ fn non_loopback_listen_is_refused_without_the_explicit_flag() {
             .contains("--listen-any")
     );
 }
+
+/// A daemon on a fresh node `id` that syncs only at start (the tests below are about HTTP).
+fn quiet_daemon(id: &str) -> (TestEnv, Daemon) {
+    let env = TestEnv::new();
+    let d = Daemon::start(&env.node(id), &["--interval", "1h"]);
+    (env, d)
+}
+
+/// GET `target` from the daemon at `addr` as `Host: host` plus `headers` (each ending in CRLF),
+/// on a new connection read until the daemon closes it: status code, lower-cased head, body.
+fn request(addr: &str, target: &str, host: &str, headers: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(crate::daemon_support::WAIT))
+        .unwrap();
+    let req =
+        format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\n\r\n");
+    // The daemon may answer and close before reading all of an oversized request.
+    if let Err(e) = s.write_all(req.as_bytes()) {
+        assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
+            ),
+            "{e}"
+        );
+    }
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn requests_for_another_host_are_refused_against_dns_rebinding() {
+    let (_env, d) = quiet_daemon("host1");
+    let status_as = |host: &str| request(&d.addr, "/status", host, "");
+    let (code, _, body) = status_as("evil.example");
+    assert_eq!(code, 421, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["kind"], "host");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("DNS rebinding"),
+        "{body}"
+    );
+    // A rebinding page keeps the daemon's port but not its name.
+    let port = d.addr.rsplit_once(':').unwrap().1;
+    assert_eq!(status_as(&format!("evil.example:{port}")).0, 421);
+    assert_eq!(status_as(&format!("localhost:{port}")).0, 200);
+    assert_eq!(status_as(&format!("[::1]:{port}")).0, 200);
+    // The absolute form of a request line names the host too.
+    let absolute = format!("http://evil.example:{port}/status");
+    assert_eq!(request(&d.addr, &absolute, &d.addr, "").0, 421);
+}
+
+#[test]
+fn oversized_requests_are_refused() {
+    let (_env, d) = quiet_daemon("big1");
+    let (code, _, _) = request(&d.addr, "/status", &d.addr, "Content-Length: 1048576\r\n");
+    assert_eq!(code, 413, "a 1 MiB body is refused before it is read");
+    let filler = format!("X-Filler: {}\r\n", "x".repeat(128 * 1024));
+    let (code, _, _) = request(&d.addr, "/status", &d.addr, &filler);
+    assert_eq!(code, 431, "a 128 KiB head is refused");
+    assert_eq!(d.get_json("/status")["ok"], true);
+}
+
+#[test]
+fn metrics_are_openmetrics_when_the_scraper_asks_for_it() {
+    let (_env, d) = quiet_daemon("om1");
+    let (code, head, body) = request(&d.addr, "/metrics", &d.addr, "");
+    assert_eq!(code, 200);
+    assert!(
+        head.contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(!body.contains("# EOF"));
+    let accept = "Accept: application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3\r\n";
+    let (code, head, body) = request(&d.addr, "/metrics", &d.addr, accept);
+    assert_eq!(code, 200);
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    assert!(
+        body.contains("# TYPE gitmesh_sync_runs counter\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("gitmesh_sync_runs_total{result=\"ok\"}"),
+        "{body}"
+    );
+}
+
+/// Open file descriptors of a process.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn idle_connections_cannot_exhaust_descriptors_or_lock_out_a_fresh_request() {
+    // The documented limits: 256 connections, 10 s to send a request's headers.
+    const CAP: usize = 256;
+    const EXTRA: usize = 64;
+    let (_env, d) = quiet_daemon("idle1");
+    let pid = d.child.id();
+    let before = open_fds(pid);
+    let idle: Vec<std::net::TcpStream> = (0..CAP + EXTRA)
+        .map(|_| std::net::TcpStream::connect(&d.addr).unwrap())
+        .collect();
+    let opened = Instant::now();
+    // Give the daemon time to accept everything it is willing to.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let during = open_fds(pid);
+    assert!(
+        // A little slack for files the daemon itself opens meanwhile.
+        during <= before + CAP + 8,
+        "{during} descriptors with {} idle clients, {before} before",
+        idle.len()
+    );
+
+    let (code, _, body) = request(&d.addr, "/status", &d.addr, "");
+    let answered = opened.elapsed();
+    eprintln!(
+        "{during} descriptors (from {before}) with {} idle clients; a fresh /status answered after {answered:?}",
+        idle.len()
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        answered < std::time::Duration::from_secs(25),
+        "{answered:?}"
+    );
+
+    // The idle clients were disconnected by the daemon, not left open.
+    use std::io::Read;
+    let mut first = &idle[0];
+    first
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match first.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("an idle connection is closed after the header timeout: {other:?}"),
+    }
+    drop(idle);
+    poll_until("descriptors released", || {
+        (open_fds(pid) <= before + 8).then_some(())
+    });
+}
+
+#[test]
+fn pass_durations_are_a_histogram() {
+    let (_env, d) = quiet_daemon("hist1");
+    let m = poll_until("the first sync in the histogram", || {
+        let m = parse_prometheus(&d.get("/metrics")).ok()?;
+        (m.value("gitmesh_sync_duration_seconds_count", &[])? >= 1.0).then_some(m)
+    });
+    assert_eq!(m.types["gitmesh_sync_duration_seconds"], "histogram");
+    let count = m.value("gitmesh_sync_duration_seconds_count", &[]);
+    let everything = m.value("gitmesh_sync_duration_seconds_bucket", &[("le", "+Inf")]);
+    assert_eq!(everything, count, "the +Inf bucket holds every pass");
+    let last = m.value("gitmesh_sync_last_duration_seconds", &[]).unwrap();
+    let sum = m.value("gitmesh_sync_duration_seconds_sum", &[]).unwrap();
+    assert!(sum >= last && last > 0.0, "sum {sum}, last {last}");
+}

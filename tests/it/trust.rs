@@ -376,9 +376,8 @@ fn a_root_restored_from_an_old_copy_never_reuses_a_seq() {
     assert_eq!(ledger_seqs(env.remote(), "a").len(), 7);
 }
 
-#[test]
-fn a_restored_root_refuses_to_publish_while_it_cannot_recover() {
-    let env = TestEnv::with_remote();
+/// Node `a` with seqs 1..3 in the ledger, restored in place from a copy that holds seq 1 only.
+fn restored_root(env: &TestEnv) -> std::path::PathBuf {
     let a = env.node("a");
     publish(&a, 1, "one");
     sync(&a);
@@ -388,6 +387,13 @@ fn a_restored_root_refuses_to_publish_while_it_cannot_recover() {
     sync(&a);
     std::fs::remove_dir_all(&a).unwrap();
     copy_dir(&backup, &a);
+    a
+}
+
+#[test]
+fn a_restored_root_refuses_to_publish_while_it_cannot_recover() {
+    let env = TestEnv::with_remote();
+    let a = restored_root(&env);
     // The remote is gone for now: publishing could reuse seq 2, so it is refused.
     let away = env.path().join("mesh.git.away");
     std::fs::rename(env.remote(), &away).unwrap();
@@ -412,4 +418,22 @@ fn a_restored_root_refuses_to_publish_while_it_cannot_recover() {
     assert_eq!(ev["event"]["seq"], 4, "{ev}");
     sync(&a);
     assert_eq!(ledger_seqs(env.remote(), "a").len(), 4);
+}
+
+#[test]
+fn library_publish_and_dispatch_recover_a_restored_root_first() {
+    let env = TestEnv::with_remote();
+    let a = restored_root(&env);
+    // A program linking the library (the daemon does) gets the same guard as the CLI.
+    let node = gitmesh::Node::open(&a).unwrap();
+    let opts = gitmesh::dispatch::DispatchOptions { max_events: None };
+    gitmesh::ops::append::dispatch(&node, &opts).unwrap();
+    assert_eq!(own_events(&a, "a").len(), 3, "recovered before dispatching");
+    let draft = gitmesh::Draft {
+        topic: "monitoring".into(),
+        event_type: "x.y".into(),
+        ..Default::default()
+    };
+    let published = gitmesh::ops::append::publish(&node, &[draft]).unwrap();
+    assert_eq!(published[0].event.seq, 4);
 }

@@ -34,11 +34,60 @@ fn text_has_help_type_and_escaped_labels() {
     let mut m = Metrics::default();
     m.log.by_topic.insert("rout\"ing".into(), 2);
     m.sync.record(Outcome::Offline, 0.25, None);
-    let text = render("n1", &m, &Snapshot::default());
+    let text = render("n1", &m, &Snapshot::default(), Format::Prometheus).unwrap();
     assert!(text.contains("# TYPE gitmesh_log_events gauge\n"));
     assert!(text.contains("gitmesh_log_events{topic=\"rout\\\"ing\"} 2\n"));
     assert!(text.contains("gitmesh_sync_runs_total{result=\"offline\"} 1\n"));
     assert!(text.contains("gitmesh_sync_last_duration_seconds 0.25\n"));
     assert!(text.contains("gitmesh_sync_last_result{result=\"offline\"} 1\n"));
     assert!(text.ends_with('\n'));
+}
+
+#[test]
+fn openmetrics_is_served_only_to_scrapers_that_ask_for_it() {
+    let prometheus_server =
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.1";
+    assert_eq!(
+        Format::negotiate(Some(prometheus_server)),
+        Format::OpenMetrics
+    );
+    assert_eq!(Format::negotiate(None), Format::Prometheus);
+    assert_eq!(Format::negotiate(Some("*/*")), Format::Prometheus);
+    assert_eq!(
+        Format::negotiate(Some("application/openmetrics-text; q=0, text/plain")),
+        Format::Prometheus
+    );
+}
+
+#[test]
+fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
+    let mut m = Metrics::default();
+    m.sync.record(Outcome::Ok, 0.5, None);
+    let text = render("n1", &m, &Snapshot::default(), Format::OpenMetrics).unwrap();
+    assert!(
+        text.contains("# TYPE gitmesh_sync_runs counter\n"),
+        "{text}"
+    );
+    assert!(text.contains("gitmesh_sync_runs_total{result=\"ok\"} 1\n"));
+    assert!(text.contains("# UNIT gitmesh_sync_last_duration_seconds seconds\n"));
+    assert!(text.contains("gitmesh_info{node_id=\"n1\","));
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[test]
+fn pass_durations_fill_cumulative_buckets() {
+    let mut m = Metrics::default();
+    m.sync.record(Outcome::Ok, 0.02, None);
+    m.sync.record(Outcome::Offline, 3.0, None);
+    let text = render("n1", &m, &Snapshot::default(), Format::Prometheus).unwrap();
+    for line in [
+        "# TYPE gitmesh_sync_duration_seconds histogram",
+        "gitmesh_sync_duration_seconds_bucket{le=\"0.025\"} 1",
+        "gitmesh_sync_duration_seconds_bucket{le=\"5\"} 2",
+        "gitmesh_sync_duration_seconds_bucket{le=\"+Inf\"} 2",
+        "gitmesh_sync_duration_seconds_count 2",
+        "gitmesh_dispatch_duration_seconds_count 0",
+    ] {
+        assert!(text.contains(&format!("{line}\n")), "{line}\n{text}");
+    }
 }

@@ -374,7 +374,18 @@ pub fn parse_prometheus(text: &str) -> Result<Exposition, String> {
         if !valid_name(&name) {
             return Err(at("bad metric name"));
         }
-        if !e.types.contains_key(&name) {
+        // A histogram's or summary's samples carry a suffix to the family's name.
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .filter_map(|suffix| name.strip_suffix(suffix))
+            .find(|f| {
+                matches!(
+                    e.types.get(*f).map(String::as_str),
+                    Some("histogram" | "summary")
+                )
+            })
+            .unwrap_or(&name);
+        if !e.types.contains_key(family) {
             return Err(at("sample before its TYPE line"));
         }
         e.samples.push((name, labels, value));

@@ -1,0 +1,20 @@
+//! Operations that append own events: publish and dispatch. Each first checks that
+//! the node root was not copied or restored since its identity was recorded (and
+//! recovers its own events from the ledger if it was), so no seq is ever reused,
+//! whoever calls them: the CLI, the daemon or a program linking the library.
+
+use super::error::Result;
+use crate::dispatch::{DispatchOptions, DispatchReport};
+use crate::node::{Draft, Node, Published};
+
+/// Publishes drafts as one all-or-nothing append, after the restored-root check.
+pub fn publish(node: &Node, drafts: &[Draft]) -> Result<Vec<Published>> {
+    crate::ledger::recover::guard(node)?;
+    Ok(node.publish(drafts)?)
+}
+
+/// Runs one dispatch pass, after the restored-root check.
+pub fn dispatch(node: &Node, opts: &DispatchOptions) -> Result<DispatchReport> {
+    crate::ledger::recover::guard(node)?;
+    Ok(crate::dispatch::run(node, opts)?)
+}
