@@ -6,7 +6,7 @@
 //! sizes of the segments before it, so an offset handed out once stays valid forever.
 
 use super::{LogError, LogHead};
-use crate::fsutil::{IoContext, PathError, read_json, write_atomic};
+use crate::fsutil::{IoContext, PathError, read_json, write_json};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -172,10 +172,7 @@ impl Layout {
 
     /// Replaces the manifest atomically and durably.
     pub fn save_manifest(&self, m: &Manifest) -> Result<(), LogError> {
-        let mut bytes = serde_json::to_vec_pretty(m).unwrap_or_default();
-        bytes.push(b'\n');
-        write_atomic(&self.manifest, &bytes, true)?;
-        Ok(())
+        Ok(write_json(&self.manifest, m)?)
     }
 
     fn bad(&self, reason: String) -> LogError {

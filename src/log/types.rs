@@ -14,27 +14,47 @@ pub enum LogError {
     /// An own event was appended out of sequence (a bug or a concurrent writer without the lock).
     #[error("{path}: own event {event_id} has seq {seq}, expected {expected}")]
     Sequence {
+        /// The active log file.
         path: PathBuf,
+        /// The event out of sequence.
         event_id: String,
+        /// Its seq.
         seq: u64,
+        /// The seq that continues the node's chain.
         expected: u64,
     },
     /// An index entry points at a line that is not the event it names.
     #[error("{path}: index entry for {event_id} at offset {offset} is stale")]
     StaleIndex {
+        /// The id record file.
         path: PathBuf,
+        /// The event looked up.
         event_id: String,
+        /// The global offset the index gave for it.
         offset: u64,
     },
     /// The segment manifest disagrees with itself or with the segment files.
     #[error("{path}: {reason}")]
-    Manifest { path: PathBuf, reason: String },
+    Manifest {
+        /// The manifest, or the segment index that could not be read.
+        path: PathBuf,
+        /// What disagrees.
+        reason: String,
+    },
     /// Segments kept being sealed while a reader tried to open the log.
     #[error("{path}: the log was sealed repeatedly while opening it; try again")]
-    Busy { path: PathBuf },
+    Busy {
+        /// The active log file.
+        path: PathBuf,
+    },
     /// A seal failed half-way in this process; the log must be reopened (recovery completes it).
     #[error("{path}: sealing a segment failed ({reason}); reopen the log")]
-    Poisoned { path: PathBuf, reason: String },
+    Poisoned {
+        /// The active log file.
+        path: PathBuf,
+        /// The error the seal failed with.
+        reason: String,
+    },
 }
 
 /// Summary of the log, kept in `log_head.json` so status and publish are O(1).
