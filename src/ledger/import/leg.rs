@@ -1,9 +1,12 @@
 //! One leg of an import: the outbox files changed between two commits, each skipped,
 //! rejected, flagged as a rewrite, or read.
+//!
+//! [`triage`] decides what happens to one changed entry, free of I/O; [`Run::leg`]
+//! walks the diff and carries the verdicts out.
 
 use super::archive::Archived;
 use super::run::Run;
-use crate::git::tree::{self, MODE_COMMIT, MODE_LINK};
+use crate::git::tree::{self, MODE_COMMIT, MODE_LINK, TreeChange};
 use crate::ledger::Result;
 use crate::ledger::compact;
 use crate::ledger::quarantine::Reason;
@@ -12,6 +15,82 @@ use crate::ledger::verify::{self, Shape};
 use crate::log::LogWriter;
 use crate::store::layout::Layout;
 use git2::Oid;
+
+/// What one changed outbox entry calls for.
+#[derive(Debug, PartialEq)]
+pub(super) enum Triage {
+    /// Nothing: this node's own outbox, a deletion of something never read, a batch
+    /// rolled into an archive by compaction, or a file older than what is needed.
+    Skip,
+    /// A peer's file that existed before was modified (`now` set) or deleted.
+    Rewrite {
+        node: String,
+        before: Oid,
+        now: Option<Oid>,
+    },
+    /// Quarantine it unread, keeping `oid`'s first bytes, or for a submodule entry
+    /// (`id_only`, the commit is not in this repository) its id.
+    Reject {
+        oid: Oid,
+        id_only: bool,
+        reason: Reason,
+        detail: String,
+    },
+    /// Read and apply the file.
+    Read(Oid),
+}
+
+/// The verdict for change `c`, classified as `shape`, in the import of node `me`.
+///
+/// `archived` lists the archives added in the same diff; `since` is the
+/// configured history start, and `imported_through(node)` the node's seq up to
+/// which every event has been imported.
+pub(super) fn triage(
+    c: &TreeChange,
+    shape: &Shape,
+    me: &str,
+    archived: &Archived,
+    since: Option<&str>,
+    imported_through: impl Fn(&str) -> u64,
+) -> Triage {
+    if let Shape::Batch { node } | Shape::Single { node, .. } = shape
+        && node == me
+    {
+        return Triage::Skip;
+    }
+    if let (Some(before), Shape::Batch { node } | Shape::Single { node, .. }) = (c.before, shape) {
+        // A batch its node rolled into an archive (`ledger compact`) is gone
+        // by design; anything else deleted or changed is a rewrite.
+        if c.oid.is_none() && archived.covers(node, &c.path) {
+            return Triage::Skip;
+        }
+        return Triage::Rewrite {
+            node: node.clone(),
+            before,
+            now: c.oid,
+        };
+    }
+    let Some(oid) = c.oid else {
+        return Triage::Skip;
+    };
+    if let Shape::Batch { node } = shape
+        && compact::skip_on_import(&c.path, since, imported_through(node))
+    {
+        return Triage::Skip;
+    }
+    let reject = |reason, detail: &str, id_only| Triage::Reject {
+        oid,
+        id_only,
+        reason,
+        detail: detail.to_string(),
+    };
+    match shape {
+        Shape::Bad(reason, detail) => reject(*reason, detail, false),
+        _ if c.mode == MODE_LINK => reject(Reason::Symlink, "symbolic links are not read", false),
+        _ if c.mode == MODE_COMMIT => reject(Reason::NotAFile, "a submodule entry", true),
+        _ => Triage::Read(oid),
+    }
+}
 
 impl Run<'_> {
     /// Imports the outbox files changed between `from` and `to`, skipping the first `skip`.
@@ -47,65 +126,39 @@ impl Run<'_> {
             }
             let full = format!("{root}/{}", c.path);
             let shape = verify::classify(&c.path);
-            if let Shape::Batch { node } | Shape::Single { node, .. } = &shape
-                && node == self.node.id()
-            {
-                continue;
-            }
-            if let (Some(before), Shape::Batch { node } | Shape::Single { node, .. }) =
-                (c.before, &shape)
-            {
-                // A batch its node rolled into an archive (`ledger compact`) is gone
-                // by design; anything else deleted or changed is a rewrite.
-                if c.oid.is_none() && archived.covers(node, &c.path) {
-                    continue;
+            let peers = &self.state.peers;
+            let verdict = triage(
+                c,
+                &shape,
+                self.node.id(),
+                &archived,
+                self.node.config.ledger.since.as_deref(),
+                |node| peers.get(node).map_or(0, |r| r.contiguous_through()),
+            );
+            match verdict {
+                Triage::Skip => {}
+                Triage::Rewrite { node, before, now } => {
+                    self.rewrite(&full, &node, before, now, &source)?
                 }
-                self.rewrite(&full, node, before, c.oid, &source)?;
-                continue;
+                Triage::Reject {
+                    oid,
+                    id_only,
+                    reason,
+                    detail,
+                } => {
+                    self.report.scanned_files += 1;
+                    let bytes = if id_only {
+                        oid.to_string().into_bytes()
+                    } else {
+                        self.head_bytes(oid)
+                    };
+                    self.reject(&full, None, &bytes, reason, &detail, &source)?;
+                }
+                Triage::Read(oid) => {
+                    self.report.scanned_files += 1;
+                    self.file(writer, &full, &shape, oid, &source, true)?;
+                }
             }
-            let Some(oid) = c.oid else { continue };
-            if let Shape::Batch { node } = &shape
-                && compact::skip_on_import(
-                    &c.path,
-                    self.node.config.ledger.since.as_deref(),
-                    self.state
-                        .peers
-                        .get(node)
-                        .map_or(0, |r| r.contiguous_through()),
-                )
-            {
-                continue;
-            }
-            self.report.scanned_files += 1;
-            if let Shape::Bad(reason, detail) = &shape {
-                let bytes = self.head_bytes(oid);
-                self.reject(&full, None, &bytes, *reason, detail, &source)?;
-                continue;
-            }
-            if c.mode == MODE_LINK {
-                let bytes = self.head_bytes(oid);
-                self.reject(
-                    &full,
-                    None,
-                    &bytes,
-                    Reason::Symlink,
-                    "symbolic links are not read",
-                    &source,
-                )?;
-                continue;
-            }
-            if c.mode == MODE_COMMIT {
-                self.reject(
-                    &full,
-                    None,
-                    oid.to_string().as_bytes(),
-                    Reason::NotAFile,
-                    "a submodule entry",
-                    &source,
-                )?;
-                continue;
-            }
-            self.file(writer, &full, &shape, oid, &source, true)?;
         }
         Ok(None)
     }
@@ -140,3 +193,6 @@ impl Run<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;
