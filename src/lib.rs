@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod git;
 pub mod keys;
 pub mod ledger;
+pub mod lock;
 pub mod log;
 pub mod node;
 pub mod ops;

@@ -1,6 +1,7 @@
 //! `gitmesh mesh-init`.
 
 use super::Output;
+use gitmesh::config::LedgerMode;
 use gitmesh::ops::init::{InitOptions, init};
 use std::path::Path;
 
@@ -8,7 +9,7 @@ use std::path::Path;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// This node's id: lowercase letters, digits, '.', '_' and '-'
-    #[arg(long, env = "GITMESH_NODE_ID")]
+    #[arg(long, env = "GITMESH_NODE_ID", value_parser = parse_node_id)]
     pub node_id: String,
     /// The shared git repository (URL or path); omitted: an embedded bare repo under state/
     #[arg(long, env = "GITMESH_REMOTE")]
@@ -20,11 +21,28 @@ pub struct Args {
     #[arg(long, value_delimiter = ',')]
     pub capabilities: Option<Vec<String>>,
     /// How nodes share the repository: shared-branch (default) or per-node-refs
-    #[arg(long, value_name = "MODE")]
-    pub ledger_mode: Option<String>,
+    #[arg(long, value_name = "MODE", value_parser = parse_ledger_mode)]
+    pub ledger_mode: Option<LedgerMode>,
     /// Import only events of this UTC day and later (YYYY-MM-DD); the first fetch is shallow
-    #[arg(long, value_name = "DATE")]
-    pub since: Option<String>,
+    #[arg(long, value_name = "DATE", value_parser = parse_day)]
+    pub since: Option<chrono::NaiveDate>,
+}
+
+fn parse_node_id(s: &str) -> Result<String, String> {
+    gitmesh::event::normalize_node_id(s).map_err(|e| e.to_string())
+}
+
+fn parse_ledger_mode(s: &str) -> Result<LedgerMode, String> {
+    match s {
+        "shared-branch" => Ok(LedgerMode::SharedBranch),
+        "per-node-refs" => Ok(LedgerMode::PerNodeRefs),
+        _ => Err("expected shared-branch or per-node-refs".into()),
+    }
+}
+
+fn parse_day(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| "expected a UTC day like 2026-01-31".into())
 }
 
 pub fn run(root: &Path, a: Args) -> Result<Output, gitmesh::Error> {

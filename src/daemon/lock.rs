@@ -5,10 +5,10 @@
 
 use super::DaemonError;
 use crate::fsutil::IoContext;
+use crate::lock::{FileLock, Wait};
 use serde::{Deserialize, Serialize};
-use std::fs::{File, TryLockError};
 use std::io::{Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What a running daemon writes into its lock file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -25,20 +25,15 @@ pub struct LockInfo {
 /// The held lock; released when dropped (or when the process exits, however it exits).
 #[derive(Debug)]
 pub struct DaemonLock {
-    file: File,
-    path: PathBuf,
+    lock: FileLock,
 }
 
 impl DaemonLock {
     /// Takes the lock without waiting, or fails with `Busy` naming the holder.
     pub fn acquire(path: &Path) -> Result<DaemonLock, DaemonError> {
-        let file = crate::fsutil::open_lock_file(path)?;
-        match file.try_lock() {
-            Ok(()) => Ok(DaemonLock {
-                file,
-                path: path.to_path_buf(),
-            }),
-            Err(TryLockError::WouldBlock) => {
+        match FileLock::acquire(path, Wait::UpTo(std::time::Duration::ZERO))? {
+            Some(lock) => Ok(DaemonLock { lock }),
+            None => {
                 let holder = std::fs::read(path)
                     .ok()
                     .and_then(|b| serde_json::from_slice::<LockInfo>(&b).ok());
@@ -47,24 +42,20 @@ impl DaemonLock {
                     pid: holder.map(|h| h.pid),
                 })
             }
-            Err(TryLockError::Error(e)) => Err(crate::fsutil::PathError {
-                op: "lock",
-                path: path.to_path_buf(),
-                source: e,
-            }
-            .into()),
         }
     }
 
     /// Replaces the lock file's contents with `info` (the lock stays held).
     pub fn write_info(&mut self, info: &LockInfo) -> Result<(), DaemonError> {
+        let path = self.lock.path().to_path_buf();
         let bytes = serde_json::to_vec(info)
             .map_err(std::io::Error::other)
-            .ctx("serialize", &self.path)?;
-        self.file.set_len(0).ctx("truncate", &self.path)?;
-        self.file.seek(SeekFrom::Start(0)).ctx("seek", &self.path)?;
-        self.file.write_all(&bytes).ctx("write", &self.path)?;
-        self.file.write_all(b"\n").ctx("write", &self.path)?;
+            .ctx("serialize", &path)?;
+        let file = self.lock.file_mut();
+        file.set_len(0).ctx("truncate", &path)?;
+        file.seek(SeekFrom::Start(0)).ctx("seek", &path)?;
+        file.write_all(&bytes).ctx("write", &path)?;
+        file.write_all(b"\n").ctx("write", &path)?;
         Ok(())
     }
 
@@ -77,8 +68,9 @@ impl DaemonLock {
 impl Drop for DaemonLock {
     fn drop(&mut self) {
         // Say nobody holds it any more; the lock itself goes with the file handle.
-        let _ = self.file.set_len(0);
-        let _ = self.file.unlock();
+        let file = self.lock.file_mut();
+        let _ = file.set_len(0);
+        let _ = file.unlock();
     }
 }
 

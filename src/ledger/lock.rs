@@ -1,36 +1,25 @@
 //! The per-node sync lock: one sync, export or import at a time on a node root.
 
 use super::LedgerError;
-use crate::fsutil::IoContext;
+use crate::lock::{FileLock, Wait};
 use crate::paths::NodePaths;
-use std::fs::{File, TryLockError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Proof that the caller holds the node's sync lock; released on drop.
 #[derive(Debug)]
 pub struct SyncLock {
-    _file: File,
+    _lock: FileLock,
 }
 
 impl SyncLock {
     /// Takes the lock, waiting up to `wait` for a running holder to finish.
     pub fn acquire(paths: &NodePaths, wait: Duration) -> Result<SyncLock, LedgerError> {
         let path = paths.sync_lock();
-        let file = crate::fsutil::open_lock_file(&path)?;
-        let deadline = Instant::now() + wait;
-        loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    clear_stale_ref_locks(&paths.ledger_repo());
-                    return Ok(SyncLock { _file: file });
-                }
-                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(TryLockError::WouldBlock) => return Err(LedgerError::Busy { path }),
-                Err(TryLockError::Error(e)) => return Err(e).ctx("lock", &path)?,
-            }
-        }
+        let Some(lock) = FileLock::acquire(&path, Wait::UpTo(wait))? else {
+            return Err(LedgerError::Busy { path });
+        };
+        clear_stale_ref_locks(&paths.ledger_repo());
+        Ok(SyncLock { _lock: lock })
     }
 }
 

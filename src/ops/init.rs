@@ -19,10 +19,10 @@ pub struct InitOptions {
     pub branch: Option<String>,
     /// Capabilities to advertise.
     pub capabilities: Option<Vec<String>>,
-    /// `[ledger] mode` as typed (`shared-branch` or `per-node-refs`).
-    pub ledger_mode: Option<String>,
-    /// `[ledger] since` (`YYYY-MM-DD`).
-    pub since: Option<String>,
+    /// `[ledger] mode`.
+    pub ledger_mode: Option<crate::config::LedgerMode>,
+    /// `[ledger] since`: import only events of this UTC day and later.
+    pub since: Option<chrono::NaiveDate>,
 }
 
 /// What `mesh-init` did.
@@ -49,7 +49,7 @@ pub struct InitReport {
 /// Creates the node root layout, `mesh.toml` and the ledger repository; safe to repeat.
 pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
     let node_id =
-        normalize_node_id(&opts.node_id).map_err(|e| OpsError::Usage(format!("--node-id: {e}")))?;
+        normalize_node_id(&opts.node_id).map_err(|e| OpsError::Usage(format!("node id: {e}")))?;
     let paths = NodePaths::new(root);
     let mut existing = Vec::new();
     let mut made = Vec::new();
@@ -97,29 +97,16 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
         cfg.capabilities = caps.clone();
         changed = true;
     }
-    if let Some(mode) = &opts.ledger_mode {
-        let mode = match mode.as_str() {
-            "shared-branch" => crate::config::LedgerMode::SharedBranch,
-            "per-node-refs" => crate::config::LedgerMode::PerNodeRefs,
-            other => {
-                return Err(OpsError::Usage(format!(
-                    "--ledger-mode {other:?}: expected shared-branch or per-node-refs"
-                )));
-            }
-        };
-        if cfg.ledger.mode != mode {
-            cfg.ledger.mode = mode;
-            changed = true;
-        }
+    if let Some(mode) = opts.ledger_mode
+        && cfg.ledger.mode != mode
+    {
+        cfg.ledger.mode = mode;
+        changed = true;
     }
-    if let Some(since) = &opts.since {
-        if chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").is_err() {
-            return Err(OpsError::Usage(format!(
-                "--since {since:?}: expected a UTC day like 2026-01-31"
-            )));
-        }
+    if let Some(since) = opts.since {
+        let since = since.format("%Y-%m-%d").to_string();
         if cfg.ledger.since.as_deref() != Some(since.as_str()) {
-            cfg.ledger.since = Some(since.clone());
+            cfg.ledger.since = Some(since);
             changed = true;
         }
     }

@@ -1,0 +1,70 @@
+//! Advisory file locks (`std::fs::File::lock`), the one shape behind every lock file of
+//! a node root: the sync lock, the dispatch lock, the log's writer lock and the daemon
+//! lock. The operating system releases a lock when its holder dies, however it dies,
+//! so no lock file ever needs cleaning up by hand.
+
+use crate::fsutil::{IoContext, PathError};
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long to wait for a lock another process holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Block until it is free.
+    Forever,
+    /// Poll until it is free or this much time has passed.
+    UpTo(Duration),
+}
+
+/// How often a bounded wait retries.
+const POLL: Duration = Duration::from_millis(50);
+
+/// An exclusive lock on a file, held until dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Opens (creating it and its directory) and locks `path`; `Ok(None)` when another
+    /// holder still has it after `wait`.
+    pub fn acquire(path: &Path, wait: Wait) -> Result<Option<FileLock>, PathError> {
+        let file = crate::fsutil::open_lock_file(path)?;
+        let held = |file| FileLock {
+            file,
+            path: path.to_path_buf(),
+        };
+        let deadline = match wait {
+            Wait::Forever => {
+                file.lock().ctx("lock", path)?;
+                return Ok(Some(held(file)));
+            }
+            Wait::UpTo(d) => Instant::now() + d,
+        };
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(held(file))),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(POLL.min(deadline - Instant::now()));
+                }
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) => return Err(e).ctx("lock", path),
+            }
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open lock file, for holders that record who they are in it.
+    pub fn file_mut(&mut self) -> &mut File {
+        &mut self.file
+    }
+}
+
+#[cfg(test)]
+mod tests;
