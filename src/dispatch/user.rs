@@ -6,13 +6,18 @@ use super::process;
 use crate::config::HandlerConfig;
 use crate::event::pattern::Pattern;
 use crate::event::{Envelope, check_payload, validate_event_type, validate_topic};
-use crate::fsutil::{IoContext, PathError, read_json, write_json};
+use crate::fsutil::{PathError, read_json, write_json};
 use crate::node::Node;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
+
+mod dead_letter;
+
+pub use dead_letter::{
+    DeadLetter, DeadLetterKind, DeadLetterReason, append_dead_letter, pending_dead_letters,
+};
 
 /// The `handler` name of a user handler's follow-ups: `handler:<name>`.
 pub fn handler_tag(name: &str) -> String {
@@ -130,69 +135,6 @@ pub fn parse_output(
     Ok(out)
 }
 
-/// A dead letter: an event a handler gave up on (or skipped while its breaker was open).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    /// `dead_letter` or `resolved`.
-    pub kind: String,
-    /// When it was written.
-    pub timestamp: String,
-    /// The handler.
-    pub handler: String,
-    /// The event.
-    pub event_id: String,
-    /// `failed` or `circuit_open` (dead letters only).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-    /// The last error.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub error: String,
-    /// Runs made.
-    #[serde(default)]
-    pub attempts: u32,
-    /// The whole event, so it can be replayed without the log.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event: Option<Envelope>,
-}
-
-/// Appends one line to the dead-letter file (fsynced).
-pub fn append_dead_letter(node: &Node, d: &DeadLetter) -> Result<(), PathError> {
-    let path = node.paths.dead_letter();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).ctx("create directory", dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .ctx("open", &path)?;
-    let mut bytes = serde_json::to_vec(d).unwrap_or_default();
-    bytes.push(b'\n');
-    f.write_all(&bytes).ctx("append", &path)?;
-    f.sync_data().ctx("fsync", &path)
-}
-
-/// Dead letters not yet resolved, oldest first (the newest line per handler and event).
-pub fn pending_dead_letters(node: &Node) -> Result<Vec<DeadLetter>, PathError> {
-    let path = node.paths.dead_letter();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).ctx("read", &path),
-    };
-    let mut pending: Vec<DeadLetter> = Vec::new();
-    for line in text.lines() {
-        let Ok(d) = serde_json::from_str::<DeadLetter>(line) else {
-            continue;
-        };
-        pending.retain(|p| !(p.handler == d.handler && p.event_id == d.event_id));
-        if d.kind == "dead_letter" {
-            pending.push(d);
-        }
-    }
-    Ok(pending)
-}
-
 /// The state file of all breakers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct BreakerFile {
@@ -291,11 +233,11 @@ impl<'n> UserHandlers<'n> {
             append_dead_letter(
                 self.node,
                 &DeadLetter {
-                    kind: "dead_letter".into(),
+                    kind: DeadLetterKind::DeadLetter,
                     timestamp: crate::event::now_timestamp(),
                     handler: h.name.clone(),
                     event_id: ev.event_id.clone(),
-                    reason: "circuit_open".into(),
+                    reason: DeadLetterReason::CircuitOpen,
                     error: format!("circuit breaker open until {until}"),
                     attempts: 0,
                     event: Some(ev.clone()),
@@ -340,11 +282,11 @@ impl<'n> UserHandlers<'n> {
         append_dead_letter(
             self.node,
             &DeadLetter {
-                kind: "dead_letter".into(),
+                kind: DeadLetterKind::DeadLetter,
                 timestamp: crate::event::now_timestamp(),
                 handler: h.name.clone(),
                 event_id: ev.event_id.clone(),
-                reason: "failed".into(),
+                reason: DeadLetterReason::Failed,
                 error,
                 attempts,
                 event: Some(ev.clone()),
@@ -442,11 +384,11 @@ pub fn retry_dead_letters(
                 append_dead_letter(
                     node,
                     &DeadLetter {
-                        kind: "resolved".into(),
+                        kind: DeadLetterKind::Resolved,
                         timestamp: crate::event::now_timestamp(),
                         handler: d.handler.clone(),
                         event_id: d.event_id.clone(),
-                        reason: String::new(),
+                        reason: DeadLetterReason::Unset,
                         error: String::new(),
                         attempts: 0,
                         event: None,
