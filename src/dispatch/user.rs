@@ -48,6 +48,25 @@ pub enum Gate {
     Open,
 }
 
+/// What the breaker lets one run of a handler do (pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The breaker is open: skip the event into the dead-letter file.
+    Skip,
+    /// Run, at most this many attempts.
+    Attempts(u32),
+}
+
+/// The admission of a run: skipped while open (unless the operator overrides the
+/// breaker), a single probe while half-open, else the first try plus `retries`.
+pub fn admit(gate: Gate, ignore_breaker: bool, retries: u32) -> Admission {
+    match gate {
+        Gate::Open if !ignore_breaker => Admission::Skip,
+        Gate::HalfOpen => Admission::Attempts(1),
+        _ => Admission::Attempts(retries + 1),
+    }
+}
+
 impl Breaker {
     /// The gate at `now`.
     pub fn gate(&self, now: chrono::DateTime<chrono::Utc>) -> Gate {
@@ -224,31 +243,26 @@ impl<'n> UserHandlers<'n> {
             .get(&h.name)
             .map(|b| b.gate(now))
             .unwrap_or(Gate::Closed);
-        if gate == Gate::Open && !ignore_breaker {
-            let b = self.breakers.handlers.entry(h.name.clone()).or_default();
-            b.skipped_events += 1;
-            let until = b.open_until.clone().unwrap_or_default();
-            self.save()?;
-            tracing::warn!(handler = %h.name, event_id = %ev.event_id, "circuit open; event skipped into the dead-letter file");
-            append_dead_letter(
-                self.node,
-                &DeadLetter {
-                    kind: DeadLetterKind::DeadLetter,
-                    timestamp: crate::event::now_timestamp(),
-                    handler: h.name.clone(),
-                    event_id: ev.event_id.clone(),
-                    reason: DeadLetterReason::CircuitOpen,
-                    error: format!("circuit breaker open until {until}"),
-                    attempts: 0,
-                    event: Some(ev.clone()),
-                },
-            )?;
-            return Ok(RunResult::Skipped);
-        }
-        let attempts_max = if gate == Gate::HalfOpen {
-            1
-        } else {
-            h.retries + 1
+        let attempts_max = match admit(gate, ignore_breaker, h.retries) {
+            Admission::Attempts(n) => n,
+            Admission::Skip => {
+                let b = self.breakers.handlers.entry(h.name.clone()).or_default();
+                b.skipped_events += 1;
+                let until = b.open_until.clone().unwrap_or_default();
+                self.save()?;
+                tracing::warn!(handler = %h.name, event_id = %ev.event_id, "circuit open; event skipped into the dead-letter file");
+                append_dead_letter(
+                    self.node,
+                    &DeadLetter::given_up(
+                        &h.name,
+                        ev,
+                        DeadLetterReason::CircuitOpen,
+                        format!("circuit breaker open until {until}"),
+                        0,
+                    ),
+                )?;
+                return Ok(RunResult::Skipped);
+            }
         };
         let mut error = String::new();
         let mut attempts = 0;
@@ -281,16 +295,7 @@ impl<'n> UserHandlers<'n> {
         self.save()?;
         append_dead_letter(
             self.node,
-            &DeadLetter {
-                kind: DeadLetterKind::DeadLetter,
-                timestamp: crate::event::now_timestamp(),
-                handler: h.name.clone(),
-                event_id: ev.event_id.clone(),
-                reason: DeadLetterReason::Failed,
-                error,
-                attempts,
-                event: Some(ev.clone()),
-            },
+            &DeadLetter::given_up(&h.name, ev, DeadLetterReason::Failed, error, attempts),
         )?;
         Ok(RunResult::DeadLettered)
     }
@@ -381,19 +386,7 @@ pub fn retry_dead_letters(
                 drop(w);
                 report.followup_events += fresh.len() as u64;
                 report.resolved += 1;
-                append_dead_letter(
-                    node,
-                    &DeadLetter {
-                        kind: DeadLetterKind::Resolved,
-                        timestamp: crate::event::now_timestamp(),
-                        handler: d.handler.clone(),
-                        event_id: d.event_id.clone(),
-                        reason: DeadLetterReason::Unset,
-                        error: String::new(),
-                        attempts: 0,
-                        event: None,
-                    },
-                )?;
+                append_dead_letter(node, &DeadLetter::resolved(&d.handler, &d.event_id))?;
             }
             RunResult::DeadLettered | RunResult::Skipped => report.failed += 1,
         }

@@ -77,6 +77,42 @@ pub struct DeadLetter {
     pub event: Option<Envelope>,
 }
 
+impl DeadLetter {
+    /// A `dead_letter` line: `handler` gave up on `ev` (kept whole for a replay).
+    pub fn given_up(
+        handler: &str,
+        ev: &Envelope,
+        reason: DeadLetterReason,
+        error: String,
+        attempts: u32,
+    ) -> DeadLetter {
+        DeadLetter {
+            kind: DeadLetterKind::DeadLetter,
+            timestamp: crate::event::now_timestamp(),
+            handler: handler.to_string(),
+            event_id: ev.event_id.clone(),
+            reason,
+            error,
+            attempts,
+            event: Some(ev.clone()),
+        }
+    }
+
+    /// A `resolved` line: a retry of `handler` on `event_id` succeeded.
+    pub fn resolved(handler: &str, event_id: &str) -> DeadLetter {
+        DeadLetter {
+            kind: DeadLetterKind::Resolved,
+            timestamp: crate::event::now_timestamp(),
+            handler: handler.to_string(),
+            event_id: event_id.to_string(),
+            reason: DeadLetterReason::Unset,
+            error: String::new(),
+            attempts: 0,
+            event: None,
+        }
+    }
+}
+
 /// Appends one line to the dead-letter file (fsynced).
 pub fn append_dead_letter(node: &Node, d: &DeadLetter) -> Result<(), PathError> {
     let path = node.paths.dead_letter();

@@ -79,3 +79,13 @@ fn dead_letter_lines_keep_their_strings() {
         "failed"
     );
 }
+
+#[test]
+fn the_breaker_admits_a_probe_when_half_open_and_nothing_when_open() {
+    assert_eq!(admit(Gate::Closed, false, 2), Admission::Attempts(3));
+    assert_eq!(admit(Gate::HalfOpen, false, 2), Admission::Attempts(1));
+    assert_eq!(admit(Gate::Open, false, 2), Admission::Skip);
+    // The operator's retry overrides an open breaker with the full retries.
+    assert_eq!(admit(Gate::Open, true, 2), Admission::Attempts(3));
+    assert_eq!(admit(Gate::HalfOpen, true, 0), Admission::Attempts(1));
+}
