@@ -127,6 +127,7 @@ impl SchemaEntry {
         self.validator().map(|_| ())
     }
 
+    /// The compiled validator, compiled on first use.
     pub(super) fn validator(&self) -> Result<&jsonschema::Validator, SchemaError> {
         let doc = self.doc()?;
         self.validator
