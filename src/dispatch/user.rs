@@ -9,7 +9,7 @@ use crate::event::{Envelope, check_payload, validate_event_type, validate_topic}
 use crate::fsutil::{PathError, read_json, write_json};
 use crate::node::Node;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -324,11 +324,6 @@ impl<'n> UserHandlers<'n> {
 
     fn save(&self) -> Result<(), PathError> {
         write_json(&self.node.paths.handler_state(), &self.breakers)
-    }
-
-    /// Breakers by handler name (for reports).
-    pub fn breakers(&self) -> Value {
-        json!(self.breakers.handlers)
     }
 }
 
