@@ -6,12 +6,18 @@ use super::process;
 use crate::config::HandlerConfig;
 use crate::event::pattern::Pattern;
 use crate::event::{Envelope, check_payload, validate_event_type, validate_topic};
-use crate::fsutil::{IoContext, PathError, append_json_line, read_json, write_json};
+use crate::fsutil::{PathError, read_json, write_json};
 use crate::node::Node;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+mod dead_letter;
+
+pub use dead_letter::{
+    DeadLetter, DeadLetterKind, DeadLetterReason, append_dead_letter, pending_dead_letters,
+};
 
 /// The `handler` name of a user handler's follow-ups: `handler:<name>`.
 pub fn handler_tag(name: &str) -> String {
@@ -40,6 +46,25 @@ pub enum Gate {
     HalfOpen,
     /// Skip.
     Open,
+}
+
+/// What the breaker lets one run of a handler do (pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// The breaker is open: skip the event into the dead-letter file.
+    Skip,
+    /// Run, at most this many attempts.
+    Attempts(u32),
+}
+
+/// The admission of a run: skipped while open (unless the operator overrides the
+/// breaker), a single probe while half-open, else the first try plus `retries`.
+pub fn admit(gate: Gate, ignore_breaker: bool, retries: u32) -> Admission {
+    match gate {
+        Gate::Open if !ignore_breaker => Admission::Skip,
+        Gate::HalfOpen => Admission::Attempts(1),
+        _ => Admission::Attempts(retries + 1),
+    }
 }
 
 impl Breaker {
@@ -127,57 +152,6 @@ pub fn parse_output(
         ));
     }
     Ok(out)
-}
-
-/// A dead letter: an event a handler gave up on (or skipped while its breaker was open).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeadLetter {
-    /// `dead_letter` or `resolved`.
-    pub kind: String,
-    /// When it was written.
-    pub timestamp: String,
-    /// The handler.
-    pub handler: String,
-    /// The event.
-    pub event_id: String,
-    /// `failed` or `circuit_open` (dead letters only).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-    /// The last error.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub error: String,
-    /// Runs made.
-    #[serde(default)]
-    pub attempts: u32,
-    /// The whole event, so it can be replayed without the log.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event: Option<Envelope>,
-}
-
-/// Appends one line to the dead-letter file (fsynced).
-pub fn append_dead_letter(node: &Node, d: &DeadLetter) -> Result<(), PathError> {
-    append_json_line(&node.paths.dead_letter(), d)
-}
-
-/// Dead letters not yet resolved, oldest first (the newest line per handler and event).
-pub fn pending_dead_letters(node: &Node) -> Result<Vec<DeadLetter>, PathError> {
-    let path = node.paths.dead_letter();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).ctx("read", &path),
-    };
-    let mut pending: Vec<DeadLetter> = Vec::new();
-    for line in text.lines() {
-        let Ok(d) = serde_json::from_str::<DeadLetter>(line) else {
-            continue;
-        };
-        pending.retain(|p| !(p.handler == d.handler && p.event_id == d.event_id));
-        if d.kind == "dead_letter" {
-            pending.push(d);
-        }
-    }
-    Ok(pending)
 }
 
 /// The state file of all breakers.
@@ -269,31 +243,26 @@ impl<'n> UserHandlers<'n> {
             .get(&h.name)
             .map(|b| b.gate(now))
             .unwrap_or(Gate::Closed);
-        if gate == Gate::Open && !ignore_breaker {
-            let b = self.breakers.handlers.entry(h.name.clone()).or_default();
-            b.skipped_events += 1;
-            let until = b.open_until.clone().unwrap_or_default();
-            self.save()?;
-            tracing::warn!(handler = %h.name, event_id = %ev.event_id, "circuit open; event skipped into the dead-letter file");
-            append_dead_letter(
-                self.node,
-                &DeadLetter {
-                    kind: "dead_letter".into(),
-                    timestamp: crate::event::now_timestamp(),
-                    handler: h.name.clone(),
-                    event_id: ev.event_id.clone(),
-                    reason: "circuit_open".into(),
-                    error: format!("circuit breaker open until {until}"),
-                    attempts: 0,
-                    event: Some(ev.clone()),
-                },
-            )?;
-            return Ok(RunResult::Skipped);
-        }
-        let attempts_max = if gate == Gate::HalfOpen {
-            1
-        } else {
-            h.retries + 1
+        let attempts_max = match admit(gate, ignore_breaker, h.retries) {
+            Admission::Attempts(n) => n,
+            Admission::Skip => {
+                let b = self.breakers.handlers.entry(h.name.clone()).or_default();
+                b.skipped_events += 1;
+                let until = b.open_until.clone().unwrap_or_default();
+                self.save()?;
+                tracing::warn!(handler = %h.name, event_id = %ev.event_id, "circuit open; event skipped into the dead-letter file");
+                append_dead_letter(
+                    self.node,
+                    &DeadLetter::given_up(
+                        &h.name,
+                        ev,
+                        DeadLetterReason::CircuitOpen,
+                        format!("circuit breaker open until {until}"),
+                        0,
+                    ),
+                )?;
+                return Ok(RunResult::Skipped);
+            }
         };
         let mut error = String::new();
         let mut attempts = 0;
@@ -326,16 +295,7 @@ impl<'n> UserHandlers<'n> {
         self.save()?;
         append_dead_letter(
             self.node,
-            &DeadLetter {
-                kind: "dead_letter".into(),
-                timestamp: crate::event::now_timestamp(),
-                handler: h.name.clone(),
-                event_id: ev.event_id.clone(),
-                reason: "failed".into(),
-                error,
-                attempts,
-                event: Some(ev.clone()),
-            },
+            &DeadLetter::given_up(&h.name, ev, DeadLetterReason::Failed, error, attempts),
         )?;
         Ok(RunResult::DeadLettered)
     }
@@ -364,11 +324,6 @@ impl<'n> UserHandlers<'n> {
 
     fn save(&self) -> Result<(), PathError> {
         write_json(&self.node.paths.handler_state(), &self.breakers)
-    }
-
-    /// Breakers by handler name (for reports).
-    pub fn breakers(&self) -> Value {
-        json!(self.breakers.handlers)
     }
 }
 
@@ -426,19 +381,7 @@ pub fn retry_dead_letters(
                 drop(w);
                 report.followup_events += fresh.len() as u64;
                 report.resolved += 1;
-                append_dead_letter(
-                    node,
-                    &DeadLetter {
-                        kind: "resolved".into(),
-                        timestamp: crate::event::now_timestamp(),
-                        handler: d.handler.clone(),
-                        event_id: d.event_id.clone(),
-                        reason: String::new(),
-                        error: String::new(),
-                        attempts: 0,
-                        event: None,
-                    },
-                )?;
+                append_dead_letter(node, &DeadLetter::resolved(&d.handler, &d.event_id))?;
             }
             RunResult::DeadLettered | RunResult::Skipped => report.failed += 1,
         }

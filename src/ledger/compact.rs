@@ -10,7 +10,8 @@
 use super::Result;
 use super::export::MAX_BATCH_BYTES;
 use super::lock::SyncLock;
-use super::{LedgerError, Manifest, git_err, refs};
+use super::{LedgerError, Manifest, refs};
+use crate::git::RepoContext;
 use crate::git::remote::local_ref;
 use crate::git::tree::{self, Edit, MODE_TREE};
 use crate::node::Node;
@@ -166,13 +167,12 @@ fn own_batches(
 /// How many batch files this node's outbox holds on its own branch (archives excluded).
 pub fn count_batches(node: &Node) -> Result<u64> {
     let path = node.paths.ledger_repo();
-    let g = git_err(&path);
-    let repo = Repository::open_bare(&path).map_err(&g)?;
+    let repo = crate::store::repo::open_at(&path)?;
     let layout = Layout::new(&node.config.ledger.dir);
-    let base = refs::own_base(&repo, &node.config).map_err(&g)?;
-    let t = tree::tree_of(&repo, base).map_err(&g)?;
-    let outbox = tree::subtree_at(&repo, t, &layout.outbox(node.id())).map_err(&g)?;
-    Ok(own_batches(&repo, outbox).map_err(&g)?.len() as u64)
+    let base = refs::own_base(&repo, &node.config).in_repo(&path)?;
+    let t = tree::tree_of(&repo, base).in_repo(&path)?;
+    let outbox = tree::subtree_at(&repo, t, &layout.outbox(node.id())).in_repo(&path)?;
+    Ok(own_batches(&repo, outbox).in_repo(&path)?.len() as u64)
 }
 
 /// Pending removals of archived batches (relative to the node's outbox).
@@ -196,13 +196,12 @@ pub fn auto_min_archivable(threshold: u64) -> usize {
 /// [`compact`], writing nothing unless at least `min` batches can be archived.
 fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<CompactReport> {
     let path = node.paths.ledger_repo();
-    let g = git_err(&path);
-    let repo = Repository::open_bare(&path).map_err(&g)?;
+    let repo = crate::store::repo::open_at(&path)?;
     let layout = Layout::new(&node.config.ledger.dir);
     let me = node.id();
     let branch = refs::own_branch(&node.config);
-    let base = refs::own_base(&repo, &node.config).map_err(&g)?;
-    let base_tree = tree::tree_of(&repo, base).map_err(&g)?;
+    let base = refs::own_base(&repo, &node.config).in_repo(&path)?;
+    let base_tree = tree::tree_of(&repo, base).in_repo(&path)?;
     let mut report = CompactReport {
         node_id: me.to_string(),
         ..CompactReport::default()
@@ -229,8 +228,8 @@ fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<Compact
     report.stale_peers = stale;
 
     let outbox_path = layout.outbox(me);
-    let outbox = tree::subtree_at(&repo, base_tree, &outbox_path).map_err(&g)?;
-    let batches = own_batches(&repo, outbox).map_err(&g)?;
+    let outbox = tree::subtree_at(&repo, base_tree, &outbox_path).in_repo(&path)?;
+    let batches = own_batches(&repo, outbox).in_repo(&path)?;
     let n = archivable(&batches, exported, through);
     report.remaining_batches = batches.len() as u64;
     if n < min.max(1) {
@@ -262,10 +261,10 @@ fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<Compact
     };
     for (i, b) in batches[..n].iter().enumerate() {
         let rel = format!("{}/{}", b.dir, b.name);
-        let Some((oid, _)) = tree::entry_at(&repo, outbox, &rel).map_err(&g)? else {
+        let Some((oid, _)) = tree::entry_at(&repo, outbox, &rel).in_repo(&path)? else {
             continue;
         };
-        let blob = repo.find_blob(oid).map_err(&g)?;
+        let blob = repo.find_blob(oid).in_repo(&path)?;
         let content = blob.content();
         let last = batches
             .get(i + 1)
@@ -282,7 +281,7 @@ fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<Compact
                 &mut edits,
                 &mut report.archive_files,
             )
-            .map_err(&g)?;
+            .in_repo(&path)?;
         }
         if chunk.is_empty() {
             chunk_month = month;
@@ -304,20 +303,20 @@ fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<Compact
         &mut edits,
         &mut report.archive_files,
     )
-    .map_err(&g)?;
+    .in_repo(&path)?;
     report.archived_batches = removed.len() as u64;
 
-    let new_tree = tree::apply_edits(&repo, base_tree, &edits).map_err(&g)?;
+    let new_tree = tree::apply_edits(&repo, base_tree, &edits).in_repo(&path)?;
     let msg = format!(
         "gitmesh {me}: compact {} batches into {} archive files",
         removed.len(),
         report.archive_files.len()
     );
-    let commit = tree::commit(&repo, new_tree, base, me, &msg).map_err(&g)?;
+    let commit = tree::commit(&repo, new_tree, base, me, &msg).in_repo(&path)?;
     let mut pending: Pending = super::state::load(&node.paths.compact_pending())?;
     pending.removed.extend(removed);
     super::state::save(&node.paths.compact_pending(), &pending)?;
-    tree::set_ref(&repo, &local_ref(&branch), commit, &msg).map_err(&g)?;
+    tree::set_ref(&repo, &local_ref(&branch), commit, &msg).in_repo(&path)?;
     report.commit = Some(commit.to_string());
     Ok(report)
 }
@@ -337,10 +336,11 @@ pub fn apply_pending(
         return Ok(merged);
     }
     let repo_path = node.paths.ledger_repo();
-    let g = git_err(&repo_path);
     let mut still_remote = false;
     for rel in &pending.removed {
-        still_remote |= tree::entry_at(repo, theirs, rel).map_err(&g)?.is_some();
+        still_remote |= tree::entry_at(repo, theirs, rel)
+            .in_repo(&repo_path)?
+            .is_some();
     }
     if !still_remote {
         std::fs::remove_file(&file).map_err(|e| crate::fsutil::PathError {
@@ -351,7 +351,9 @@ pub fn apply_pending(
     }
     let edits: Vec<Edit> = pending.removed.iter().map(Edit::remove).collect();
     let Some(m) = merged else { return Ok(None) };
-    Ok(Some(tree::apply_edits(repo, Some(m), &edits).map_err(&g)?))
+    Ok(Some(
+        tree::apply_edits(repo, Some(m), &edits).in_repo(&repo_path)?,
+    ))
 }
 
 /// Compacts when the node's outbox holds at least `[ledger] compact_after_files` batches.

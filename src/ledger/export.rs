@@ -7,7 +7,8 @@
 use super::Result;
 use super::lock::SyncLock;
 use super::state::{self, ExportState, ImportState};
-use super::{LedgerError, Manifest, git_err};
+use super::{LedgerError, Manifest};
+use crate::git::RepoContext;
 use crate::git::remote::{local_ref, tracking_ref};
 use crate::git::tree::{self, Edit};
 use crate::node::Node;
@@ -210,15 +211,14 @@ pub fn schema_edits(
 pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<ExportReport> {
     super::recover::recover_own(node, lock)?;
     let path = node.paths.ledger_repo();
-    let g = git_err(&path);
-    let repo = Repository::open_bare(&path).map_err(&g)?;
+    let repo = crate::store::repo::open_at(&path)?;
     let layout = Layout::new(&node.config.ledger.dir);
     let me = node.id();
     let branch = &super::refs::own_branch(&node.config);
-    let base = super::refs::own_base(&repo, &node.config).map_err(&g)?;
-    let remote = tree::ref_target(&repo, &tracking_ref(branch)).map_err(&g)?;
-    let base_tree = tree::tree_of(&repo, base).map_err(&g)?;
-    let remote_tree = tree::tree_of(&repo, remote).map_err(&g)?;
+    let base = super::refs::own_base(&repo, &node.config).in_repo(&path)?;
+    let remote = tree::ref_target(&repo, &tracking_ref(branch)).in_repo(&path)?;
+    let base_tree = tree::tree_of(&repo, base).in_repo(&path)?;
+    let remote_tree = tree::tree_of(&repo, remote).in_repo(&path)?;
     let manifest_path = layout.manifest(me);
     let old_manifest = super::manifest::at(&repo, base_tree, &manifest_path);
     let ledger_seq = [
@@ -251,7 +251,7 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
         collect(node, &st, head.log_len, max_events, key.as_ref())?;
 
     let outbox = layout.outbox(me);
-    let own_tree = tree::subtree_at(&repo, base_tree, &outbox).map_err(&g)?;
+    let own_tree = tree::subtree_at(&repo, base_tree, &outbox).in_repo(&path)?;
     let batches = plan_batches(&lines, MAX_BATCH_BYTES, MAX_DIR_ENTRIES, |dir| {
         tree::subtree_at(&repo, own_tree, dir)
             .ok()
@@ -272,7 +272,7 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
             bytes.push(b'\n');
         }
         let file = format!("{outbox}/{}/{:012}.ndjson", b.dir, b.first_seq);
-        edits.push(Edit::blob(file.clone(), repo.blob(&bytes).map_err(&g)?));
+        edits.push(Edit::blob(file.clone(), repo.blob(&bytes).in_repo(&path)?));
         report.batches.push(file);
     }
     if let Some(last) = lines.last() {
@@ -304,22 +304,22 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
     if let Some(m) = update {
         let mut bytes = serde_json::to_vec_pretty(&m).unwrap_or_default();
         bytes.push(b'\n');
-        edits.push(Edit::blob(manifest_path, repo.blob(&bytes).map_err(&g)?));
+        edits.push(Edit::blob(manifest_path, repo.blob(&bytes).in_repo(&path)?));
         report.manifest_updated = true;
     }
     let staged = staged_schemas(node)?;
-    edits.extend(schema_edits(&repo, &layout, &staged).map_err(&g)?);
+    edits.extend(schema_edits(&repo, &layout, &staged).in_repo(&path)?);
     report.schemas = staged.into_iter().map(|(rel, _)| rel).collect();
 
     if !edits.is_empty() {
-        let new_tree = tree::apply_edits(&repo, base_tree, &edits).map_err(&g)?;
+        let new_tree = tree::apply_edits(&repo, base_tree, &edits).in_repo(&path)?;
         if Some(new_tree) != base_tree {
             let msg = match (lines.first(), lines.last()) {
                 (Some(a), Some(b)) => format!("gitmesh {me}: export seq {}..{}", a.seq, b.seq),
                 _ => format!("gitmesh {me}: manifest"),
             };
-            let commit = tree::commit(&repo, new_tree, base, me, &msg).map_err(&g)?;
-            tree::set_ref(&repo, &local_ref(branch), commit, &msg).map_err(&g)?;
+            let commit = tree::commit(&repo, new_tree, base, me, &msg).in_repo(&path)?;
+            tree::set_ref(&repo, &local_ref(branch), commit, &msg).in_repo(&path)?;
             report.commit = Some(commit.to_string());
         }
     }

@@ -48,7 +48,7 @@ pub fn read_all(
     refname: &str,
     layout: &Layout,
 ) -> Result<Vec<Manifest>, LedgerError> {
-    let repo = match git2::Repository::open_bare(repo_path) {
+    let repo = match crate::store::repo::open_at(repo_path) {
         Ok(r) => r,
         Err(_) => return Ok(Vec::new()),
     };

@@ -9,12 +9,13 @@
 //! The directory's birth time is compared too: a file system may hand a restored
 //! directory the inode number its deleted original had.
 
+use super::LedgerError;
 use super::Result;
 use super::lock::SyncLock;
 use super::state::{self, ExportState};
 use super::verify::{self, ImportLimits};
-use super::{LedgerError, git_err};
 use crate::event::Envelope;
+use crate::git::RepoContext;
 use crate::git::remote::{self, local_ref, tracking_ref};
 use crate::git::tree;
 use crate::node::Node;
@@ -181,15 +182,15 @@ fn own_batches(
 /// continue the local one.
 pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
     let path = node.paths.ledger_repo();
-    let g = git_err(&path);
-    let repo = Repository::open_bare(&path).map_err(&g)?;
+    let repo = crate::store::repo::open_at(&path)?;
     let layout = Layout::new(&node.config.ledger.dir);
     let me = node.id();
     // In per-node-refs mode the node's own files live on its own ref.
     let branch = &super::refs::own_branch(&node.config);
     let mut best: Option<(u64, Option<Oid>)> = None;
     for r in [tracking_ref(branch), local_ref(branch)] {
-        let root = tree::tree_of(&repo, tree::ref_target(&repo, &r).map_err(&g)?).map_err(&g)?;
+        let root =
+            tree::tree_of(&repo, tree::ref_target(&repo, &r).in_repo(&path)?).in_repo(&path)?;
         if let Some(m) = super::manifest::at(&repo, root, &layout.manifest(me))
             && best.is_none_or(|(s, _)| m.exported_through_seq > s)
         {
@@ -211,7 +212,7 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
     if head.own_seq >= ledger_seq {
         return Ok(report);
     }
-    let batches = own_batches(&repo, root, &layout.outbox(me)).map_err(&g)?;
+    let batches = own_batches(&repo, root, &layout.outbox(me)).in_repo(&path)?;
     let start = batches
         .iter()
         .rposition(|(s, _)| *s <= head.own_seq.max(1))
@@ -226,7 +227,7 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
     let mut prev = head.own_prev.clone();
     let mut recovered: Vec<Envelope> = Vec::new();
     'files: for (_, oid) in &batches[start..] {
-        let blob = repo.find_blob(*oid).map_err(&g)?;
+        let blob = repo.find_blob(*oid).in_repo(&path)?;
         for r in verify::check_batch(me, blob.content(), &limits) {
             let verify::LineResult::Event(env) = r else {
                 continue;

@@ -61,7 +61,7 @@ pub fn fetch_all(
         args.extend(["origin", shared.as_str()]);
         return match cli::run(repo, &args) {
             Ok(_) => {
-                let r = Repository::open_bare(repo).in_repo(repo)?;
+                let r = crate::store::repo::open_at(repo)?;
                 tree::ref_target(&r, &tracking_ref(branch)).in_repo(repo)
             }
             Err(GitError::Command { stderr, .. })
@@ -92,7 +92,7 @@ pub fn fetch_all(
                 .contains("couldn't find remote ref") =>
         {
             run(&[&peers])?;
-            let r = Repository::open_bare(repo).in_repo(repo)?;
+            let r = crate::store::repo::open_at(repo)?;
             if let Ok(mut old) = r.find_reference(&tracking_ref(branch)) {
                 old.delete().in_repo(repo)?;
             }
@@ -100,7 +100,7 @@ pub fn fetch_all(
         }
         Err(e) => return Err(e),
     }
-    let r = Repository::open_bare(repo).in_repo(repo)?;
+    let r = crate::store::repo::open_at(repo)?;
     tree::ref_target(&r, &tracking_ref(branch)).in_repo(repo)
 }
 

@@ -181,7 +181,7 @@ fn commands(node: &Node) -> Result<CommandSummary> {
             continue;
         };
         if !v.outcome.is_empty() {
-            *outcomes.entry(v.outcome.clone()).or_insert(0) += 1;
+            *outcomes.entry(v.outcome.to_string()).or_insert(0) += 1;
         }
         if let Some(e) = v.leader_epoch {
             epoch = Some(epoch.map_or(e, |x| x.max(e)));

@@ -16,10 +16,10 @@ use crate::ledger::export::{self, ExportReport};
 use crate::ledger::import::{self, ImportReport};
 use crate::ledger::lease::{self, Lease};
 use crate::ledger::lock::SyncLock;
-use crate::ledger::{LedgerError, compact, git_err, refs};
+use crate::ledger::{LedgerError, compact, refs};
 use crate::node::Node;
 use crate::store::layout::Layout;
-use git2::{Oid, Repository};
+use git2::Oid;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -202,9 +202,9 @@ fn refresh_view(node: &Node) -> Result<()> {
         return Ok(());
     }
     let path = node.paths.ledger_repo();
-    let repo = Repository::open_bare(&path).map_err(git_err(&path))?;
+    let repo = crate::store::repo::open_at(&path)?;
     let layout = Layout::new(&node.config.ledger.dir);
-    refs::build_view(&repo, &node.config, &layout).map_err(git_err(&path))?;
+    refs::build_view(&repo, &node.config, &layout).in_repo(&path)?;
     Ok(())
 }
 
@@ -215,9 +215,9 @@ fn fetch_or_offline(node: &Node, push: &mut PushReport) -> Result<()> {
     let branch = &node.config.ledger.branch;
     let per_node = refs::per_node(&node.config);
     let first = {
-        let repo = Repository::open_bare(&path).map_err(git_err(&path))?;
+        let repo = crate::store::repo::open_at(&path)?;
         repo.references_glob("refs/remotes/origin/*")
-            .map_err(git_err(&path))?
+            .in_repo(&path)?
             .next()
             .is_none()
     };
@@ -229,7 +229,7 @@ fn fetch_or_offline(node: &Node, push: &mut PushReport) -> Result<()> {
         remote::fetch(&path, branch).and_then(|head| {
             if head.is_none() {
                 // The remote branch is gone or never existed: forget a stale tracking ref.
-                let repo = Repository::open_bare(&path).in_repo(&path)?;
+                let repo = crate::store::repo::open_at(&path)?;
                 if let Ok(mut r) = repo.find_reference(&tracking_ref(branch)) {
                     r.delete().in_repo(&path)?;
                 }
@@ -252,8 +252,8 @@ fn fetch_or_offline(node: &Node, push: &mut PushReport) -> Result<()> {
 /// The last fetched head of `branch`.
 fn fetched_head(node: &Node, branch: &str) -> Result<Option<Oid>> {
     let path = node.paths.ledger_repo();
-    let repo = Repository::open_bare(&path).map_err(git_err(&path))?;
-    Ok(tree::ref_target(&repo, &tracking_ref(branch)).map_err(git_err(&path))?)
+    let repo = crate::store::repo::open_at(&path)?;
+    Ok(tree::ref_target(&repo, &tracking_ref(branch)).in_repo(&path)?)
 }
 
 /// Builds the commit for `target` on its fetched head and pushes it, retrying lost races.
@@ -284,14 +284,14 @@ fn commit_and_push(
         tries += 1;
         match remote::push(&path, &target.branch) {
             Ok(PushOutcome::Pushed) => {
-                let repo = Repository::open_bare(&path).map_err(git_err(&path))?;
+                let repo = crate::store::repo::open_at(&path)?;
                 tree::set_ref(
                     &repo,
                     &tracking_ref(&target.branch),
                     commit,
                     "gitmesh: pushed",
                 )
-                .map_err(git_err(&path))?;
+                .in_repo(&path)?;
                 clear_pushed_schemas(node, &staged)?;
                 report.pushed = true;
                 return Ok(leader);
@@ -344,21 +344,20 @@ fn compose(
     conflicts: &mut Vec<String>,
 ) -> Result<(Option<Oid>, Option<Lease>, Staged)> {
     let path = node.paths.ledger_repo();
-    let g = git_err(&path);
-    let repo = Repository::open_bare(&path).map_err(&g)?;
+    let repo = crate::store::repo::open_at(&path)?;
     let layout = Layout::new(&node.config.ledger.dir);
     let me = node.id();
     let branch = &target.branch;
-    let remote_tree = tree::tree_of(&repo, remote_head).map_err(&g)?;
+    let remote_tree = tree::tree_of(&repo, remote_head).in_repo(&path)?;
     let mut edits = Vec::new();
     if target.own {
-        let local = tree::ref_target(&repo, &local_ref(branch)).map_err(&g)?;
-        let local_tree = tree::tree_of(&repo, local).map_err(&g)?;
+        let local = tree::ref_target(&repo, &local_ref(branch)).in_repo(&path)?;
+        let local_tree = tree::tree_of(&repo, local).in_repo(&path)?;
         let outbox = layout.outbox(me);
-        let theirs = tree::subtree_at(&repo, remote_tree, &outbox).map_err(&g)?;
-        let mine = tree::subtree_at(&repo, local_tree, &outbox).map_err(&g)?;
+        let theirs = tree::subtree_at(&repo, remote_tree, &outbox).in_repo(&path)?;
+        let mine = tree::subtree_at(&repo, local_tree, &outbox).in_repo(&path)?;
         let mut found = Vec::new();
-        let merged = tree::union(&repo, theirs, mine, &mut found).map_err(&g)?;
+        let merged = tree::union(&repo, theirs, mine, &mut found).in_repo(&path)?;
         let merged = compact::apply_pending(&repo, node, theirs, merged)?;
         if merged != theirs {
             match merged {
@@ -371,7 +370,7 @@ fn compose(
             conflicts.push(format!("{outbox}/{f}"));
         }
         let manifest = layout.manifest(me);
-        if let Some((oid, mode)) = tree::entry_at(&repo, local_tree, &manifest).map_err(&g)? {
+        if let Some((oid, mode)) = tree::entry_at(&repo, local_tree, &manifest).in_repo(&path)? {
             edits.push(Edit {
                 path: manifest,
                 target: Some((oid, mode)),
@@ -382,34 +381,37 @@ fn compose(
     let mut leader = None;
     if target.shared || !refs::per_node(&node.config) {
         leader = tree::entry_at(&repo, remote_tree, &layout.lease())
-            .map_err(&g)?
+            .in_repo(&path)?
             .and_then(|(oid, _)| repo.find_blob(oid).ok())
             .and_then(|b| serde_json::from_slice(b.content()).ok());
     }
     if target.shared {
         staged = export::staged_schemas(node)?;
-        edits.extend(export::schema_edits(&repo, &layout, &staged).map_err(&g)?);
+        edits.extend(export::schema_edits(&repo, &layout, &staged).in_repo(&path)?);
         let ttl = node.config.sync.lease_ttl.0.as_secs().max(1);
         if let Some(next) = lease::next(leader.as_ref(), me, chrono::Utc::now(), ttl) {
             let mut bytes = serde_json::to_vec_pretty(&next)
                 .map_err(std::io::Error::other)
                 .ctx("serialize", std::path::Path::new(&layout.lease()))?;
             bytes.push(b'\n');
-            edits.push(Edit::blob(layout.lease(), repo.blob(&bytes).map_err(&g)?));
+            edits.push(Edit::blob(
+                layout.lease(),
+                repo.blob(&bytes).in_repo(&path)?,
+            ));
             leader = Some(next);
         }
     }
 
-    let new_tree = tree::apply_edits(&repo, remote_tree, &edits).map_err(&g)?;
+    let new_tree = tree::apply_edits(&repo, remote_tree, &edits).in_repo(&path)?;
     if Some(new_tree) == remote_tree || (remote_tree.is_none() && edits.is_empty()) {
         if let Some(head) = remote_head {
-            tree::set_ref(&repo, &local_ref(branch), head, "gitmesh: up to date").map_err(&g)?;
+            tree::set_ref(&repo, &local_ref(branch), head, "gitmesh: up to date").in_repo(&path)?;
         }
         return Ok((None, leader, staged));
     }
     let msg = format!("gitmesh {me}: sync");
-    let commit = tree::commit(&repo, new_tree, remote_head, me, &msg).map_err(&g)?;
-    tree::set_ref(&repo, &local_ref(branch), commit, &msg).map_err(&g)?;
+    let commit = tree::commit(&repo, new_tree, remote_head, me, &msg).in_repo(&path)?;
+    tree::set_ref(&repo, &local_ref(branch), commit, &msg).in_repo(&path)?;
     Ok((Some(commit), leader, staged))
 }
 

@@ -12,6 +12,16 @@ pub fn per_node(cfg: &Config) -> bool {
     cfg.ledger.mode == LedgerMode::PerNodeRefs
 }
 
+/// Opens the node's ledger repository.
+pub fn open(paths: &NodePaths) -> Result<git2::Repository, GitError> {
+    open_at(&paths.ledger_repo())
+}
+
+/// Opens the bare ledger repository at `path` (errors name the path).
+pub fn open_at(path: &std::path::Path) -> Result<git2::Repository, GitError> {
+    git2::Repository::open_bare(path).in_repo(path)
+}
+
 /// The URL (or path) of the shared repository for this node.
 pub fn remote_url(cfg: &Config, paths: &NodePaths) -> String {
     match &cfg.ledger.remote {
@@ -69,7 +79,7 @@ pub fn peers_ref(cfg: &Config, paths: &NodePaths) -> Option<String> {
 
 /// The per-node view, else the first existing of the local and the remote-tracking branch.
 fn newest_ref(cfg: &Config, paths: &NodePaths, fetched_first: bool) -> Option<String> {
-    let repo = git2::Repository::open_bare(paths.ledger_repo()).ok()?;
+    let repo = open(paths).ok()?;
     if per_node(cfg) && repo.find_reference(VIEW_REF).is_ok() {
         return Some(VIEW_REF.to_string());
     }
@@ -90,7 +100,7 @@ pub fn read_file(
     file: &str,
 ) -> Result<Option<Vec<u8>>, GitError> {
     let path = paths.ledger_repo();
-    let Ok(repo) = git2::Repository::open_bare(&path) else {
+    let Ok(repo) = open_at(&path) else {
         return Ok(None);
     };
     let Ok(reference) = repo.find_reference(refname) else {

@@ -60,3 +60,32 @@ fn output_lines_become_follow_ups() {
     .unwrap_err();
     assert!(e.contains("extra"), "{e}");
 }
+
+#[test]
+fn dead_letter_lines_keep_their_strings() {
+    let dead = r#"{"kind":"dead_letter","timestamp":"2026-11-23T12:00:00.000000Z","handler":"h","event_id":"evt_1","reason":"circuit_open","error":"open","attempts":0}"#;
+    let d: DeadLetter = serde_json::from_str(dead).unwrap();
+    assert_eq!(d.kind, DeadLetterKind::DeadLetter);
+    assert_eq!(d.reason, DeadLetterReason::CircuitOpen);
+    assert_eq!(serde_json::to_string(&d).unwrap(), dead);
+    let resolved = r#"{"kind":"resolved","timestamp":"2026-11-23T12:00:01.000000Z","handler":"h","event_id":"evt_1","attempts":0}"#;
+    let r: DeadLetter = serde_json::from_str(resolved).unwrap();
+    assert_eq!(r.kind, DeadLetterKind::Resolved);
+    assert!(r.reason.is_unset());
+    assert_eq!(serde_json::to_string(&r).unwrap(), resolved);
+    assert_eq!(DeadLetterReason::Failed.to_string(), "failed");
+    assert_eq!(
+        serde_json::to_value(DeadLetterReason::Failed).unwrap(),
+        "failed"
+    );
+}
+
+#[test]
+fn the_breaker_admits_a_probe_when_half_open_and_nothing_when_open() {
+    assert_eq!(admit(Gate::Closed, false, 2), Admission::Attempts(3));
+    assert_eq!(admit(Gate::HalfOpen, false, 2), Admission::Attempts(1));
+    assert_eq!(admit(Gate::Open, false, 2), Admission::Skip);
+    // The operator's retry overrides an open breaker with the full retries.
+    assert_eq!(admit(Gate::Open, true, 2), Admission::Attempts(3));
+    assert_eq!(admit(Gate::HalfOpen, true, 0), Admission::Attempts(1));
+}

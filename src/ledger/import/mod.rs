@@ -30,7 +30,6 @@ use crate::git::RepoContext;
 use crate::keys::KnownNodes;
 use crate::node::Node;
 use crate::store::layout::Layout;
-use git2::Repository;
 use run::Run;
 use serde::Serialize;
 
@@ -92,9 +91,7 @@ pub fn import_with(
     progress: &crate::progress::Progress,
 ) -> Result<ImportReport> {
     let path = node.paths.ledger_repo();
-    let repo = Repository::open_bare(&path)
-        .in_repo(&path)
-        .map_err(LedgerError::from)?;
+    let repo = crate::store::repo::open_at(&path)?;
     let layout = Layout::new(&node.config.ledger.dir);
     let state = state::load(&node.paths.import_state())?;
     let mut run = Run::new(node, &repo, progress, state, max_events);

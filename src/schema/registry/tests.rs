@@ -1,3 +1,4 @@
+use super::location::json_path_of_pointer;
 use super::*;
 use serde_json::json;
 

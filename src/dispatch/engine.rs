@@ -1,0 +1,334 @@
+//! One dispatch pass: which handlers an event goes to (pure), running them, and
+//! appending their follow-ups before the cursor moves.
+
+use super::cursor::{self, DispatchCursor, DispatchSeen};
+use super::table::DecisionTable;
+use super::{
+    DispatchError, DispatchReport, FollowUp, actuator, emit, routing, scaling, scheduling, user,
+};
+use crate::event::Envelope;
+use crate::event::pattern::Pattern;
+use crate::ledger::lease::Lease;
+use crate::log::{LogError, LogWriter};
+use crate::node::Node;
+use crate::schema::Registry;
+
+/// Events handled between two cursor saves.
+const CHUNK: u64 = 8192;
+
+/// A handler: a built-in one, or user handler `i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Heartbeat,
+    TaskEnqueued,
+    RouteRequested,
+    Summary,
+    LaneFailed,
+    DecisionRequested,
+    DecisionMade,
+    Actuator,
+    User(usize),
+}
+
+/// The built-in handlers and the events they take.
+pub(super) fn builtins() -> Vec<(Pattern, Kind)> {
+    [
+        ("monitoring.heartbeat.changed", Kind::Heartbeat),
+        ("scheduling.task.enqueued", Kind::TaskEnqueued),
+        ("routing.route.requested", Kind::RouteRequested),
+        ("scheduling.lanes.ensure.summary", Kind::Summary),
+        ("scheduling.lanes.start.summary", Kind::Summary),
+        ("monitoring.lane.ensure_failed", Kind::LaneFailed),
+        ("monitoring.lane.start_failed", Kind::LaneFailed),
+        ("scaling.decision.requested", Kind::DecisionRequested),
+        ("scaling.decision.made", Kind::DecisionMade),
+        ("scaling.command.requested", Kind::Actuator),
+    ]
+    .into_iter()
+    .filter_map(|(p, k)| Pattern::parse(p).ok().map(|p| (p, k)))
+    .collect()
+}
+
+/// Live nodes for capability routing: fresh manifests, and this node itself.
+fn live_nodes(
+    node: &Node,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<routing::LiveNode>, DispatchError> {
+    let mut out = vec![routing::LiveNode {
+        node_id: node.id().to_string(),
+        capabilities: node.config.capabilities.clone(),
+    }];
+    if let Some(r) = crate::store::repo::peers_ref(&node.config, &node.paths) {
+        let layout = crate::store::layout::Layout::new(&node.config.ledger.dir);
+        let stale = chrono::Duration::from_std(node.config.sync.stale_after.0)
+            .unwrap_or(chrono::Duration::MAX);
+        for m in crate::ledger::manifest::read_all(&node.paths.ledger_repo(), &r, &layout)? {
+            let fresh =
+                crate::event::parse_timestamp(&m.last_seen).is_some_and(|t| now - t <= stale);
+            if fresh && m.node_id != node.id() {
+                out.push(routing::LiveNode {
+                    node_id: m.node_id,
+                    capabilities: m.capabilities,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The handlers an event goes to, in order (pure): those whose pattern matches,
+/// except a user handler on its own follow-ups (`takes` says). Every node weighs a
+/// `decision.made` (only the leader turns it into a command); every other handler
+/// runs only on the event's acting node.
+fn handlers_for(
+    handlers: &[(Pattern, Kind)],
+    ev: &Envelope,
+    acting: bool,
+    takes: impl Fn(usize) -> bool,
+) -> Vec<Kind> {
+    handlers
+        .iter()
+        .filter(|(p, _)| p.matches_parts(&ev.topic, &ev.event_type))
+        .map(|(_, kind)| *kind)
+        .filter(|kind| match kind {
+            Kind::User(u) => acting && takes(*u),
+            Kind::DecisionMade => true,
+            _ => acting,
+        })
+        .collect()
+}
+
+/// One dispatch pass in progress: the log writer (parked while outside processes
+/// run), lazily read inputs (lease, live nodes, actuator), follow-ups not yet
+/// appended, and the cursor.
+pub(super) struct Engine<'n> {
+    node: &'n Node,
+    writer: Option<LogWriter<'n>>,
+    parked: Option<crate::log::Parked>,
+    handlers: Vec<(Pattern, Kind)>,
+    table: DecisionTable,
+    now: chrono::DateTime<chrono::Utc>,
+    lease: Option<Option<Lease>>,
+    live: Option<Vec<routing::LiveNode>>,
+    actuator: Option<actuator::Actuator<'n>>,
+    users: user::UserHandlers<'n>,
+    pending: Vec<Envelope>,
+    cursor: DispatchCursor,
+    seen: DispatchSeen,
+    report: DispatchReport,
+}
+
+impl<'n> Engine<'n> {
+    /// An engine at `cursor` holding the log `writer`.
+    pub(super) fn new(
+        node: &'n Node,
+        writer: LogWriter<'n>,
+        handlers: Vec<(Pattern, Kind)>,
+        table: DecisionTable,
+        users: user::UserHandlers<'n>,
+        cursor: DispatchCursor,
+        seen: DispatchSeen,
+    ) -> Engine<'n> {
+        Engine {
+            node,
+            writer: Some(writer),
+            parked: None,
+            handlers,
+            table,
+            now: chrono::Utc::now(),
+            lease: None,
+            live: None,
+            actuator: None,
+            users,
+            pending: Vec::new(),
+            cursor,
+            seen,
+            report: DispatchReport {
+                node_id: node.id().to_string(),
+                ..DispatchReport::default()
+            },
+        }
+    }
+
+    /// Dispatches from the cursor to the log end (follow-ups included) or `max` events,
+    /// handlers seeing events upcast by `schemas` when given; then reports.
+    pub(super) fn pass(
+        mut self,
+        schemas: Option<&Registry>,
+        max: u64,
+    ) -> Result<DispatchReport, DispatchError> {
+        let node = self.node;
+        let mut since_flush = 0u64;
+        'pass: while self.report.processed_events < max {
+            let end = self.writer()?.head().log_len;
+            if self.cursor.offset >= end {
+                break;
+            }
+            let mut scan = node.log.scan(self.cursor.offset, end)?;
+            let mut progressed = false;
+            while let Some(item) = scan.next().transpose()? {
+                let (offset, parsed) = item;
+                let next = scan.offset();
+                match parsed {
+                    Ok(ev) => {
+                        match schemas {
+                            Some(r) => self.handle(&r.upcast(&ev))?,
+                            None => self.handle(&ev)?,
+                        }
+                        self.seen = DispatchSeen {
+                            last_event_id: ev.event_id,
+                            last_event_offset: offset,
+                        };
+                    }
+                    Err(err) => {
+                        tracing::warn!(offset, error = %err, "skipping a log line that is not an event");
+                    }
+                }
+                self.cursor.offset = next;
+                self.cursor.processed_events += 1;
+                self.report.processed_events += 1;
+                progressed = true;
+                since_flush += 1;
+                if since_flush >= CHUNK {
+                    self.flush()?;
+                    since_flush = 0;
+                }
+                if self.report.processed_events >= max {
+                    break 'pass;
+                }
+            }
+            if !progressed {
+                break;
+            }
+            // Follow-ups appended by this pass are dispatched in the same pass.
+            self.flush()?;
+            since_flush = 0;
+        }
+        self.flush()?;
+        self.report.cursor_offset = self.cursor.offset;
+        let end = self.writer()?.head().log_len;
+        self.report.remaining_bytes = end.saturating_sub(self.cursor.offset);
+        Ok(self.report)
+    }
+
+    fn writer(&mut self) -> Result<&mut LogWriter<'n>, LogError> {
+        if self.writer.is_none() {
+            self.writer = Some(match self.parked.take() {
+                Some(p) => self.node.log.unpark(p)?,
+                None => self.node.log.writer()?,
+            });
+        }
+        Ok(self
+            .writer
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("opened above")))
+    }
+
+    fn lease(&mut self) -> Result<Option<Lease>, DispatchError> {
+        if self.lease.is_none() {
+            self.lease = Some(crate::ledger::lease::read_confirmed(self.node)?);
+        }
+        Ok(self.lease.clone().flatten())
+    }
+
+    /// Appends pending follow-ups, then saves the cursor: the order that makes replay safe.
+    fn flush(&mut self) -> Result<(), DispatchError> {
+        let pending = std::mem::take(&mut self.pending);
+        let n = pending.len() as u64;
+        let w = self.writer()?;
+        let fresh = emit::append_derived(w, pending)?;
+        self.report.followup_events += fresh.len() as u64;
+        self.report.duplicate_followups += n - fresh.len() as u64;
+        cursor::save(&self.node.paths, &self.cursor, &self.seen)?;
+        Ok(())
+    }
+
+    /// Before a handler runs an outside process: make progress durable and release the log lock
+    /// (the process may itself publish to this node).
+    fn release(&mut self) -> Result<(), DispatchError> {
+        self.flush()?;
+        if let Some(w) = self.writer.take() {
+            self.parked = Some(w.park());
+        }
+        Ok(())
+    }
+
+    /// Runs the handlers `ev` goes to and queues their follow-ups.
+    fn handle(&mut self, ev: &Envelope) -> Result<(), DispatchError> {
+        let me = self.node.id();
+        let acting = ev.acting_node() == me;
+        let users = &self.users;
+        let kinds = handlers_for(&self.handlers, ev, acting, |u| users.takes(u, ev));
+        let mut out: Vec<FollowUp> = Vec::new();
+        let mut acted = false;
+        for kind in kinds {
+            if kind == Kind::DecisionMade {
+                // Scaling commands: only the holder of an unexpired lease, whoever made the decision.
+                let lead = self.lease()?.filter(|l| l.held_by(me, self.now)).map(|l| {
+                    scaling::Leadership {
+                        leader_id: l.leader_id,
+                        epoch: l.epoch,
+                    }
+                });
+                if lead.is_some() {
+                    acted = true;
+                }
+                out.extend(scaling::on_decision_made(ev, lead.as_ref()));
+                continue;
+            }
+            acted = true;
+            match kind {
+                Kind::Heartbeat => out.extend(scheduling::on_heartbeat(ev)),
+                Kind::TaskEnqueued => out.extend(scheduling::on_task_enqueued(ev)),
+                Kind::RouteRequested => {
+                    if routing::needs_nodes(ev) && self.live.is_none() {
+                        self.live = Some(live_nodes(self.node, self.now)?);
+                    }
+                    out.extend(routing::on_route_requested(
+                        ev,
+                        self.live.as_deref().unwrap_or(&[]),
+                    ));
+                }
+                Kind::Summary => out.extend(scaling::on_summary(ev)),
+                Kind::LaneFailed => out.extend(scaling::on_lane_failed(ev)),
+                Kind::DecisionRequested => {
+                    out.extend(scaling::on_decision_requested(ev, &self.table))
+                }
+                Kind::DecisionMade => {}
+                Kind::Actuator => {
+                    self.release()?;
+                    let lease = self.lease()?;
+                    if self.actuator.is_none() {
+                        self.actuator = Some(actuator::Actuator::load(self.node)?);
+                    }
+                    if let Some(a) = self.actuator.as_mut() {
+                        out.extend(a.handle(ev, lease.as_ref(), chrono::Utc::now())?);
+                    }
+                }
+                Kind::User(u) => {
+                    self.release()?;
+                    match self.users.run(u, ev, false)? {
+                        user::RunResult::Done(f) => out.extend(f),
+                        user::RunResult::DeadLettered | user::RunResult::Skipped => {
+                            self.report.dead_lettered += 1
+                        }
+                    }
+                }
+            }
+        }
+        if acted {
+            self.report.acted_events += 1;
+        }
+        for f in out {
+            let env = emit::derive(me, ev, f).map_err(|source| DispatchError::Event {
+                cause: ev.event_id.clone(),
+                source,
+            })?;
+            self.pending.push(env);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

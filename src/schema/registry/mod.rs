@@ -1,0 +1,228 @@
+//! The schema registry: every known schema by (topic, event_type, version), its source,
+//! lazy compilation, payload validation and upcasting.
+//!
+//! `entry` is one schema (parse, compile, validate), `files` finds schema files in a
+//! directory or the ledger, `location` writes error locations; this module is the map.
+
+mod entry;
+mod files;
+mod location;
+
+pub use entry::{DRAFT_2020_12, SchemaEntry, SchemaKey, SchemaSource, check_schema_text};
+pub use files::{layout_key, parse_version_file, scan_dir};
+pub use location::{json_path, push_property};
+
+use super::SchemaError;
+use super::builtin::BUILTINS;
+use crate::config::Config;
+use crate::event::Envelope;
+use crate::paths::NodePaths;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Whether a schema's result for an event was a check or there was no schema to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// A schema exists and the payload satisfies it.
+    Valid,
+    /// No schema is known for that (topic, event_type, version).
+    NoSchema,
+}
+
+/// Every schema a node knows.
+#[derive(Debug, Default)]
+pub struct Registry {
+    entries: BTreeMap<SchemaKey, SchemaEntry>,
+}
+
+impl Registry {
+    /// A registry of the built-in schemas only.
+    pub fn builtin() -> Registry {
+        let mut r = Registry::default();
+        for b in BUILTINS {
+            r.add(
+                SchemaKey {
+                    topic: b.topic.into(),
+                    event_type: b.event_type.into(),
+                    version: b.version,
+                },
+                SchemaSource::Builtin,
+                format!("builtin:{}/{}/v{}.json", b.topic, b.event_type, b.version),
+                Cow::Borrowed(b.text),
+            );
+        }
+        r
+    }
+
+    /// The registry of a node: built-ins, then the ledger view's `<dir>/schemas`, then the
+    /// local override directory; later sources win for the same key.
+    pub fn load(paths: &NodePaths, config: &Config) -> Result<Registry, SchemaError> {
+        let mut r = Registry::builtin();
+        r.load_ledger(paths, config)?;
+        r.load_dir(&paths.schemas_local(), SchemaSource::Local)?;
+        Ok(r)
+    }
+
+    /// Adds (or overrides) one schema.
+    pub fn add(
+        &mut self,
+        key: SchemaKey,
+        source: SchemaSource,
+        location: String,
+        text: Cow<'static, str>,
+    ) {
+        let overrides = match self.entries.remove(&key) {
+            Some(old) => {
+                let mut o = old.overrides;
+                o.push(old.source);
+                o
+            }
+            None => Vec::new(),
+        };
+        self.entries.insert(
+            key.clone(),
+            SchemaEntry::new(key, source, location, overrides, text),
+        );
+    }
+
+    fn load_ledger(&mut self, paths: &NodePaths, config: &Config) -> Result<(), SchemaError> {
+        for (key, location, text) in files::ledger_schemas(paths, config)? {
+            self.add(key, SchemaSource::Ledger, location, Cow::Owned(text));
+        }
+        Ok(())
+    }
+
+    /// Adds every `<topic>/<event_type>/v<N>.json` under `dir` (absent dir: nothing).
+    pub fn load_dir(&mut self, dir: &Path, source: SchemaSource) -> Result<(), SchemaError> {
+        for (key, path) in scan_dir(dir, false)? {
+            let text = std::fs::read_to_string(&path).map_err(|e| crate::fsutil::PathError {
+                op: "read",
+                path: path.clone(),
+                source: e,
+            })?;
+            self.add(key, source, path.display().to_string(), Cow::Owned(text));
+        }
+        Ok(())
+    }
+
+    /// Every schema, ordered by topic, event type and version.
+    pub fn entries(&self) -> impl Iterator<Item = &SchemaEntry> {
+        self.entries.values()
+    }
+
+    /// The schema of one version.
+    pub fn get(&self, topic: &str, event_type: &str, version: u32) -> Option<&SchemaEntry> {
+        self.entries.get(&SchemaKey {
+            topic: topic.into(),
+            event_type: event_type.into(),
+            version,
+        })
+    }
+
+    /// The newest version known for a type.
+    pub fn newest(&self, topic: &str, event_type: &str) -> Option<&SchemaEntry> {
+        let lo = SchemaKey {
+            topic: topic.into(),
+            event_type: event_type.into(),
+            version: 0,
+        };
+        let hi = SchemaKey {
+            version: u32::MAX,
+            ..lo.clone()
+        };
+        self.entries.range(lo..=hi).next_back().map(|(_, e)| e)
+    }
+
+    /// Validates a payload against the schema of its version (absent = 1).
+    pub fn check(
+        &self,
+        topic: &str,
+        event_type: &str,
+        version: Option<u32>,
+        payload: &Map<String, Value>,
+    ) -> Result<Checked, SchemaError> {
+        match self.get(topic, event_type, version.unwrap_or(1)) {
+            Some(entry) => entry.validate(payload).map(|()| Checked::Valid),
+            None => Ok(Checked::NoSchema),
+        }
+    }
+
+    /// The publish rule: validate when a schema exists; without one, refuse only when `strict`.
+    pub fn check_publish(
+        &self,
+        topic: &str,
+        event_type: &str,
+        version: Option<u32>,
+        payload: &Map<String, Value>,
+        strict: bool,
+    ) -> Result<(), SchemaError> {
+        match self.check(topic, event_type, version, payload)? {
+            Checked::NoSchema if strict => Err(SchemaError::Unknown {
+                key: Box::new(SchemaKey {
+                    topic: topic.into(),
+                    event_type: event_type.into(),
+                    version: version.unwrap_or(1),
+                }),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Validates a stored or imported envelope's payload against the schema of its version;
+    /// types and versions this node has no schema for pass.
+    pub fn check_envelope(&self, env: &Envelope) -> Result<(), SchemaError> {
+        self.check(
+            &env.topic,
+            &env.event_type,
+            env.schema_version,
+            &env.payload,
+        )
+        .map(|_| ())
+    }
+
+    /// The event upcast to the newest version this node can reach through upcasters
+    /// (v1 -> v2 -> v3 ...). The copy keeps `event_id` and every other field and has
+    /// `schema_version` set to the reached version; the stored event is never changed.
+    /// An event already at the newest version, or whose next version has no upcaster,
+    /// is returned as it is.
+    pub fn upcast<'a>(&self, env: &'a Envelope) -> Cow<'a, Envelope> {
+        let current = env.schema_version.unwrap_or(1);
+        let Some(newest) = self.newest(&env.topic, &env.event_type) else {
+            return Cow::Borrowed(env);
+        };
+        if newest.key.version <= current {
+            return Cow::Borrowed(env);
+        }
+        let mut payload: Option<Map<String, Value>> = None;
+        let mut reached = current;
+        for v in current + 1..=newest.key.version {
+            let Some(entry) = self.get(&env.topic, &env.event_type, v) else {
+                break;
+            };
+            let upcaster = match entry.upcaster() {
+                Ok(Some(u)) if u.from == reached => u,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(event_id = %env.event_id, "not upcasting past v{reached}: {e}");
+                    break;
+                }
+            };
+            upcaster.apply(payload.get_or_insert_with(|| env.payload.clone()));
+            reached = v;
+        }
+        match payload {
+            Some(p) => {
+                let mut out = env.clone();
+                out.payload = p;
+                out.schema_version = Some(reached);
+                Cow::Owned(out)
+            }
+            None => Cow::Borrowed(env),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
