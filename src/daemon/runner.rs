@@ -439,6 +439,7 @@ impl Looper {
             ),
             _ => tracing::error!(
                 duration_ms = ms,
+                kind = result.as_ref().err().map(|e| e.kind()),
                 error = err.as_deref().unwrap_or("?"),
                 "{} failed",
                 step.name()

@@ -51,7 +51,9 @@ pub enum EventError {
 }
 
 /// One event, exactly as it is stored on a line of the log and in ledger batches.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// `Default` is an empty, invalid envelope: a base to fill in, never an event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// `evt_` + 32 hex digits of BLAKE3 over the canonical preimage.

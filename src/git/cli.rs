@@ -15,34 +15,6 @@ pub struct GitOutput {
     pub stderr: String,
 }
 
-/// Phrases git prints when the remote cannot be reached, or drops the connection midway.
-const UNREACHABLE: &[&str] = &[
-    "could not read from remote repository",
-    "does not appear to be a git repository",
-    "could not resolve host",
-    "connection refused",
-    "connection timed out",
-    "unable to access",
-    "failed to connect",
-    "network is unreachable",
-    "no such file or directory",
-    "repository not found",
-    "the remote end hung up unexpectedly",
-    "could not connect",
-    // A server at its connection limit (git daemon's --max-connections, a proxy)
-    // drops or resets connections mid-transfer: retry later, like offline.
-    "connection reset by peer",
-    "broken pipe",
-    "early eof",
-    "unexpected disconnect while reading sideband packet",
-];
-
-/// Whether git's stderr says the remote is out of reach.
-pub fn looks_unreachable(stderr: &str) -> bool {
-    let s = stderr.to_ascii_lowercase();
-    UNREACHABLE.iter().any(|p| s.contains(p))
-}
-
 /// Removes credentials from text before it is logged or shown.
 pub fn redact(text: &str) -> String {
     let mut out = text.to_string();
@@ -53,16 +25,23 @@ pub fn redact(text: &str) -> String {
             out = out.replace(&tok, "***");
         }
     }
-    // user:password@host in URLs.
+    // user:password@host in URLs: only an `@` before the path ends the credentials.
     let mut result = String::with_capacity(out.len());
     for word in out.split_inclusive(char::is_whitespace) {
-        match (word.find("://"), word.find('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                result.push_str(&word[..scheme + 3]);
+        let userinfo = word.find("://").and_then(|scheme| {
+            let authority = &word[scheme + 3..];
+            let end = authority.find(['/', '\'', '"']).unwrap_or(authority.len());
+            authority[..end]
+                .rfind('@')
+                .map(|at| (scheme + 3, scheme + 3 + at))
+        });
+        match userinfo {
+            Some((start, at)) => {
+                result.push_str(&word[..start]);
                 result.push_str("***");
                 result.push_str(&word[at..]);
             }
-            _ => result.push_str(word),
+            None => result.push_str(word),
         }
     }
     result
@@ -121,7 +100,7 @@ pub fn run(repo: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
         Err(GitError::Command {
             args: args.join(" "),
             path: repo.to_path_buf(),
-            unreachable: looks_unreachable(&stderr),
+            failure: super::failure::classify(&stderr),
             stderr,
         })
     }

@@ -1,8 +1,11 @@
 //! Git access: `git2` for local object work, the system `git` binary for the network.
 
 pub mod cli;
+pub mod failure;
 pub mod remote;
 pub mod tree;
+
+pub use failure::RemoteFailure;
 
 use std::path::{Path, PathBuf};
 
@@ -54,8 +57,8 @@ pub enum GitError {
         path: PathBuf,
         /// What git printed on stderr.
         stderr: String,
-        /// The remote could not be reached (network, DNS, missing repository).
-        unreachable: bool,
+        /// What the failure means for the remote: out of reach, refused, missing, ...
+        failure: RemoteFailure,
     },
     /// A push was refused because the remote moved on (the compare-and-swap lost).
     #[error("push to {remote} was rejected: the branch moved (non-fast-forward)")]
@@ -68,13 +71,15 @@ pub enum GitError {
 impl GitError {
     /// Whether the failure means the remote is out of reach (sync exits 75).
     pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            GitError::Command {
-                unreachable: true,
-                ..
-            }
-        )
+        self.remote_failure() == Some(RemoteFailure::Unreachable)
+    }
+
+    /// What a failed `git` run means for the remote; `None` for failures that ran no `git`.
+    pub fn remote_failure(&self) -> Option<RemoteFailure> {
+        match self {
+            GitError::Command { failure, .. } => Some(*failure),
+            _ => None,
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Fetch and push of one branch through the system `git` binary.
 
-use super::{GitError, RepoContext, cli};
+use super::{GitError, RemoteFailure, RepoContext, cli};
 use git2::Oid;
 use std::path::Path;
 
@@ -67,29 +67,17 @@ pub enum PushOutcome {
     Rejected(String),
 }
 
-/// Phrases of `git push` meaning another writer got there first.
-const REJECTED: &[&str] = &[
-    "[rejected]",
-    "non-fast-forward",
-    "fetch first",
-    "stale info",
-    "failed to update ref",
-    "cannot lock ref",
-    "incorrect old value",
-    "is at ",
-];
-
 /// Whether `git push` output reports a lost race rather than a hard failure.
 pub fn looks_rejected(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    REJECTED.iter().any(|p| t.contains(p))
+    super::failure::lost_race(text)
 }
 
 /// Pushes local `branch` to the same branch of `origin`, never forcing.
 ///
 /// The remote applies the update only if it is a fast-forward of its current
-/// head; a rejection comes back as `PushOutcome::Rejected`, an unreachable
-/// remote as an error whose `is_unreachable()` is true.
+/// head; a lost race comes back as `PushOutcome::Rejected`, any other failure
+/// as an error whose `remote_failure()` says what it means (out of reach,
+/// refused credentials, refused by the server, missing repository).
 pub fn push(repo: &Path, branch: &str) -> Result<PushOutcome, GitError> {
     let spec = format!("{0}:{0}", local_ref(branch));
     // Batches are new content: delta search over MB-sized blobs costs more CPU than it saves bytes.
@@ -98,23 +86,13 @@ pub fn push(repo: &Path, branch: &str) -> Result<PushOutcome, GitError> {
         &["-c", "pack.window=0", "push", "--quiet", "origin", &spec],
     ) {
         Ok(_) => Ok(PushOutcome::Pushed),
+        // A server that refused the push (a hook, a permission) is not a lost race,
+        // whatever its message says.
         Err(GitError::Command {
             stderr,
-            unreachable: false,
-            args,
-            path,
-        }) => {
-            if looks_rejected(&stderr) {
-                Ok(PushOutcome::Rejected(stderr))
-            } else {
-                Err(GitError::Command {
-                    args,
-                    path,
-                    stderr,
-                    unreachable: false,
-                })
-            }
-        }
+            failure: RemoteFailure::Other,
+            ..
+        }) if looks_rejected(&stderr) => Ok(PushOutcome::Rejected(stderr)),
         Err(e) => Err(e),
     }
 }

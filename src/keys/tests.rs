@@ -8,15 +8,9 @@ fn env() -> Envelope {
         event_type: "e".into(),
         node_id: "a".into(),
         source: "cli".into(),
-        causation_id: String::new(),
         correlation_id: "evt_0123456789abcdef0123456789abcdef".into(),
         seq: 1,
-        prev: String::new(),
-        payload: Default::default(),
-        dedupe_key: None,
-        handler: None,
-        schema_version: None,
-        sig: None,
+        ..Default::default()
     }
 }
 

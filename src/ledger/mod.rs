@@ -110,8 +110,7 @@ impl LedgerError {
     /// Stable kind for `--json` output.
     pub fn kind(&self) -> &'static str {
         match self {
-            LedgerError::Git(e) if e.is_unreachable() => "offline",
-            LedgerError::Git(_) => "git",
+            LedgerError::Git(e) => e.remote_failure().map_or("git", |f| f.kind()),
             LedgerError::BadFile { .. } => "ledger",
             LedgerError::Io(_) => "io",
             LedgerError::Busy { .. } => "busy",

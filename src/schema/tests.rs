@@ -9,15 +9,9 @@ fn env(event_type: &str, payload: serde_json::Value) -> Envelope {
         event_type: event_type.into(),
         node_id: "peer".into(),
         source: "cli".into(),
-        causation_id: String::new(),
-        correlation_id: String::new(),
         seq: 1,
-        prev: String::new(),
         payload: payload.as_object().cloned().unwrap_or_default(),
-        dedupe_key: None,
-        handler: None,
-        schema_version: None,
-        sig: None,
+        ..Default::default()
     }
 }
 

@@ -16,6 +16,7 @@ mod dispatch_flow;
 mod dispatch_mesh;
 mod dispatch_support;
 mod dispatch_user;
+mod failure_kinds;
 mod fuzz_envelope;
 mod hostile_input;
 mod kill_loop;

@@ -24,14 +24,33 @@ fn reports_and_errors_are_classified() {
         path: "x".into(),
     }));
     assert_eq!(classify(&Err(busy)), Outcome::Busy);
-    let unreachable = crate::git::GitError::Command {
-        args: "fetch origin".into(),
-        path: "ledger".into(),
-        stderr: "Could not resolve host".into(),
-        unreachable: true,
+    let git_failure = |stderr: &str| {
+        pass_error(OpsError::Ledger(
+            crate::git::GitError::Command {
+                args: "push origin".into(),
+                path: "ledger".into(),
+                stderr: stderr.into(),
+                failure: crate::git::failure::classify(stderr),
+            }
+            .into(),
+        ))
     };
-    let offline = pass_error(OpsError::Ledger(unreachable.into()));
+    let offline =
+        git_failure("fatal: unable to access 'https://h/r.git/': Could not resolve host: h");
     assert_eq!(classify(&Err(offline)), Outcome::Offline);
+    // A refused credential, a refusing server or a missing repository does not
+    // get better by waiting: it is a failure to alert on, not an offline back-off.
+    for stderr in [
+        "fatal: Authentication failed for 'https://h/r.git/'",
+        " ! [remote rejected] main -> main (pre-receive hook declined)",
+        "fatal: repository 'https://h/r.git/' not found",
+    ] {
+        assert_eq!(
+            classify(&Err(git_failure(stderr))),
+            Outcome::Failed,
+            "{stderr}"
+        );
+    }
     let panicked = DaemonError::Panicked {
         step: "sync",
         message: "boom".into(),

@@ -8,15 +8,8 @@ fn env(topic: &str, node: &str) -> Envelope {
         event_type: "x.y".into(),
         node_id: node.into(),
         source: "cli".into(),
-        causation_id: String::new(),
-        correlation_id: String::new(),
         seq: 1,
-        prev: String::new(),
-        payload: Default::default(),
-        dedupe_key: None,
-        handler: None,
-        schema_version: None,
-        sig: None,
+        ..Default::default()
     }
 }
 

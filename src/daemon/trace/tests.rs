@@ -11,12 +11,7 @@ fn ev(id: &str, cause: &str, corr: &str) -> Envelope {
         causation_id: cause.into(),
         correlation_id: corr.into(),
         seq: 1,
-        prev: String::new(),
-        payload: Default::default(),
-        dedupe_key: None,
-        handler: None,
-        schema_version: None,
-        sig: None,
+        ..Default::default()
     }
 }
 

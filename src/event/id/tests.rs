@@ -3,24 +3,17 @@ use serde_json::json;
 
 fn env() -> Envelope {
     Envelope {
-        event_id: String::new(),
         timestamp: "2026-01-02T03:04:05.000006Z".into(),
         topic: "scheduling".into(),
         event_type: "task.enqueued".into(),
         node_id: "ws1".into(),
         source: "cli".into(),
-        causation_id: String::new(),
-        correlation_id: String::new(),
         seq: 1,
-        prev: String::new(),
         payload: json!({"task_id": "t-1", "priority": 2})
             .as_object()
             .cloned()
             .unwrap_or_default(),
-        dedupe_key: None,
-        handler: None,
-        schema_version: None,
-        sig: None,
+        ..Default::default()
     }
 }
 

@@ -8,15 +8,14 @@ fn urls_with_credentials_are_redacted() {
 }
 
 #[test]
-fn unreachable_phrases() {
-    assert!(looks_unreachable(
-        "fatal: Could not read from remote repository."
-    ));
-    // What `git fetch` prints when git daemon, at its connection limit, resets the connection.
-    assert!(looks_unreachable(
-        "fatal: read error: Connection reset by peer"
-    ));
-    assert!(!looks_unreachable(
-        "! [rejected] main -> main (fetch first)"
-    ));
+fn only_the_user_part_of_a_url_is_redacted() {
+    assert_eq!(
+        redact("fatal: Authentication failed for 'https://user:secret@host/o/r.git/'"),
+        "fatal: Authentication failed for 'https://***@host/o/r.git/'"
+    );
+    // An `@` in the path is not a credential.
+    assert_eq!(
+        redact("fetching https://host/o/r@v1.git"),
+        "fetching https://host/o/r@v1.git"
+    );
 }

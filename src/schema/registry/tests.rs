@@ -27,15 +27,10 @@ fn env(payload: Value, version: Option<u32>) -> Envelope {
         event_type: "host.seen".into(),
         node_id: "n1".into(),
         source: "cli".into(),
-        causation_id: String::new(),
-        correlation_id: String::new(),
         seq: 1,
-        prev: String::new(),
         payload: payload.as_object().cloned().unwrap_or_default(),
-        dedupe_key: None,
-        handler: None,
         schema_version: version,
-        sig: None,
+        ..Default::default()
     }
 }
 

@@ -81,6 +81,23 @@ fn outcome(v: &Verdict) -> &str {
     }
 }
 
+/// The outcome of a command under lease `l`, advisory policy, an empty fence, no lane running.
+fn under_lease(c: &CommandView, l: &Lease) -> String {
+    outcome(&verdict(
+        c,
+        CausalGate::Advisory,
+        Some(l),
+        &Fence::default(),
+        &[],
+    ))
+    .to_string()
+}
+
+/// The outcome of a command with no lease known, advisory policy and `fence`, no lane running.
+fn under_fence(c: &CommandView, fence: &Fence) -> String {
+    outcome(&verdict(c, CausalGate::Advisory, None, fence, &[])).to_string()
+}
+
 #[test]
 fn fresh_command_from_the_leader_applies_to_the_named_lane() {
     let l = lease("n1", 2);
@@ -106,63 +123,27 @@ fn stale_commands_and_epochs_are_rejected() {
     let l = lease("n1", 5);
     let mut c = cmd("scale_up", "a", 5, "n1");
     c.issued_at = Some(now() - chrono::Duration::seconds(301));
-    assert_eq!(
-        outcome(&verdict(
-            &c,
-            CausalGate::Advisory,
-            Some(&l),
-            &Fence::default(),
-            &[]
-        )),
-        "rejected_stale"
-    );
+    assert_eq!(under_lease(&c, &l), "rejected_stale");
     let c = cmd("scale_up", "a", 4, "n1");
-    assert_eq!(
-        outcome(&verdict(
-            &c,
-            CausalGate::Advisory,
-            Some(&l),
-            &Fence::default(),
-            &[]
-        )),
-        "rejected_stale_epoch"
-    );
+    assert_eq!(under_lease(&c, &l), "rejected_stale_epoch");
     let mut fence = Fence::default();
     fence.observe(7, "n2");
     let c = cmd("scale_up", "a", 6, "n2");
-    assert_eq!(
-        outcome(&verdict(&c, CausalGate::Advisory, None, &fence, &[])),
-        "rejected_stale_epoch"
-    );
+    assert_eq!(under_fence(&c, &fence), "rejected_stale_epoch");
 }
 
 #[test]
 fn non_leaders_are_fenced() {
     let l = lease("n1", 5);
     let c = cmd("scale_up", "a", 5, "n9");
-    assert_eq!(
-        outcome(&verdict(
-            &c,
-            CausalGate::Advisory,
-            Some(&l),
-            &Fence::default(),
-            &[]
-        )),
-        "rejected_leader_fence"
-    );
+    assert_eq!(under_lease(&c, &l), "rejected_leader_fence");
     let mut fence = Fence::default();
     fence.observe(3, "n1");
     let c = cmd("scale_up", "a", 3, "n2");
-    assert_eq!(
-        outcome(&verdict(&c, CausalGate::Advisory, None, &fence, &[])),
-        "rejected_leader_fence"
-    );
+    assert_eq!(under_fence(&c, &fence), "rejected_leader_fence");
     let mut c = cmd("scale_up", "a", 3, "n1");
     c.leader_epoch = None;
-    assert_eq!(
-        outcome(&verdict(&c, CausalGate::Advisory, None, &fence, &[])),
-        "rejected_leader_fence"
-    );
+    assert_eq!(under_fence(&c, &fence), "rejected_leader_fence");
 }
 
 #[test]

@@ -1,0 +1,431 @@
+//! A failed fetch or push says what went wrong: only a remote out of reach is
+//! "retry later" (exit 75); a refusing server, a refused credential or a missing
+//! repository fails the sync with its kind (exit 1) and git's message.
+
+use crate::common::{TestEnv, bare_remote, event_ids, gm, parse_json, publish_batch, run};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// `mesh-sync` on `root`, with `GITMESH_REMOTE` when given: (exit code, `--json`
+/// report, what the human form printed on stderr).
+fn sync_against(root: &Path, remote: Option<&str>) -> (i32, Value, String) {
+    let env: Vec<(&str, &str)> = remote.map(|r| ("GITMESH_REMOTE", r)).into_iter().collect();
+    sync_with(root, &env)
+}
+
+/// `mesh-sync` on `root` with extra environment variables, in `--json` and in
+/// human form: (exit code, report, what the human form printed on stderr).
+fn sync_with(root: &Path, env: &[(&str, &str)]) -> (i32, Value, String) {
+    let command = |json: bool| {
+        let mut c = gm(root);
+        if json {
+            c.arg("--json");
+        }
+        c.arg("mesh-sync").envs(env.iter().copied());
+        run(c)
+    };
+    let out = command(true);
+    let human = command(false);
+    assert_eq!(
+        out.status.code(),
+        human.status.code(),
+        "both forms end the same"
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        parse_json(&out),
+        String::from_utf8_lossy(&human.stderr).into_owned(),
+    )
+}
+
+/// Asserts a sync failed with exit 1, `kind`, and a message holding `says`.
+fn assert_failed(got: &(i32, Value, String), kind: &str, says: &str) {
+    let (code, v, stderr) = got;
+    assert_eq!(
+        (*code, v["ok"].as_bool(), v["error"]["kind"].as_str()),
+        (1, Some(false), Some(kind)),
+        "{v}"
+    );
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains(says), "{message}");
+    assert!(stderr.contains(says), "stderr: {stderr}");
+}
+
+#[test]
+fn a_refusing_pre_receive_hook_fails_the_sync_as_rejected() {
+    let env = TestEnv::with_remote();
+    let a = env.node("a");
+    let hook = env.remote().join("hooks").join("pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\necho 'push refused: this token may not write here' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&hook, perms).unwrap();
+    publish_batch(&a, 2, "refused");
+    let got = sync_against(&a, None);
+    assert_failed(
+        &got,
+        "rejected",
+        "push refused: this token may not write here",
+    );
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pre-receive hook declined")
+    );
+}
+
+#[test]
+fn a_repository_the_server_does_not_have_fails_the_sync_as_not_found() {
+    let env = TestEnv::served();
+    let a = env.node("a");
+    let missing = env.url().replace("mesh.git", "missing.git");
+    let got = sync_against(&a, Some(&missing));
+    assert_failed(&got, "not_found", "repository not exported: /missing.git");
+}
+
+#[test]
+fn a_closed_port_is_offline_and_exits_75() {
+    let env = TestEnv::with_remote();
+    let a = env.node("a");
+    publish_batch(&a, 2, "offline");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, v, _) = sync_against(&a, Some(&format!("git://127.0.0.1:{port}/mesh.git")));
+    assert_eq!(code, 75, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["push"]["offline"], true, "{v}");
+    assert_eq!(v["export"]["exported_events"], 2, "local work is done: {v}");
+}
+
+#[test]
+fn http_401_403_and_404_are_auth_rejected_and_not_found() {
+    let env = TestEnv::with_remote();
+    let a = env.node("a");
+    let server = Server::start(answer);
+    let url = |status: u16| {
+        format!(
+            "http://bot:s3cret@127.0.0.1:{}/{status}/mesh.git",
+            server.port
+        )
+    };
+    for (status, kind, says) in [
+        (401, "auth", "Authentication failed"),
+        (403, "rejected", "returned error: 403"),
+        (404, "not_found", "not found"),
+    ] {
+        let got = sync_against(&a, Some(&url(status)));
+        assert_failed(&got, kind, says);
+        let printed = format!("{} {}", got.1, got.2);
+        assert!(
+            !printed.contains("s3cret"),
+            "a credential was printed: {printed}"
+        );
+    }
+    assert!(server.stop() >= 6, "every sync reached the server");
+}
+
+/// A server on 127.0.0.1 that answers each connection with `handler`, one at a
+/// time, until it is stopped (or for two minutes at most).
+struct Server {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl Server {
+    fn start(mut handler: impl FnMut(&mut TcpStream) + Send + 'static) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut served = 0;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        conn.set_nonblocking(false).unwrap();
+                        conn.set_read_timeout(Some(Duration::from_secs(10)))
+                            .unwrap();
+                        handler(&mut conn);
+                        served += 1;
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            served
+        });
+        Server {
+            port,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the server and returns how many connections it answered.
+    fn stop(mut self) -> usize {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().map_or(0, |t| t.join().unwrap())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Answers a request to `/STATUS/...` with that status (a 401 asks for basic
+/// auth), as a git host refusing a client does.
+fn answer(conn: &mut TcpStream) {
+    let Some((head, _)) = read_head(conn) else {
+        return;
+    };
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let (status, extra) = match path.split('/').nth(1) {
+        Some("401") => (
+            "401 Unauthorized",
+            "WWW-Authenticate: Basic realm=\"git\"\r\n",
+        ),
+        Some("403") => ("403 Forbidden", ""),
+        _ => ("404 Not Found", ""),
+    };
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+}
+
+#[test]
+fn a_smart_http_server_refusing_a_token_fails_the_sync_with_its_kind() {
+    let env = TestEnv::new();
+    let served = env.path().join("http");
+    std::fs::create_dir_all(&served).unwrap();
+    bare_remote(&served, "mesh.git");
+    let root = served.clone();
+    let server = Server::start(move |conn| serve_git(conn, &root));
+    let url = format!("http://127.0.0.1:{}/mesh.git", server.port);
+    let a = env.path().join("a");
+    let v = init_with_token(&a, &url, WRITER);
+    assert_eq!(
+        v["ledger"]["pushed"], true,
+        "the server takes a good token: {v}"
+    );
+
+    publish_batch(&a, 2, "read-only");
+    // The token may read but not write: the fetch works, the push gets a 403.
+    let got = sync_with(&a, &[("GITMESH_GIT_TOKEN", READER)]);
+    assert_failed(&got, "rejected", "returned error: 403");
+    assert!(
+        got.1["error"]["message"].as_str().unwrap().contains("push"),
+        "{}",
+        got.1
+    );
+    // No token: anonymous reads work, the push asks for credentials.
+    let got = sync_with(&a, &[]);
+    assert_failed(&got, "auth", "Authentication failed");
+    // A revoked token is refused on the first request.
+    let got = sync_with(&a, &[("GITMESH_GIT_TOKEN", "revoked-token")]);
+    assert_failed(&got, "auth", "Authentication failed");
+    let printed = format!("{} {}", got.1, got.2);
+    assert!(
+        !printed.contains("revoked-token"),
+        "the token was printed: {printed}"
+    );
+
+    // With write access again, everything kept locally is delivered.
+    let (code, v, _) = sync_with(&a, &[("GITMESH_GIT_TOKEN", WRITER)]);
+    assert_eq!((code, &v["push"]["pushed"]), (0, &Value::Bool(true)), "{v}");
+    // A second node, whose token may only read, sees all of it.
+    let b = env.path().join("b");
+    let v = init_with_token(&b, &url, READER);
+    assert_eq!(
+        v["error"]["kind"], "rejected",
+        "b may not push its manifest: {v}"
+    );
+    // Its sync imports before it pushes: it fails, and still receives.
+    let got = sync_with(&b, &[("GITMESH_GIT_TOKEN", READER)]);
+    assert_failed(&got, "rejected", "returned error: 403");
+    assert_eq!(event_ids(&b, &[]).len(), 2, "a's events reached b");
+}
+
+/// `mesh-init --json` of the node named after `root`'s last component on `url`,
+/// sending `token`; returns the report.
+fn init_with_token(root: &Path, url: &str, token: &str) -> Value {
+    let name = root.file_name().unwrap().to_str().unwrap();
+    let mut init = gm(root);
+    init.args(["--json", "mesh-init", "--node-id", name, "--remote", url])
+        .env("GITMESH_GIT_TOKEN", token);
+    parse_json(&run(init))
+}
+
+/// A token that may read and write through [`serve_git`].
+const WRITER: &str = "writer-token";
+/// A token that may only read through [`serve_git`].
+const READER: &str = "reader-token";
+
+/// Serves one request as a git host would, through `git http-backend` run as a
+/// CGI: a known token reads (and, for [`WRITER`], writes), an unknown one gets
+/// 401, no token reads anonymously and gets 401 on a push.
+fn serve_git(conn: &mut TcpStream, project_root: &Path) {
+    let Some((head, mut body)) = read_head(conn) else {
+        return;
+    };
+    let mut lines = head.lines();
+    let request = lines.next().unwrap_or_default().to_string();
+    let mut parts = request.split_whitespace();
+    let method = parts.next().unwrap_or("GET").to_string();
+    let target = parts.next().unwrap_or("/").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let writes = path.ends_with("/git-receive-pack") || query.contains("service=git-receive-pack");
+    let token = |t: &str| {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{t}"));
+        header("authorization").is_some_and(|a| a.eq_ignore_ascii_case(&format!("basic {basic}")))
+    };
+    let refuse = match header("authorization") {
+        _ if token(WRITER) => None,
+        _ if token(READER) => writes.then_some("403 Forbidden"),
+        Some(_) => Some("401 Unauthorized"),
+        None => writes.then_some("401 Unauthorized"),
+    };
+    if let Some(status) = refuse {
+        let _ = write!(
+            conn,
+            "HTTP/1.1 {status}\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        return;
+    }
+    if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(conn, body);
+    } else {
+        let len: usize = header("content-length")
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(0);
+        while body.len() < len {
+            let mut buf = vec![0u8; len - body.len()];
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => body.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+    let mut cgi = std::process::Command::new("git");
+    cgi.arg("http-backend")
+        .env("GIT_PROJECT_ROOT", project_root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REMOTE_USER", "x-access-token")
+        .env("REQUEST_METHOD", &method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("CONTENT_TYPE", header("content-type").unwrap_or(""))
+        .env(
+            "HTTP_CONTENT_ENCODING",
+            header("content-encoding").unwrap_or(""),
+        )
+        .env("GIT_PROTOCOL", header("git-protocol").unwrap_or(""))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cgi.spawn().expect("git http-backend");
+    child.stdin.take().unwrap().write_all(&body).unwrap();
+    let out = child.wait_with_output().unwrap().stdout;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4));
+    let split = split.or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let Some((end, sep)) = split else {
+        return;
+    };
+    let cgi_head = String::from_utf8_lossy(&out[..end]).into_owned();
+    let mut status = "200 OK".to_string();
+    let mut response = String::new();
+    for line in cgi_head.lines() {
+        match line.split_once(':') {
+            Some((k, v)) if k.eq_ignore_ascii_case("status") => status = v.trim().to_string(),
+            Some(_) => response.push_str(&format!("{line}\r\n")),
+            None => {}
+        }
+    }
+    let payload = &out[end + sep..];
+    let _ = write!(
+        conn,
+        "HTTP/1.1 {status}\r\n{response}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        payload.len()
+    );
+    let _ = conn.write_all(payload);
+}
+
+/// The request head as text, and the body bytes read past it.
+fn read_head(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..i]).into_owned();
+            return Some((head, data[i + 4..].to_vec()));
+        }
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Decodes a chunked request body, `start` being the bytes already read.
+fn dechunk(conn: &mut TcpStream, start: Vec<u8>) -> Vec<u8> {
+    let mut raw = start;
+    let mut body = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut pos = 0;
+    loop {
+        // Read until a whole chunk (size line, data, CRLF) is buffered.
+        if let Some(eol) = raw[pos..].windows(2).position(|w| w == b"\r\n") {
+            let size_line = String::from_utf8_lossy(&raw[pos..pos + eol]).into_owned();
+            let size =
+                usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+            let data_start = pos + eol + 2;
+            if size == 0 {
+                return body;
+            }
+            if raw.len() >= data_start + size + 2 {
+                body.extend_from_slice(&raw[data_start..data_start + size]);
+                pos = data_start + size + 2;
+                continue;
+            }
+        }
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return body,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+        }
+    }
+}
