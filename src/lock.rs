@@ -8,15 +8,6 @@ use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// How long to wait for a lock another process holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
-    /// Block until it is free.
-    Forever,
-    /// Poll until it is free or this much time has passed.
-    UpTo(Duration),
-}
-
 /// How often a bounded wait retries.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -28,24 +19,29 @@ pub struct FileLock {
 }
 
 impl FileLock {
-    /// Opens (creating it and its directory) and locks `path`; `Ok(None)` when another
-    /// holder still has it after `wait`.
-    pub fn acquire(path: &Path, wait: Wait) -> Result<Option<FileLock>, PathError> {
+    /// Opens (creating it and its directory) and locks `path`, blocking until it is free.
+    pub fn lock(path: &Path) -> Result<FileLock, PathError> {
         let file = crate::fsutil::open_lock_file(path)?;
-        let held = |file| FileLock {
+        file.lock().ctx("lock", path)?;
+        Ok(FileLock {
             file,
             path: path.to_path_buf(),
-        };
-        let deadline = match wait {
-            Wait::Forever => {
-                file.lock().ctx("lock", path)?;
-                return Ok(Some(held(file)));
-            }
-            Wait::UpTo(d) => Instant::now() + d,
-        };
+        })
+    }
+
+    /// Opens (creating it and its directory) and locks `path`, polling for up to `wait`;
+    /// `Ok(None)` when another holder still has it then.
+    pub fn try_lock_for(path: &Path, wait: Duration) -> Result<Option<FileLock>, PathError> {
+        let file = crate::fsutil::open_lock_file(path)?;
+        let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
-                Ok(()) => return Ok(Some(held(file))),
+                Ok(()) => {
+                    return Ok(Some(FileLock {
+                        file,
+                        path: path.to_path_buf(),
+                    }));
+                }
                 Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
                     std::thread::sleep(POLL.min(deadline - Instant::now()));
                 }

@@ -5,7 +5,7 @@
 
 use super::DaemonError;
 use crate::fsutil::IoContext;
-use crate::lock::{FileLock, Wait};
+use crate::lock::FileLock;
 use serde::{Deserialize, Serialize};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
@@ -31,7 +31,7 @@ pub struct DaemonLock {
 impl DaemonLock {
     /// Takes the lock without waiting, or fails with `Busy` naming the holder.
     pub fn acquire(path: &Path) -> Result<DaemonLock, DaemonError> {
-        match FileLock::acquire(path, Wait::UpTo(std::time::Duration::ZERO))? {
+        match FileLock::try_lock_for(path, std::time::Duration::ZERO)? {
             Some(lock) => Ok(DaemonLock { lock }),
             None => {
                 let holder = std::fs::read(path)

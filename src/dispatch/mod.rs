@@ -127,12 +127,8 @@ pub fn load_table(node: &Node) -> Result<DecisionTable, TableError> {
 /// The log lock is released while handlers run outside processes, so this
 /// second lock is what keeps two passes (say, the daemon and a manual run)
 /// from running the same handler on the same event at once.
-pub fn lock_dispatch(node: &Node) -> Result<std::fs::File, PathError> {
-    use crate::fsutil::IoContext;
-    let path = node.paths.dispatch_lock();
-    let f = crate::fsutil::open_lock_file(&path)?;
-    f.lock().ctx("lock", &path)?;
-    Ok(f)
+pub fn lock_dispatch(node: &Node) -> Result<crate::lock::FileLock, PathError> {
+    crate::lock::FileLock::lock(&node.paths.dispatch_lock())
 }
 
 /// Runs one dispatch pass on `node`.

@@ -1,7 +1,7 @@
 //! The per-node sync lock: one sync, export or import at a time on a node root.
 
 use super::LedgerError;
-use crate::lock::{FileLock, Wait};
+use crate::lock::FileLock;
 use crate::paths::NodePaths;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ impl SyncLock {
     /// Takes the lock, waiting up to `wait` for a running holder to finish.
     pub fn acquire(paths: &NodePaths, wait: Duration) -> Result<SyncLock, LedgerError> {
         let path = paths.sync_lock();
-        let Some(lock) = FileLock::acquire(&path, Wait::UpTo(wait))? else {
+        let Some(lock) = FileLock::try_lock_for(&path, wait)? else {
             return Err(LedgerError::Busy { path });
         };
         clear_stale_ref_locks(&paths.ledger_repo());

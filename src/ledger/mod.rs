@@ -133,13 +133,3 @@ impl LedgerError {
 
 /// Result of ledger operations.
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
-
-/// Maps a libgit2 error in the repository at `path` to a ledger error.
-pub fn git_err(path: &std::path::Path) -> impl Fn(git2::Error) -> LedgerError + '_ {
-    move |source| {
-        LedgerError::Git(GitError::Repo {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-}

@@ -10,7 +10,7 @@ use std::fs::{self, File};
 /// Exclusive, recovered access to the log for appending.
 pub struct LogWriter<'a> {
     pub(super) log: &'a EventLog,
-    pub(super) _lock: File,
+    pub(super) _lock: crate::lock::FileLock,
     pub(super) file: File,
     pub(super) head: LogHead,
     pub(super) index: Option<IdIndex>,
@@ -40,8 +40,7 @@ impl EventLog {
             fs::create_dir_all(dir).ctx("create directory", dir)?;
         }
         // The lock lives in its own file: the active log file is renamed when sealed.
-        let lock = crate::fsutil::open_lock_file(&self.lock)?;
-        lock.lock().ctx("lock", &self.lock)?;
+        let lock = crate::lock::FileLock::lock(&self.lock)?;
         let mut recovery = Recovery::default();
         let mut manifest = self.layout.load_manifest()?;
         let mut view = self.layout.view(&manifest)?;

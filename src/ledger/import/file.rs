@@ -3,6 +3,7 @@
 use super::pinning::KeyState;
 use super::run::Run;
 use crate::event::Envelope;
+use crate::git::RepoContext;
 use crate::ledger::Result;
 use crate::ledger::quarantine::Reason;
 use crate::ledger::trust::HeldReason;
@@ -38,17 +39,15 @@ impl Run<'_> {
             return Ok(());
         }
         let repo = self.repo;
-        let g = self.git_err();
-        let odb = repo.odb().map_err(&g)?;
-        let (size, _) = odb.read_header(oid).map_err(&g)?;
+        let g = self.node.paths.ledger_repo();
+        let odb = repo.odb().in_repo(&g)?;
+        let (size, _) = odb.read_header(oid).in_repo(&g)?;
         if size as u64 > self.limits.max_file_bytes {
-            drop(g);
             let bytes = self.head_bytes(oid);
             let detail = format!("{size} bytes; the cap is {}", self.limits.max_file_bytes);
             return self.reject(full, None, &bytes, Reason::FileTooLarge, &detail, source);
         }
-        let blob = repo.find_blob(oid).map_err(&g)?;
-        drop(g);
+        let blob = repo.find_blob(oid).in_repo(&g)?;
         let content = blob.content();
         if let Err(e) = std::str::from_utf8(content) {
             let detail = format!("invalid UTF-8 at byte {}", e.valid_up_to());

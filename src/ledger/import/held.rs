@@ -2,6 +2,7 @@
 
 use super::pinning::KeyState;
 use super::run::Run;
+use crate::git::RepoContext;
 use crate::git::tree;
 use crate::ledger::Result;
 use crate::ledger::trust::{Held, HeldReason};
@@ -51,7 +52,7 @@ impl Run<'_> {
     /// Reads held files again once they can progress: a gap whose missing seqs have
     /// arrived, or a key an operator has trusted. Bounded by the number of held files.
     pub(super) fn retry_held(&mut self, writer: &mut LogWriter<'_>, head: Oid) -> Result<()> {
-        let root = tree::tree_of(self.repo, Some(head)).map_err(self.git_err())?;
+        let root = tree::tree_of(self.repo, Some(head)).in_repo(&self.node.paths.ledger_repo())?;
         let source = format!("ledger commit {head} (held file retried)");
         self.commit = head.to_string();
         for _ in 0..=self.state.held.len() {
@@ -64,7 +65,8 @@ impl Run<'_> {
                 break;
             }
             for full in ready {
-                let entry = tree::entry_at(self.repo, root, &full).map_err(self.git_err())?;
+                let entry = tree::entry_at(self.repo, root, &full)
+                    .in_repo(&self.node.paths.ledger_repo())?;
                 let rel = full
                     .split_once("/outbox/")
                     .map_or(full.as_str(), |(_, r)| r);

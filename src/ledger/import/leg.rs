@@ -6,6 +6,7 @@
 
 use super::archive::Archived;
 use super::run::Run;
+use crate::git::RepoContext;
 use crate::git::tree::{self, MODE_COMMIT, MODE_LINK, TreeChange};
 use crate::ledger::Result;
 use crate::ledger::compact;
@@ -104,14 +105,13 @@ impl Run<'_> {
         skip: u64,
     ) -> Result<Option<u64>> {
         let repo = self.repo;
-        let g = self.git_err();
+        let g = self.node.paths.ledger_repo();
         let root = layout.outbox_root();
         let old =
-            tree::subtree_at(repo, tree::tree_of(repo, from).map_err(&g)?, &root).map_err(&g)?;
-        let new = tree::subtree_at(repo, tree::tree_of(repo, Some(to)).map_err(&g)?, &root)
-            .map_err(&g)?;
-        let changed = tree::diff_entries(repo, old, new).map_err(&g)?;
-        drop(g);
+            tree::subtree_at(repo, tree::tree_of(repo, from).in_repo(&g)?, &root).in_repo(&g)?;
+        let new = tree::subtree_at(repo, tree::tree_of(repo, Some(to)).in_repo(&g)?, &root)
+            .in_repo(&g)?;
+        let changed = tree::diff_entries(repo, old, new).in_repo(&g)?;
         let source = format!("ledger commit {to}");
         self.commit = to.to_string();
         let archived = Archived::from_changes(&changed);

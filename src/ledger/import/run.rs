@@ -3,7 +3,6 @@
 use super::pinning::KeyState;
 use super::{APPEND_CHUNK, ImportReport};
 use crate::event::Envelope;
-use crate::ledger::LedgerError;
 use crate::ledger::Result;
 use crate::ledger::quarantine::{KEEP_BYTES, Quarantine, Reason};
 use crate::ledger::state::{ImportState, PartialImport};
@@ -117,17 +116,6 @@ impl Run<'_> {
             }
         }
         Ok(())
-    }
-
-    /// Maps a git error to a ledger error naming the ledger repository.
-    pub(super) fn git_err(&self) -> impl Fn(git2::Error) -> LedgerError + '_ {
-        let path = self.node.paths.ledger_repo();
-        move |e: git2::Error| {
-            LedgerError::from(crate::git::GitError::Repo {
-                path: path.clone(),
-                source: e,
-            })
-        }
     }
 
     /// The peer's chain head; an import state from before chains were checked

@@ -21,7 +21,7 @@ fn scan_file_finds_the_latest_record_at_or_after_the_base() {
     bytes.extend_from_slice(&key(7));
     bytes.extend_from_slice(&5_000_000u64.to_le_bytes());
     bytes.extend_from_slice(&key(8)[..9]);
-    std::fs::write(&path, &bytes).unwrap();
+    fs::write(&path, &bytes).unwrap();
     assert_eq!(
         IdIndex::scan_file(&path, &key(99_999), 0).unwrap(),
         Some(999_990)
@@ -60,7 +60,7 @@ fn scan_file_many_answers_every_key_in_one_pass() {
     }
     bytes.extend_from_slice(&key(7));
     bytes.extend_from_slice(&5_000_000u64.to_le_bytes());
-    std::fs::write(&path, &bytes).unwrap();
+    fs::write(&path, &bytes).unwrap();
     let keys = [
         key(99_999),
         key(7),
