@@ -231,21 +231,15 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
     .max()
     .unwrap_or(0);
 
-    let mut st: ExportState = state::load(&node.paths.export_seen())?;
+    let saved: ExportState = state::load(&node.paths.export_seen())?;
     let head = node.log.head()?;
-    if ledger_seq > st.exported_through_seq {
-        if head.own_seq < ledger_seq {
-            return Err(LedgerError::StaleNode {
-                node: me.to_string(),
-                ledger_seq,
-                local_seq: head.own_seq,
-            });
-        }
-        st.exported_through_seq = ledger_seq;
-    }
-    if st.scan_offset > head.log_len {
-        st.scan_offset = 0;
-    }
+    let Some(mut st) = resume_point(&saved, ledger_seq, head.own_seq, head.log_len) else {
+        return Err(LedgerError::StaleNode {
+            node: me.to_string(),
+            ledger_seq,
+            local_seq: head.own_seq,
+        });
+    };
     let key = crate::keys::NodeKey::load(&node.paths).map_err(LedgerError::from)?;
     let (lines, next_offset, complete) =
         collect(node, &st, head.log_len, max_events, key.as_ref())?;
@@ -266,12 +260,8 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
     };
     let mut edits = Vec::with_capacity(batches.len() + 2);
     for b in &batches {
-        let mut bytes = Vec::new();
-        for l in &lines[b.lines.clone()] {
-            bytes.extend_from_slice(&l.bytes);
-            bytes.push(b'\n');
-        }
         let file = format!("{outbox}/{}/{:012}.ndjson", b.dir, b.first_seq);
+        let bytes = batch_bytes(&lines[b.lines.clone()]);
         edits.push(Edit::blob(file.clone(), repo.blob(&bytes).in_repo(&path)?));
         report.batches.push(file);
     }
@@ -302,7 +292,10 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
         None => Some(desired),
     };
     if let Some(m) = update {
-        let mut bytes = serde_json::to_vec_pretty(&m).unwrap_or_default();
+        let mut bytes = serde_json::to_vec_pretty(&m).map_err(|e| LedgerError::BadFile {
+            path: manifest_path.clone(),
+            reason: format!("cannot serialize the manifest: {e}"),
+        })?;
         bytes.push(b'\n');
         edits.push(Edit::blob(manifest_path, repo.blob(&bytes).in_repo(&path)?));
         report.manifest_updated = true;
@@ -326,6 +319,39 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
     st.scan_offset = next_offset;
     state::save(&node.paths.export_seen(), &st)?;
     Ok(report)
+}
+
+/// Where an export resumes: the saved state, moved past what the ledger already holds of
+/// this node's events, with a scan offset beyond the log's end reset to its start (the
+/// log was rebuilt). `None` when the ledger holds more own events than the log: a root
+/// restored from an older copy, which must not export (it would reuse seqs).
+pub fn resume_point(
+    saved: &ExportState,
+    ledger_seq: u64,
+    own_seq: u64,
+    log_len: u64,
+) -> Option<ExportState> {
+    let mut st = saved.clone();
+    if ledger_seq > st.exported_through_seq {
+        if own_seq < ledger_seq {
+            return None;
+        }
+        st.exported_through_seq = ledger_seq;
+    }
+    if st.scan_offset > log_len {
+        st.scan_offset = 0;
+    }
+    Some(st)
+}
+
+/// The content of one batch file: its signed lines, each ending in a newline.
+fn batch_bytes(lines: &[Line]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(lines.iter().map(|l| l.bytes.len() + 1).sum());
+    for l in lines {
+        bytes.extend_from_slice(&l.bytes);
+        bytes.push(b'\n');
+    }
+    bytes
 }
 
 /// Own events after `st.exported_through_seq`, read from `st.scan_offset`, signed with

@@ -223,8 +223,7 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
         None => None,
     };
     let limits = ImportLimits::new(node.config.payload_limits());
-    let mut expected = head.own_seq + 1;
-    let mut prev = head.own_prev.clone();
+    let mut chain = OwnChain::new(head.own_seq, &head.own_prev);
     let mut recovered: Vec<Envelope> = Vec::new();
     'files: for (_, oid) in &batches[start..] {
         let blob = repo.find_blob(*oid).in_repo(&path)?;
@@ -238,29 +237,22 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
                 tracing::warn!(event = %env.event_id, "own outbox holds an event not signed by this node's key; not recovered");
                 continue;
             }
-            if env.seq + 1 == expected && head.own_seq > 0 && env.event_id != head.own_prev {
-                return Err(LedgerError::OwnFork {
-                    seq: env.seq,
-                    ledger_id: env.event_id.clone(),
-                    local_id: head.own_prev.clone(),
-                });
+            match chain.next(env.seq, &env.event_id, &env.prev) {
+                Next::Skip => continue,
+                Next::Stop => break 'files,
+                Next::Fork {
+                    seq,
+                    ledger_id,
+                    local_id,
+                } => {
+                    return Err(LedgerError::OwnFork {
+                        seq,
+                        ledger_id,
+                        local_id,
+                    });
+                }
+                Next::Take => recovered.push(*env),
             }
-            if env.seq < expected {
-                continue;
-            }
-            if env.seq > expected {
-                break 'files;
-            }
-            if env.prev != prev {
-                return Err(LedgerError::OwnFork {
-                    seq: env.seq - 1,
-                    ledger_id: env.prev.clone(),
-                    local_id: prev,
-                });
-            }
-            prev = env.event_id.clone();
-            expected += 1;
-            recovered.push(*env);
         }
     }
     if recovered.is_empty() {
@@ -270,16 +262,90 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
     let end = writer.head().log_len;
     drop(writer);
     let mut st: ExportState = state::load(&node.paths.export_seen())?;
-    st.exported_through_seq = st.exported_through_seq.max(expected - 1);
+    st.exported_through_seq = st.exported_through_seq.max(chain.through());
     st.scan_offset = end;
     state::save(&node.paths.export_seen(), &st)?;
     report.recovered_events = recovered.len() as u64;
     tracing::warn!(
         recovered = report.recovered_events,
-        through_seq = expected - 1,
+        through_seq = chain.through(),
         "recovered own events from the ledger"
     );
     Ok(report)
+}
+
+/// What recovery does with the next own event it finds in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Already in the local log.
+    Skip,
+    /// A seq is missing before it: recovery ends here.
+    Stop,
+    /// The next seq, chained to the local head: append it.
+    Take,
+    /// The ledger's chain and the local one differ at `seq`.
+    Fork {
+        /// The seq both hold.
+        seq: u64,
+        /// The id the ledger holds at it.
+        ledger_id: String,
+        /// The id the local log holds at it.
+        local_id: String,
+    },
+}
+
+/// The local chain of own events, extended by recovered ones (pure: no I/O).
+#[derive(Debug, Clone)]
+pub struct OwnChain {
+    head_seq: u64,
+    head_id: String,
+    expected: u64,
+    prev: String,
+}
+
+impl OwnChain {
+    /// The chain ending at the local log's last own event (`own_seq`, id `own_prev`).
+    pub fn new(own_seq: u64, own_prev: &str) -> OwnChain {
+        OwnChain {
+            head_seq: own_seq,
+            head_id: own_prev.to_string(),
+            expected: own_seq + 1,
+            prev: own_prev.to_string(),
+        }
+    }
+
+    /// Decides about the ledger's own event `seq` (id `id`, chained to `prev`); a taken
+    /// event becomes the new end of the chain.
+    pub fn next(&mut self, seq: u64, id: &str, prev: &str) -> Next {
+        if seq + 1 == self.expected && self.head_seq > 0 && id != self.head_id {
+            return Next::Fork {
+                seq,
+                ledger_id: id.to_string(),
+                local_id: self.head_id.clone(),
+            };
+        }
+        if seq < self.expected {
+            return Next::Skip;
+        }
+        if seq > self.expected {
+            return Next::Stop;
+        }
+        if prev != self.prev {
+            return Next::Fork {
+                seq: seq - 1,
+                ledger_id: prev.to_string(),
+                local_id: self.prev.clone(),
+            };
+        }
+        self.prev = id.to_string();
+        self.expected += 1;
+        Next::Take
+    }
+
+    /// The last seq of the chain.
+    pub fn through(&self) -> u64 {
+        self.expected - 1
+    }
 }
 
 #[cfg(test)]

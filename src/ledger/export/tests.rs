@@ -61,3 +61,34 @@ fn heartbeat_only_changes_are_held_back() {
     };
     assert!(manifest_update(Some(&old), changed, now, hb).is_some());
 }
+
+fn state(exported_through_seq: u64, scan_offset: u64) -> ExportState {
+    ExportState {
+        exported_through_seq,
+        scan_offset,
+    }
+}
+
+#[test]
+fn export_resumes_where_it_stopped_when_the_ledger_agrees() {
+    let st = resume_point(&state(5, 900), 5, 8, 1000).unwrap();
+    assert_eq!(st, state(5, 900));
+}
+
+#[test]
+fn export_skips_what_the_ledger_already_holds_of_this_node() {
+    // Exported by an earlier run whose state file was lost: not exported twice.
+    let st = resume_point(&state(2, 300), 6, 8, 1000).unwrap();
+    assert_eq!(st, state(6, 300));
+}
+
+#[test]
+fn a_log_behind_the_ledger_refuses_to_export() {
+    assert_eq!(resume_point(&state(2, 300), 6, 4, 1000), None);
+}
+
+#[test]
+fn a_scan_offset_past_the_log_end_restarts_the_scan() {
+    let st = resume_point(&state(3, 5000), 3, 3, 1000).unwrap();
+    assert_eq!(st, state(3, 0));
+}

@@ -38,3 +38,49 @@ fn the_birth_time_survives_the_json_file_and_old_files_still_read() {
         id(1, 7, 5)
     );
 }
+
+#[test]
+fn recovery_appends_the_missing_seqs_in_order_and_stops_at_a_gap() {
+    let mut c = OwnChain::new(2, "e2");
+    assert_eq!(c.next(1, "e1", ""), Next::Skip);
+    assert_eq!(c.next(2, "e2", "e1"), Next::Skip);
+    assert_eq!(c.next(3, "e3", "e2"), Next::Take);
+    assert_eq!(c.next(4, "e4", "e3"), Next::Take);
+    assert_eq!(c.next(6, "e6", "e5"), Next::Stop);
+    assert_eq!(c.through(), 4);
+}
+
+#[test]
+fn a_different_event_at_the_local_head_is_a_fork() {
+    let mut c = OwnChain::new(2, "e2");
+    assert_eq!(
+        c.next(2, "x2", "e1"),
+        Next::Fork {
+            seq: 2,
+            ledger_id: "x2".into(),
+            local_id: "e2".into()
+        }
+    );
+}
+
+#[test]
+fn a_next_event_chained_to_another_head_is_a_fork() {
+    let mut c = OwnChain::new(2, "e2");
+    assert_eq!(
+        c.next(3, "e3", "x2"),
+        Next::Fork {
+            seq: 2,
+            ledger_id: "x2".into(),
+            local_id: "e2".into()
+        }
+    );
+    assert_eq!(c.through(), 2, "nothing taken");
+}
+
+#[test]
+fn an_empty_log_takes_the_ledger_from_seq_one() {
+    let mut c = OwnChain::new(0, "");
+    assert_eq!(c.next(1, "e1", ""), Next::Take);
+    assert_eq!(c.next(2, "e2", "e1"), Next::Take);
+    assert_eq!(c.through(), 2);
+}
