@@ -50,30 +50,24 @@ fn recovery_appends_the_missing_seqs_in_order_and_stops_at_a_gap() {
     assert_eq!(c.through(), 4);
 }
 
+fn fork(seq: u64, ledger_id: &str, local_id: &str) -> Next {
+    Next::Fork {
+        seq,
+        ledger_id: ledger_id.into(),
+        local_id: local_id.into(),
+    }
+}
+
 #[test]
 fn a_different_event_at_the_local_head_is_a_fork() {
     let mut c = OwnChain::new(2, "e2");
-    assert_eq!(
-        c.next(2, "x2", "e1"),
-        Next::Fork {
-            seq: 2,
-            ledger_id: "x2".into(),
-            local_id: "e2".into()
-        }
-    );
+    assert_eq!(c.next(2, "x2", "e1"), fork(2, "x2", "e2"));
 }
 
 #[test]
 fn a_next_event_chained_to_another_head_is_a_fork() {
     let mut c = OwnChain::new(2, "e2");
-    assert_eq!(
-        c.next(3, "e3", "x2"),
-        Next::Fork {
-            seq: 2,
-            ledger_id: "x2".into(),
-            local_id: "e2".into()
-        }
-    );
+    assert_eq!(c.next(3, "e3", "x2"), fork(2, "x2", "e2"));
     assert_eq!(c.through(), 2, "nothing taken");
 }
 
