@@ -1,0 +1,142 @@
+//! Reading, checking and writing `mesh.toml`, with environment overrides applied on load.
+
+use super::*;
+
+impl Config {
+    /// A fresh configuration for `mesh-init`.
+    pub fn new(node_id: String) -> Self {
+        Config {
+            node_id,
+            capabilities: Vec::new(),
+            strict_schemas: false,
+            labels: BTreeMap::new(),
+            require_signatures: false,
+            ledger: LedgerConfig::default(),
+            sync: SyncConfig::default(),
+            scaling: ScalingConfig::default(),
+            policy: PolicyConfig::default(),
+            limits: LimitsConfig::default(),
+            lanes: Vec::new(),
+            handlers: Vec::new(),
+            schemas: SchemasConfig::default(),
+        }
+    }
+
+    /// Parses `mesh.toml` text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        cfg.node_id = normalize_node_id(&cfg.node_id).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for lane in &self.lanes {
+            if !seen.insert(&lane.id) {
+                return Err(bad(format!("lanes: duplicate lane id {:?}", lane.id)));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for h in &self.handlers {
+            if !seen.insert(&h.name) {
+                return Err(bad(format!(
+                    "handlers: duplicate handler name {:?}",
+                    h.name
+                )));
+            }
+            if let Err(e) = crate::event::pattern::Pattern::parse(&h.pattern) {
+                return Err(bad(format!("handlers.{}.match: {e}", h.name)));
+            }
+            if h.name.is_empty() || h.name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(bad(format!(
+                    "handlers: name {:?} must be non-empty without spaces",
+                    h.name
+                )));
+            }
+            if h.run.is_empty() {
+                return Err(bad(format!(
+                    "handlers.{}: `run` must name a program",
+                    h.name
+                )));
+            }
+        }
+        if self.ledger.dir.is_empty()
+            || self
+                .ledger
+                .dir
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == "..")
+        {
+            return Err(bad(format!(
+                "ledger.dir {:?} must be a relative path inside the repository",
+                self.ledger.dir
+            )));
+        }
+        if let Some(since) = &self.ledger.since
+            && chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").is_err()
+        {
+            return Err(bad(format!(
+                "ledger.since {since:?} must be a UTC day like \"2026-01-31\""
+            )));
+        }
+        Ok(())
+    }
+
+    /// Loads `mesh.toml` from a node root and applies `GITMESH_NODE_ID` / `GITMESH_REMOTE`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ConfigError::Missing {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(crate::fsutil::IoContext::ctx(Err(e), "read", path)?),
+        };
+        let mut cfg = Config::parse(&text, path)?;
+        if let Ok(id) = std::env::var("GITMESH_NODE_ID")
+            && !id.is_empty()
+        {
+            cfg.node_id = normalize_node_id(&id).map_err(|e| ConfigError::Invalid {
+                path: "GITMESH_NODE_ID".into(),
+                message: e.to_string(),
+            })?;
+        }
+        if let Ok(remote) = std::env::var("GITMESH_REMOTE")
+            && !remote.is_empty()
+        {
+            cfg.ledger.remote = Some(remote);
+        }
+        Ok(cfg)
+    }
+
+    /// Writes `mesh.toml` atomically.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let header = "# gitmesh node configuration; see `gitmesh mesh-init --help` and docs/configuration.md\n";
+        crate::fsutil::write_atomic(path, format!("{header}{text}").as_bytes(), true)?;
+        Ok(())
+    }
+
+    /// Payload limits derived from `[limits]`.
+    pub fn payload_limits(&self) -> PayloadLimits {
+        PayloadLimits {
+            max_bytes: self.limits.max_payload_bytes,
+            ..PayloadLimits::default()
+        }
+    }
+}
