@@ -8,10 +8,8 @@ use serde_json::json;
 fn enqueued_task_is_scheduled_and_routed_to_the_best_healthy_lane() {
     let env = TestEnv::new();
     let n1 = env.node("n1");
-    let task = publish(
+    let task = enqueue_task(
         &n1,
-        "scheduling",
-        "task.enqueued",
         json!({"task_id": "t-42", "routing_options": [
             {"lane_id": "lane-fast", "provider": "p1", "model": "big", "score": 0.95, "healthy": false},
             {"lane_id": "lane-b", "provider": "p2", "model": "mid", "score": 0.8},
@@ -65,10 +63,8 @@ fn enqueued_task_is_scheduled_and_routed_to_the_best_healthy_lane() {
 fn unhealthy_options_block_the_route() {
     let env = TestEnv::new();
     let n1 = env.node("n1");
-    publish(
+    request_route(
         &n1,
-        "routing",
-        "route.requested",
         json!({"task_id": "t", "options": [{"lane_id": "a", "score": 1, "healthy": false}]}),
     );
     dispatch(&n1);
@@ -86,16 +82,12 @@ fn capability_routing_picks_a_live_capable_node_from_the_manifests() {
     write_manifest(&n1, "gpu1", &["gpu"], 10);
     write_manifest(&n1, "gpu-stale", &["gpu"], 100_000);
     write_manifest(&n1, "cpu1", &["cpu"], 10);
-    publish(
+    request_route(
         &n1,
-        "routing",
-        "route.requested",
         json!({"task_id": "t-1", "required_capabilities": ["gpu"]}),
     );
-    publish(
+    request_route(
         &n1,
-        "routing",
-        "route.requested",
         json!({"task_id": "t-2", "required_capabilities": ["tpu"]}),
     );
     dispatch(&n1);
@@ -219,10 +211,8 @@ fn a_decision_table_file_replaces_the_default_and_a_bad_one_is_an_error() {
 fn trace_shows_the_whole_causal_tree_from_any_of_its_events() {
     let env = TestEnv::new();
     let n1 = env.node("n1");
-    let task = publish(
+    let task = enqueue_task(
         &n1,
-        "scheduling",
-        "task.enqueued",
         json!({"task_id": "t-1", "routing_options": [{"lane_id": "a", "score": 1}]}),
     );
     publish(&n1, "monitoring", "heartbeat.changed", json!({}));
@@ -278,10 +268,8 @@ fn replaying_after_a_lost_cursor_duplicates_nothing() {
     let env = TestEnv::new();
     let n1 = env.node("n1");
     for i in 0..20 {
-        publish(
+        enqueue_task(
             &n1,
-            "scheduling",
-            "task.enqueued",
             json!({"task_id": format!("t-{i}"), "routing_options": [{"lane_id": "a", "score": 1}]}),
         );
     }

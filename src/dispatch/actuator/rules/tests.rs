@@ -149,56 +149,21 @@ fn non_leaders_are_fenced() {
 #[test]
 fn unknown_disabled_and_missing_lanes_are_rejected() {
     let f = Fence::default();
-    assert_eq!(
-        outcome(&verdict(
-            &cmd("scale_up", "zz", 1, "n1"),
-            CausalGate::Advisory,
-            None,
-            &f,
-            &[]
-        )),
-        "rejected_unknown_lane"
-    );
-    assert_eq!(
-        outcome(&verdict(
-            &cmd("scale_up", "off", 1, "n1"),
-            CausalGate::Advisory,
-            None,
-            &f,
-            &[]
-        )),
-        "rejected_unknown_lane"
-    );
-    assert_eq!(
-        outcome(&verdict(
-            &cmd("scale_up", "all", 1, "n1"),
-            CausalGate::Advisory,
-            None,
-            &f,
-            &["a", "b", "c"]
-        )),
-        "rejected_no_target"
-    );
-    assert_eq!(
-        outcome(&verdict(
-            &cmd("scale_down", "", 1, "n1"),
-            CausalGate::Advisory,
-            None,
-            &f,
-            &[]
-        )),
-        "rejected_no_target"
-    );
-    assert_eq!(
-        outcome(&verdict(
-            &cmd("explode", "a", 1, "n1"),
-            CausalGate::Advisory,
-            None,
-            &f,
-            &[]
-        )),
-        "rejected_invalid"
-    );
+    let cases: [(&str, &str, &[&str], &str); 5] = [
+        ("scale_up", "zz", &[], "rejected_unknown_lane"),
+        ("scale_up", "off", &[], "rejected_unknown_lane"),
+        ("scale_up", "all", &["a", "b", "c"], "rejected_no_target"),
+        ("scale_down", "", &[], "rejected_no_target"),
+        ("explode", "a", &[], "rejected_invalid"),
+    ];
+    for (action, lane, running, want) in cases {
+        let c = cmd(action, lane, 1, "n1");
+        assert_eq!(
+            outcome(&verdict(&c, CausalGate::Advisory, None, &f, running)),
+            want,
+            "{action} on lane {lane:?} with {running:?} running"
+        );
+    }
 }
 
 #[test]
