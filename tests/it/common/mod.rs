@@ -206,6 +206,13 @@ pub fn sync(root: &Path) -> serde_json::Value {
     json_ok(root, &["mesh-sync"])
 }
 
+/// Asserts that the JSON object `v` has every one of `keys`.
+pub fn assert_has_fields(v: &serde_json::Value, keys: &[&str]) {
+    for k in keys {
+        assert!(v.get(k).is_some(), "{k} missing in {v}");
+    }
+}
+
 /// Syncs `from`, then `to`, checking that `to` imported `expected` events of it;
 /// returns `to`'s sync report.
 pub fn deliver(from: &Path, to: &Path, expected: u64) -> serde_json::Value {
