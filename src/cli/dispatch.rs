@@ -1,6 +1,6 @@
 //! `gitmesh mesh-dispatch`, `gitmesh trace` and `gitmesh dead-letter`.
 
-use super::Output;
+use super::{Output, count_line};
 use gitmesh::dispatch::{DispatchOptions, trace, user};
 use gitmesh::{Error, Node};
 use serde_json::json;
@@ -27,20 +27,18 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
         "dispatched {} events ({} acted on), appended {} follow-ups; cursor at byte {}\n",
         r.processed_events, r.acted_events, r.followup_events, r.cursor_offset
     );
-    if r.duplicate_followups > 0 {
-        let _ = writeln!(
-            h,
-            "{} follow-ups were already in the log (replay after an interruption)",
-            r.duplicate_followups
-        );
-    }
-    if r.dead_lettered > 0 {
-        let _ = writeln!(
-            h,
-            "{} events went to the dead-letter file: see `gitmesh dead-letter list`",
-            r.dead_lettered
-        );
-    }
+    count_line(
+        &mut h,
+        "",
+        r.duplicate_followups,
+        "follow-ups were already in the log (replay after an interruption)",
+    );
+    count_line(
+        &mut h,
+        "",
+        r.dead_lettered,
+        "events went to the dead-letter file: see `gitmesh dead-letter list`",
+    );
     if r.remaining_bytes > 0 {
         let _ = writeln!(h, "more events are waiting: run mesh-dispatch again");
     }

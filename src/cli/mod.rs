@@ -15,6 +15,7 @@ mod sync;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// gitmesh: a decentralized, git-backed event mesh.
@@ -243,6 +244,14 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
             let text = String::from_utf8_lossy(&buf).into_owned();
             Ok(Output::new(serde_json::json!({"man": text}), text))
         }
+    }
+}
+
+/// Appends the line `{label}{n} {what}` to `h` when `n` is not zero: such counts are
+/// worth a line only when something happened.
+pub(crate) fn count_line(h: &mut String, label: &str, n: u64, what: &str) {
+    if n > 0 {
+        let _ = writeln!(h, "{label}{n} {what}");
     }
 }
 

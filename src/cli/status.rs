@@ -1,6 +1,6 @@
 //! `gitmesh mesh-status`.
 
-use super::Output;
+use super::{Output, count_line};
 use gitmesh::{Error, Node};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -42,20 +42,18 @@ pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
             let _ = writeln!(h, "leader    none");
         }
     }
-    if s.quarantined > 0 {
-        let _ = writeln!(
-            h,
-            "quarantine {} items (state/event_mesh/quarantine/)",
-            s.quarantined
-        );
-    }
-    if s.schema_flagged > 0 {
-        let _ = writeln!(
-            h,
-            "schemas   {} imported events broke their schema (state/event_mesh/schema_flagged.json)",
-            s.schema_flagged
-        );
-    }
+    count_line(
+        &mut h,
+        "quarantine ",
+        s.quarantined,
+        "items (state/event_mesh/quarantine/)",
+    );
+    count_line(
+        &mut h,
+        "schemas   ",
+        s.schema_flagged,
+        "imported events broke their schema (state/event_mesh/schema_flagged.json)",
+    );
     if !s.command_outcomes.is_empty() {
         let parts: Vec<String> = s
             .command_outcomes
@@ -80,13 +78,12 @@ pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
     for a in s.fork_alerts.iter().chain(&s.rewrite_alerts) {
         let _ = writeln!(h, "ALERT     {} {}: {}", a.kind.code(), a.node_id, a.detail);
     }
-    if s.held_files > 0 {
-        let _ = writeln!(
-            h,
-            "held      {} ledger files wait for missing seqs or a trusted key",
-            s.held_files
-        );
-    }
+    count_line(
+        &mut h,
+        "held      ",
+        s.held_files,
+        "ledger files wait for missing seqs or a trusted key",
+    );
     let _ = writeln!(h, "peers     {}", s.peers.len());
     for p in &s.peers {
         let age = p

@@ -1,13 +1,15 @@
 use super::*;
 
+/// The error message of parsing `text` as the config file `file`.
+fn parse_err(text: &str, file: &str) -> String {
+    Config::parse(text, Path::new(file))
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn unknown_keys_are_named() {
-    let err = Config::parse(
-        "node_id = \"a\"\n[sync]\nintervall = \"5s\"\n",
-        Path::new("mesh.toml"),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = parse_err("node_id = \"a\"\n[sync]\nintervall = \"5s\"\n", "mesh.toml");
     assert!(err.contains("intervall"), "{err}");
     assert!(err.contains("mesh.toml"), "{err}");
 }
@@ -55,21 +57,14 @@ import_policy = "accept-and-flag"
 
 #[test]
 fn bad_duration_is_explained() {
-    let err = Config::parse(
-        "node_id = \"a\"\n[sync]\ninterval = \"soon\"\n",
-        Path::new("m.toml"),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = parse_err("node_id = \"a\"\n[sync]\ninterval = \"soon\"\n", "m.toml");
     assert!(err.contains("soon"), "{err}");
 }
 
 #[test]
 fn handler_patterns_and_retry_settings_are_checked() {
     let text = "node_id = \"a\"\n[[handlers]]\nname = \"h\"\nmatch = \"a.**.b\"\nrun = [\"x\"]\n";
-    let err = Config::parse(text, Path::new("mesh.toml"))
-        .unwrap_err()
-        .to_string();
+    let err = parse_err(text, "mesh.toml");
     assert!(
         err.contains("handlers.h.match") && err.contains("last"),
         "{err}"

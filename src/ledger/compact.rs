@@ -181,6 +181,37 @@ struct Pending {
     removed: Vec<String>,
 }
 
+/// Consecutive batch lines of one month waiting to become one archive file.
+#[derive(Default)]
+struct ArchiveChunk {
+    bytes: Vec<u8>,
+    month: String,
+    first: u64,
+    last: u64,
+}
+
+impl ArchiveChunk {
+    /// Writes the pending lines as one archive blob under `outbox_path` and empties the
+    /// chunk, recording the tree edit and the archive's name; an empty chunk writes nothing.
+    fn flush(
+        &mut self,
+        repo: &Repository,
+        outbox_path: &str,
+        edits: &mut Vec<Edit>,
+        files: &mut Vec<String>,
+    ) -> std::result::Result<(), git2::Error> {
+        if self.bytes.is_empty() {
+            return Ok(());
+        }
+        let (month, first, last) = (&self.month, self.first, self.last);
+        let file = format!("{outbox_path}/{ARCHIVE_PREFIX}{month}/{first:012}-{last:012}.ndjson");
+        edits.push(Edit::blob(file.clone(), repo.blob(&self.bytes)?));
+        files.push(file);
+        self.bytes.clear();
+        Ok(())
+    }
+}
+
 /// Compacts this node's outbox into a local commit (the next sync pushes it).
 pub fn compact(node: &Node, lock: &SyncLock) -> Result<CompactReport> {
     compact_at_least(node, lock, 1)
@@ -239,26 +270,7 @@ fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<Compact
     let mut edits = Vec::new();
     let mut removed = Vec::new();
     // Group consecutive batches by month; chunk each group under the batch size cap.
-    let mut chunk: Vec<u8> = Vec::new();
-    let mut chunk_month = String::new();
-    let mut chunk_first = 0u64;
-    let mut chunk_last = 0u64;
-    let flush = |chunk: &mut Vec<u8>,
-                 month: &str,
-                 first: u64,
-                 last: u64,
-                 edits: &mut Vec<Edit>,
-                 files: &mut Vec<String>|
-     -> std::result::Result<(), git2::Error> {
-        if chunk.is_empty() {
-            return Ok(());
-        }
-        let file = format!("{outbox_path}/{ARCHIVE_PREFIX}{month}/{first:012}-{last:012}.ndjson");
-        edits.push(Edit::blob(file.clone(), repo.blob(chunk)?));
-        files.push(file);
-        chunk.clear();
-        Ok(())
-    };
+    let mut chunk = ArchiveChunk::default();
     for (i, b) in batches[..n].iter().enumerate() {
         let rel = format!("{}/{}", b.dir, b.name);
         let Some((oid, _)) = tree::entry_at(&repo, outbox, &rel).in_repo(&path)? else {
@@ -270,40 +282,28 @@ fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<Compact
             .get(i + 1)
             .map_or(exported, |nb| nb.first_seq.saturating_sub(1));
         let month = b.dir.get(..7).unwrap_or("unknown").to_string();
-        if !chunk.is_empty()
-            && (month != chunk_month || chunk.len() + content.len() >= MAX_BATCH_BYTES)
+        if !chunk.bytes.is_empty()
+            && (month != chunk.month || chunk.bytes.len() + content.len() >= MAX_BATCH_BYTES)
         {
-            flush(
-                &mut chunk,
-                &chunk_month,
-                chunk_first,
-                chunk_last,
-                &mut edits,
-                &mut report.archive_files,
-            )
-            .in_repo(&path)?;
+            chunk
+                .flush(&repo, &outbox_path, &mut edits, &mut report.archive_files)
+                .in_repo(&path)?;
         }
-        if chunk.is_empty() {
-            chunk_month = month;
-            chunk_first = b.first_seq;
+        if chunk.bytes.is_empty() {
+            chunk.month = month;
+            chunk.first = b.first_seq;
         }
-        chunk.extend_from_slice(content);
+        chunk.bytes.extend_from_slice(content);
         if !content.ends_with(b"\n") {
-            chunk.push(b'\n');
+            chunk.bytes.push(b'\n');
         }
-        chunk_last = last;
+        chunk.last = last;
         edits.push(Edit::remove(format!("{outbox_path}/{rel}")));
         removed.push(rel);
     }
-    flush(
-        &mut chunk,
-        &chunk_month,
-        chunk_first,
-        chunk_last,
-        &mut edits,
-        &mut report.archive_files,
-    )
-    .in_repo(&path)?;
+    chunk
+        .flush(&repo, &outbox_path, &mut edits, &mut report.archive_files)
+        .in_repo(&path)?;
     report.archived_batches = removed.len() as u64;
 
     let new_tree = tree::apply_edits(&repo, base_tree, &edits).in_repo(&path)?;

@@ -1,6 +1,6 @@
 //! Leader-issued scaling commands and the actuator, through the binary with real lane processes.
 
-use crate::common::{TestEnv, gm, json_ok};
+use crate::common::{TestEnv, assert_has_fields, gm, json_ok};
 use crate::dispatch_support::*;
 use serde_json::json;
 use std::path::Path;
@@ -84,18 +84,19 @@ fn the_leader_issues_one_command_and_the_target_node_runs_the_lane() {
     assert_eq!(applied[0]["handler"], "actuator");
     let audit = command_lines(&n2);
     assert_eq!(audit.len(), 1);
-    for k in [
-        "timestamp",
-        "event_id",
-        "command_id",
-        "action",
-        "lane_id",
-        "outcome",
-        "reason",
-        "leader_epoch",
-    ] {
-        assert!(audit[0].get(k).is_some(), "{k} missing in {}", audit[0]);
-    }
+    assert_has_fields(
+        &audit[0],
+        &[
+            "timestamp",
+            "event_id",
+            "command_id",
+            "action",
+            "lane_id",
+            "outcome",
+            "reason",
+            "leader_epoch",
+        ],
+    );
     assert_eq!(audit[0]["command_id"], cid);
     assert_eq!(audit[0]["outcome"], "applied");
     let st = json_ok(&n2, &["mesh-status"]);

@@ -1,17 +1,30 @@
 //! Dispatch through the binary: scheduling, routing, scaling decisions, trace, replay safety.
 
-use crate::common::{TestEnv, field, gm, json_ok, parse_json, run};
+use crate::common::{TestEnv, assert_has_fields, field, gm, json_ok, parse_json, run};
 use crate::dispatch_support::*;
 use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// A fresh node "n1" (and the environment that owns its directory).
+fn node_n1() -> (TestEnv, PathBuf) {
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
+    (env, n1)
+}
+
+/// Enqueues task `task_id` with lane `a` as its one routing option; returns the envelope.
+fn enqueue_for_lane_a(root: &Path, task_id: &str) -> serde_json::Value {
+    enqueue_task(
+        root,
+        json!({"task_id": task_id, "routing_options": [{"lane_id": "a", "score": 1}]}),
+    )
+}
 
 #[test]
 fn enqueued_task_is_scheduled_and_routed_to_the_best_healthy_lane() {
-    let env = TestEnv::new();
-    let n1 = env.node("n1");
-    let task = publish(
+    let (_env, n1) = node_n1();
+    let task = enqueue_task(
         &n1,
-        "scheduling",
-        "task.enqueued",
         json!({"task_id": "t-42", "routing_options": [
             {"lane_id": "lane-fast", "provider": "p1", "model": "big", "score": 0.95, "healthy": false},
             {"lane_id": "lane-b", "provider": "p2", "model": "mid", "score": 0.8},
@@ -20,14 +33,15 @@ fn enqueued_task_is_scheduled_and_routed_to_the_best_healthy_lane() {
         ]}),
     );
     let r = dispatch(&n1);
-    for k in [
-        "node_id",
-        "processed_events",
-        "followup_events",
-        "cursor_offset",
-    ] {
-        assert!(r.get(k).is_some(), "missing {k} in {r}");
-    }
+    assert_has_fields(
+        &r,
+        &[
+            "node_id",
+            "processed_events",
+            "followup_events",
+            "cursor_offset",
+        ],
+    );
     assert_eq!(r["node_id"], "n1");
     // task.enqueued -> task.scheduled + route.requested -> route.selected, all in one pass.
     assert_eq!(r["followup_events"], 3);
@@ -63,12 +77,9 @@ fn enqueued_task_is_scheduled_and_routed_to_the_best_healthy_lane() {
 
 #[test]
 fn unhealthy_options_block_the_route() {
-    let env = TestEnv::new();
-    let n1 = env.node("n1");
-    publish(
+    let (_env, n1) = node_n1();
+    request_route(
         &n1,
-        "routing",
-        "route.requested",
         json!({"task_id": "t", "options": [{"lane_id": "a", "score": 1, "healthy": false}]}),
     );
     dispatch(&n1);
@@ -81,21 +92,16 @@ fn unhealthy_options_block_the_route() {
 
 #[test]
 fn capability_routing_picks_a_live_capable_node_from_the_manifests() {
-    let env = TestEnv::new();
-    let n1 = env.node("n1");
+    let (_env, n1) = node_n1();
     write_manifest(&n1, "gpu1", &["gpu"], 10);
     write_manifest(&n1, "gpu-stale", &["gpu"], 100_000);
     write_manifest(&n1, "cpu1", &["cpu"], 10);
-    publish(
+    request_route(
         &n1,
-        "routing",
-        "route.requested",
         json!({"task_id": "t-1", "required_capabilities": ["gpu"]}),
     );
-    publish(
+    request_route(
         &n1,
-        "routing",
-        "route.requested",
         json!({"task_id": "t-2", "required_capabilities": ["tpu"]}),
     );
     dispatch(&n1);
@@ -110,8 +116,7 @@ fn capability_routing_picks_a_live_capable_node_from_the_manifests() {
 
 #[test]
 fn lane_summaries_and_failures_become_scaling_decisions() {
-    let env = TestEnv::new();
-    let n1 = env.node("n1");
+    let (_env, n1) = node_n1();
     publish(
         &n1,
         "scheduling",
@@ -163,8 +168,7 @@ fn lane_summaries_and_failures_become_scaling_decisions() {
 
 #[test]
 fn a_decision_table_file_replaces_the_default_and_a_bad_one_is_an_error() {
-    let env = TestEnv::new();
-    let n1 = env.node("n1");
+    let (_env, n1) = node_n1();
     std::fs::write(
         n1.join("table.toml"),
         "version = \"ops-3\"\n[[rules]]\nid = \"deep_queue\"\nwhen = { queue_depth = { gte = 100 }, region = { in = [\"eu\", \"us\"] } }\nthen = { action = \"scale_up\", reason = \"queue_deep\", target_delta = 2 }\n[[rules]]\nid = \"otherwise\"\nthen = { action = \"hold\", reason = \"fine\" }\n",
@@ -217,14 +221,8 @@ fn a_decision_table_file_replaces_the_default_and_a_bad_one_is_an_error() {
 
 #[test]
 fn trace_shows_the_whole_causal_tree_from_any_of_its_events() {
-    let env = TestEnv::new();
-    let n1 = env.node("n1");
-    let task = publish(
-        &n1,
-        "scheduling",
-        "task.enqueued",
-        json!({"task_id": "t-1", "routing_options": [{"lane_id": "a", "score": 1}]}),
-    );
+    let (_env, n1) = node_n1();
+    let task = enqueue_for_lane_a(&n1, "t-1");
     publish(&n1, "monitoring", "heartbeat.changed", json!({}));
     dispatch(&n1);
     let leaf = of_type(&n1, "route.selected")[0]["event_id"]
@@ -245,16 +243,17 @@ fn trace_shows_the_whole_causal_tree_from_any_of_its_events() {
         ]
     );
     for e in evs {
-        for k in [
-            "event_id",
-            "causation_id",
-            "node_id",
-            "topic",
-            "event_type",
-            "timestamp",
-        ] {
-            assert!(e.get(k).is_some(), "{k} missing in {e}");
-        }
+        assert_has_fields(
+            e,
+            &[
+                "event_id",
+                "causation_id",
+                "node_id",
+                "topic",
+                "event_type",
+                "timestamp",
+            ],
+        );
         assert_eq!(e["node_id"], "n1");
     }
     assert_eq!(evs[3]["causation_id"], evs[2]["event_id"]);
@@ -275,15 +274,9 @@ fn trace_shows_the_whole_causal_tree_from_any_of_its_events() {
 
 #[test]
 fn replaying_after_a_lost_cursor_duplicates_nothing() {
-    let env = TestEnv::new();
-    let n1 = env.node("n1");
+    let (_env, n1) = node_n1();
     for i in 0..20 {
-        publish(
-            &n1,
-            "scheduling",
-            "task.enqueued",
-            json!({"task_id": format!("t-{i}"), "routing_options": [{"lane_id": "a", "score": 1}]}),
-        );
+        enqueue_for_lane_a(&n1, &format!("t-{i}"));
     }
     let first = dispatch(&n1);
     assert_eq!(first["followup_events"], 60);
@@ -307,15 +300,14 @@ fn replaying_after_a_lost_cursor_duplicates_nothing() {
 
 #[test]
 fn a_replaced_log_is_dispatched_again_from_the_start() {
-    let env = TestEnv::new();
-    let n1 = env.node("n1");
+    let (env, n1) = node_n1();
     publish(&n1, "monitoring", "heartbeat.changed", json!({"n": 1}));
     dispatch(&n1);
     assert_eq!(of_type(&n1, "tick.requested").len(), 1);
     // The log is replaced by another one of a different history (say, a restore):
     // the saved cursor no longer points at what it dispatched.
     let other = env.node("other");
-    let log = |r: &std::path::Path| r.join("artifacts/event_mesh/events.ndjson");
+    let log = |r: &Path| r.join("artifacts/event_mesh/events.ndjson");
     for i in 0..3 {
         publish(
             &other,

@@ -16,16 +16,9 @@ fn three_nodes_holding_one_route_request_produce_exactly_one_selection() {
     let opts = json!([{"lane_id": "a", "provider": "p", "model": "m", "score": 0.4},
                       {"lane_id": "b", "provider": "p", "model": "m", "score": 0.6}]);
     // One request from n1 for itself, one from n1 addressed to n3.
-    let own = publish(
+    let own = request_route(&roots[0], json!({"task_id": "t-1", "options": opts}));
+    let targeted = request_route(
         &roots[0],
-        "routing",
-        "route.requested",
-        json!({"task_id": "t-1", "options": opts}),
-    );
-    let targeted = publish(
-        &roots[0],
-        "routing",
-        "route.requested",
         json!({"task_id": "t-2", "options": opts, "target_node": "n3"}),
     );
     for (i, r) in roots.iter().enumerate().skip(1) {

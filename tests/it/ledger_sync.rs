@@ -3,10 +3,9 @@
 
 use crate::common;
 use crate::common::{
-    TestEnv, event_ids, git, gm, init_node, json_ok, parse_json, publish_batch, run,
-    set_config_key, sync,
+    TestEnv, deliver, event_ids, git, gm, init_node, json_ok, outbox_events, parse_json,
+    publish_batch, run, set_config_key, sync,
 };
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -39,23 +38,10 @@ fn assert_linear(remote: &Path) {
 fn assert_outboxes_hold_only_own_events_once(remote: &Path, names: &[&str], total: usize) {
     let mut all = 0;
     for n in names {
-        let files = git(
-            remote,
-            &[
-                "ls-tree",
-                "-r",
-                "--name-only",
-                "main",
-                &format!("event_mesh/outbox/{n}"),
-            ],
-        );
         let mut seqs = Vec::new();
-        for f in files.lines() {
-            for line in git(remote, &["show", &format!("main:{f}")]).lines() {
-                let v: Value = serde_json::from_str(line).unwrap();
-                assert_eq!(v["node_id"], *n, "{f} holds another node's event");
-                seqs.push(v["seq"].as_u64().unwrap());
-            }
+        for (f, v) in outbox_events(remote, n) {
+            assert_eq!(v["node_id"], *n, "{f} holds another node's event");
+            seqs.push(v["seq"].as_u64().unwrap());
         }
         seqs.sort_unstable();
         let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
@@ -382,8 +368,7 @@ fn a_lost_import_state_reimports_without_duplicating() {
     let env = TestEnv::with_remote();
     let [a, b] = env.nodes(["a", "b"]);
     publish_batch(&a, 12, "x");
-    sync(&a);
-    assert_eq!(sync(&b)["import"]["imported_events"], 12);
+    deliver(&a, &b, 12);
     std::fs::remove_file(b.join("state/event_mesh/import_state.json")).unwrap();
     let v = sync(&b);
     assert_eq!(v["import"]["imported_events"], 0, "{v}");
@@ -392,7 +377,6 @@ fn a_lost_import_state_reimports_without_duplicating() {
     assert_eq!(ids.len(), 12);
     // New events after the reset still arrive, once.
     publish_batch(&a, 3, "y");
-    sync(&a);
-    assert_eq!(sync(&b)["import"]["imported_events"], 3);
+    deliver(&a, &b, 3);
     assert_eq!(event_ids(&b, &[]).len(), 15);
 }

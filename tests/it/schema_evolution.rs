@@ -8,7 +8,8 @@ use gitmesh::Envelope;
 use serde_json::{Value, json};
 use std::path::Path;
 
-const V2: &str = r#"{
+/// `host.seen` v2, upcasting v1 payloads (`host` renamed, a default `region`, ...).
+pub(crate) const V2: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "type": "object",
   "required": ["hostname"],
@@ -26,18 +27,21 @@ const V3: &str = r#"{
   "x-gitmesh-upcast": {"from": 2, "steps": [{"rename": {"from": "region", "to": "zone"}}]}
 }"#;
 
-fn write(path: &Path, text: &str) {
+/// Writes `text` at `path`, creating its directory.
+pub(crate) fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
 
-fn local_schema(root: &Path, version: u32) -> std::path::PathBuf {
+/// Where a node keeps its local `host.seen` schema of `version`.
+pub(crate) fn local_schema(root: &Path, version: u32) -> std::path::PathBuf {
     root.join(format!(
         "state/event_mesh/schemas/monitoring/host.seen/v{version}.json"
     ))
 }
 
-fn publish_host(root: &Path, payload: Value, version: Option<u32>) -> Value {
+/// Publishes a `monitoring` `host.seen` event, at schema `version` when given.
+pub(crate) fn publish_host(root: &Path, payload: Value, version: Option<u32>) -> Value {
     let p = payload.to_string();
     let v = version.map(|v| v.to_string());
     let mut extra = vec!["--payload-json", p.as_str()];

@@ -2,29 +2,9 @@
 //! older node's events for its handlers and views, and quarantines payloads that break
 //! a schema the writer did not know.
 
-use crate::common::{TestEnv, json_ok, publish_event, sync};
-use crate::schema_evolution::publish_v2_without_hostname;
-use serde_json::Value;
-use std::path::Path;
-
-const V2: &str = r#"{
-  "$schema": "https://json-schema.org/draft/2020-12/schema",
-  "type": "object",
-  "required": ["hostname"],
-  "properties": {"hostname": {"type": "string"}, "region": {"type": "string"}},
-  "x-gitmesh-upcast": {"from": 1, "steps": [
-    {"rename": {"from": "host", "to": "hostname"}},
-    {"default": {"path": "region", "value": "eu"}}
-  ]}
-}"#;
-
-fn publish(root: &Path, payload: &str, version: Option<&str>) -> Value {
-    let mut extra = vec!["--payload-json", payload];
-    if let Some(v) = version {
-        extra.extend(["--schema-version", v]);
-    }
-    publish_event(root, "monitoring", "host.seen", &extra)
-}
+use crate::common::{TestEnv, deliver, json_ok, sync};
+use crate::schema_evolution::{V2, local_schema, publish_host, publish_v2_without_hostname, write};
+use serde_json::{Value, json};
 
 fn find<'a>(events: &'a [Value], id: &str) -> Option<&'a Value> {
     events.iter().find(|e| e["event_id"] == id)
@@ -36,9 +16,7 @@ fn a_v2_node_upcasts_a_v1_peer_and_quarantines_what_breaks_v2() {
     let [old, new] = env.nodes(["old", "new"]);
 
     // Only the new node knows v2 (a local schema) and runs a handler on host.seen.
-    let schema = new.join("state/event_mesh/schemas/monitoring/host.seen/v2.json");
-    std::fs::create_dir_all(schema.parent().unwrap()).unwrap();
-    std::fs::write(&schema, V2).unwrap();
+    write(&local_schema(&new, 2), V2);
     let seen = env.path().join("handler-saw.ndjson");
     let mut cfg = std::fs::read_to_string(new.join("mesh.toml")).unwrap();
     cfg.push_str(&format!(
@@ -49,11 +27,9 @@ fn a_v2_node_upcasts_a_v1_peer_and_quarantines_what_breaks_v2() {
     std::fs::write(new.join("mesh.toml"), cfg).unwrap();
 
     // The old node writes a v1 event addressed to the new node.
-    let v1 = publish(&old, r#"{"host":"h1","target_node":"new"}"#, None);
+    let v1 = publish_host(&old, json!({"host": "h1", "target_node": "new"}), None);
     let v1_id = v1["event_id"].as_str().unwrap();
-    sync(&old);
-    let s = sync(&new);
-    assert_eq!(s["import"]["imported_events"], 1, "{s}");
+    deliver(&old, &new, 1);
 
     // The handler saw the event upcast to v2: renamed field, default filled, same id.
     let saw = std::fs::read_to_string(&seen).expect("the handler ran");
@@ -84,8 +60,8 @@ fn a_v2_node_upcasts_a_v1_peer_and_quarantines_what_breaks_v2() {
 
     // The old node does not know v2, so it accepts a v2 payload without `hostname`;
     // the new node quarantines it at import, and later events still flow.
-    let bad = publish(&old, r#"{"host":"h2"}"#, Some("2"));
-    let after = publish(&old, r#"{"host":"h3"}"#, None);
+    let bad = publish_host(&old, json!({"host": "h2"}), Some(2));
+    let after = publish_host(&old, json!({"host": "h3"}), None);
     sync(&old);
     let s = sync(&new);
     assert_eq!(s["import"]["quarantined"], 1, "{s}");

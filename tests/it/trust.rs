@@ -2,7 +2,9 @@
 //! recovery of a node root restored from an older copy.
 
 use crate::common::mesh::*;
-use crate::common::{TestEnv, git, json_err, json_ok, printed, publish_args, sync};
+use crate::common::{
+    TestEnv, deliver, git, json_err, json_ok, outbox_events, printed, publish_args, sync,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -69,8 +71,7 @@ fn a_changed_key_is_held_until_an_operator_trusts_it() {
     let env = TestEnv::with_remote();
     let [a, b] = env.nodes(["a", "b"]);
     publish(&a, 1, "before");
-    sync(&a);
-    assert_eq!(sync(&b)["import"]["imported_events"], 1);
+    deliver(&a, &b, 1);
     // The key of a is replaced (a reinstalled machine, or an impostor).
     std::fs::remove_file(a.join("state/event_mesh/keys/node.ed25519")).unwrap();
     let new_key = json_ok(&a, &["mesh-init", "--node-id", "a"])["public_key"]
@@ -123,22 +124,10 @@ fn require_signatures_rejects_unsigned_events_of_any_node() {
     let work = Work::clone(&env.url(), &env.path().join("work"));
     let unsigned = format!("{}\n", ev.to_json_line());
     let signed = signed_line(ev, &key_of(&q));
-    work.push_files(
-        &[(
-            "event_mesh/outbox/q/2026-01-01/000000000001.ndjson",
-            unsigned.as_bytes(),
-        )],
-        "unsigned",
-    );
+    work.push_batch("q/2026-01-01", 1, &unsigned, "unsigned");
     let v = sync(&v_root);
     assert_eq!(reasons(&v["import"]), ["unsigned"], "{v}");
-    work.push_files(
-        &[(
-            "event_mesh/outbox/q/2026-01-02/000000000001.ndjson",
-            signed.as_bytes(),
-        )],
-        "signed, no key published",
-    );
+    work.push_batch("q/2026-01-02", 1, &signed, "signed, no key published");
     let v = sync(&v_root);
     assert_eq!(reasons(&v["import"]), ["no_key"], "{v}");
     assert_eq!(status(&v_root)["imported_event_count"], 0);
@@ -156,13 +145,7 @@ fn a_batch_behind_a_gap_waits_and_is_applied_when_the_gap_fills() {
         evs[r].iter().map(|e| signed_line(e, &key)).collect()
     };
     let work = Work::clone(&env.url(), &env.path().join("work"));
-    work.push_files(
-        &[(
-            "event_mesh/outbox/p/2026-01-01/000000000004.ndjson",
-            lines(3..6).as_bytes(),
-        )],
-        "seq 4..6 first",
-    );
+    work.push_batch("p/2026-01-01", 4, &lines(3..6), "seq 4..6 first");
     let v = sync(&v_root);
     assert_eq!(v["import"]["imported_events"], 0, "{v}");
     assert_eq!(v["import"]["held"][0]["first_seq"], 4);
@@ -177,21 +160,9 @@ fn a_batch_behind_a_gap_waits_and_is_applied_when_the_gap_fills() {
     // A sync with nothing new keeps it held, neither skipped nor lost.
     assert_eq!(sync(&v_root)["import"]["imported_events"], 0);
     assert_eq!(status(&v_root)["held_files"], 1);
-    work.push_files(
-        &[(
-            "event_mesh/outbox/p/2026-01-01/000000000002.ndjson",
-            lines(1..3).as_bytes(),
-        )],
-        "seq 2..3",
-    );
+    work.push_batch("p/2026-01-01", 2, &lines(1..3), "seq 2..3");
     assert_eq!(sync(&v_root)["import"]["imported_events"], 0);
-    work.push_files(
-        &[(
-            "event_mesh/outbox/p/2026-01-01/000000000001.ndjson",
-            lines(0..1).as_bytes(),
-        )],
-        "seq 1",
-    );
+    work.push_batch("p/2026-01-01", 1, &lines(0..1), "seq 1");
     let v = sync(&v_root);
     assert_eq!(v["import"]["imported_events"], 6, "{v}");
     let seqs: Vec<u64> = own_events(&v_root, "p").iter().map(|e| e.seq).collect();
@@ -206,8 +177,7 @@ fn a_fork_is_quarantined_and_raises_an_alert_naming_the_node() {
     let env = TestEnv::with_remote();
     let [v_root, p] = env.nodes(["victim", "p"]);
     publish(&p, 2, "p");
-    sync(&p);
-    assert_eq!(sync(&v_root)["import"]["imported_events"], 2);
+    deliver(&p, &v_root, 2);
     // A second history of p (same key: a cloned machine) with a different seq 2.
     let clone = env.path().join("p-clone");
     json_ok(&clone, &["mesh-init", "--node-id", "p"]);
@@ -227,13 +197,7 @@ fn a_fork_is_quarantined_and_raises_an_alert_naming_the_node() {
     let line = signed_line(&other, &key_of(&p));
     let work = Work::clone(&env.url(), &env.path().join("work"));
     let before = log_bytes(&v_root);
-    work.push_files(
-        &[(
-            "event_mesh/outbox/p/2026-01-01/000000000002.ndjson",
-            line.as_bytes(),
-        )],
-        "forked seq 2",
-    );
+    work.push_batch("p/2026-01-01", 2, &line, "forked seq 2");
     let v = sync(&v_root);
     assert_eq!(reasons(&v["import"]), ["fork"], "{v}");
     assert_eq!(log_bytes(&v_root), before);
@@ -253,8 +217,7 @@ fn a_rewritten_or_deleted_batch_is_reported_and_never_applied() {
     publish(&p, 2, "one");
     sync(&p);
     publish(&p, 2, "two");
-    sync(&p);
-    assert_eq!(sync(&v_root)["import"]["imported_events"], 4);
+    deliver(&p, &v_root, 4);
     let before = log_bytes(&v_root);
     let work = Work::clone(&env.url(), &env.path().join("work"));
     let files: Vec<String> = git(&work.dir, &["ls-files", "event_mesh/outbox/p"])
@@ -301,25 +264,12 @@ fn copy_dir(from: &Path, to: &Path) {
 /// Every (seq -> event id) of node `a` in a ledger, asserting no seq appears twice.
 fn ledger_seqs(remote: &Path, node: &str) -> BTreeMap<u64, String> {
     let mut out = BTreeMap::new();
-    let files = git(
-        remote,
-        &[
-            "ls-tree",
-            "-r",
-            "--name-only",
-            "main",
-            &format!("event_mesh/outbox/{node}"),
-        ],
-    );
-    for f in files.lines() {
-        for l in git(remote, &["show", &format!("main:{f}")]).lines() {
-            let e: Value = serde_json::from_str(l).unwrap();
-            let prev = out.insert(
-                e["seq"].as_u64().unwrap(),
-                e["event_id"].as_str().unwrap().to_string(),
-            );
-            assert!(prev.is_none(), "seq {} published twice", e["seq"]);
-        }
+    for (_, e) in outbox_events(remote, node) {
+        let prev = out.insert(
+            e["seq"].as_u64().unwrap(),
+            e["event_id"].as_str().unwrap().to_string(),
+        );
+        assert!(prev.is_none(), "seq {} published twice", e["seq"]);
     }
     out
 }

@@ -3,6 +3,13 @@ use crate::daemon::PassReport;
 use crate::dispatch::DispatchReport;
 use crate::ops::sync::SyncReport;
 
+/// Asserts that each of `lines` stands in `text` as a whole line.
+fn assert_has_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(text.contains(&format!("{line}\n")), "{line}\n{text}");
+    }
+}
+
 #[test]
 fn sync_reports_are_summed() {
     let mut m = Metrics::default();
@@ -35,11 +42,16 @@ fn text_has_help_type_and_escaped_labels() {
     m.log.by_topic.insert("rout\"ing".into(), 2);
     m.sync.record(Outcome::Offline, 0.25, None);
     let text = render("n1", &m, &Snapshot::default(), Format::Prometheus).unwrap();
-    assert!(text.contains("# TYPE gitmesh_log_events gauge\n"));
-    assert!(text.contains("gitmesh_log_events{topic=\"rout\\\"ing\"} 2\n"));
-    assert!(text.contains("gitmesh_sync_runs_total{result=\"offline\"} 1\n"));
-    assert!(text.contains("gitmesh_sync_last_duration_seconds 0.25\n"));
-    assert!(text.contains("gitmesh_sync_last_result{result=\"offline\"} 1\n"));
+    assert_has_lines(
+        &text,
+        &[
+            "# TYPE gitmesh_log_events gauge",
+            "gitmesh_log_events{topic=\"rout\\\"ing\"} 2",
+            "gitmesh_sync_runs_total{result=\"offline\"} 1",
+            "gitmesh_sync_last_duration_seconds 0.25",
+            "gitmesh_sync_last_result{result=\"offline\"} 1",
+        ],
+    );
     assert!(text.ends_with('\n'));
 }
 
@@ -64,12 +76,14 @@ fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
     let mut m = Metrics::default();
     m.sync.record(Outcome::Ok, 0.5, None);
     let text = render("n1", &m, &Snapshot::default(), Format::OpenMetrics).unwrap();
-    assert!(
-        text.contains("# TYPE gitmesh_sync_runs counter\n"),
-        "{text}"
+    assert_has_lines(
+        &text,
+        &[
+            "# TYPE gitmesh_sync_runs counter",
+            "gitmesh_sync_runs_total{result=\"ok\"} 1",
+            "# UNIT gitmesh_sync_last_duration_seconds seconds",
+        ],
     );
-    assert!(text.contains("gitmesh_sync_runs_total{result=\"ok\"} 1\n"));
-    assert!(text.contains("# UNIT gitmesh_sync_last_duration_seconds seconds\n"));
     assert!(text.contains("gitmesh_info{node_id=\"n1\","));
     assert!(text.ends_with("# EOF\n"));
 }
@@ -80,14 +94,15 @@ fn pass_durations_fill_cumulative_buckets() {
     m.sync.record(Outcome::Ok, 0.02, None);
     m.sync.record(Outcome::Offline, 3.0, None);
     let text = render("n1", &m, &Snapshot::default(), Format::Prometheus).unwrap();
-    for line in [
-        "# TYPE gitmesh_sync_duration_seconds histogram",
-        "gitmesh_sync_duration_seconds_bucket{le=\"0.025\"} 1",
-        "gitmesh_sync_duration_seconds_bucket{le=\"5\"} 2",
-        "gitmesh_sync_duration_seconds_bucket{le=\"+Inf\"} 2",
-        "gitmesh_sync_duration_seconds_count 2",
-        "gitmesh_dispatch_duration_seconds_count 0",
-    ] {
-        assert!(text.contains(&format!("{line}\n")), "{line}\n{text}");
-    }
+    assert_has_lines(
+        &text,
+        &[
+            "# TYPE gitmesh_sync_duration_seconds histogram",
+            "gitmesh_sync_duration_seconds_bucket{le=\"0.025\"} 1",
+            "gitmesh_sync_duration_seconds_bucket{le=\"5\"} 2",
+            "gitmesh_sync_duration_seconds_bucket{le=\"+Inf\"} 2",
+            "gitmesh_sync_duration_seconds_count 2",
+            "gitmesh_dispatch_duration_seconds_count 0",
+        ],
+    );
 }

@@ -43,22 +43,21 @@ fn output_lines_become_follow_ups() {
     assert_eq!(out.len(), 2);
     assert_eq!(out[0].handler, "handler:notify");
     assert_eq!(out[0].payload["n"], 1);
-    let e = parse_output(
-        "h",
-        b"{\"topic\":\"Bad Topic\",\"event_type\":\"x\"}\n",
-        &limits,
-    )
-    .unwrap_err();
-    assert!(e.contains("line 1"), "{e}");
-    let e = parse_output("h", b"ok\nnot json\n", &limits).unwrap_err();
-    assert!(e.contains("line 1"), "{e}");
-    let e = parse_output(
-        "h",
-        b"{\"topic\":\"a\",\"event_type\":\"b\",\"extra\":1}",
-        &limits,
-    )
-    .unwrap_err();
-    assert!(e.contains("extra"), "{e}");
+    let rejected: [(&[u8], &str); 3] = [
+        (
+            b"{\"topic\":\"Bad Topic\",\"event_type\":\"x\"}\n",
+            "line 1",
+        ),
+        (b"ok\nnot json\n", "line 1"),
+        (
+            b"{\"topic\":\"a\",\"event_type\":\"b\",\"extra\":1}",
+            "extra",
+        ),
+    ];
+    for (output, why) in rejected {
+        let e = parse_output("h", output, &limits).unwrap_err();
+        assert!(e.contains(why), "{e}");
+    }
 }
 
 #[test]

@@ -9,30 +9,34 @@ fn repo() -> (tempfile::TempDir, Repository, Oid, Oid) {
     (dir, repo, a, b)
 }
 
+/// The tree `edits` make of `base`.
+fn edited(repo: &Repository, base: Option<Oid>, edits: &[Edit]) -> Oid {
+    apply_edits(repo, base, edits).unwrap()
+}
+
 #[test]
 fn edits_touch_only_their_paths_and_diff_finds_them() {
     let (_d, repo, a, b) = repo();
-    let t1 = apply_edits(
+    let t1 = edited(
         &repo,
         None,
         &[Edit::blob("x/one/a.txt", a), Edit::blob("y/b.txt", b)],
-    )
-    .unwrap();
+    );
     let y1 = subtree_at(&repo, Some(t1), "y").unwrap();
-    let t2 = apply_edits(&repo, Some(t1), &[Edit::blob("x/one/c.txt", b)]).unwrap();
+    let t2 = edited(&repo, Some(t1), &[Edit::blob("x/one/c.txt", b)]);
     assert_eq!(subtree_at(&repo, Some(t2), "y").unwrap(), y1);
     let changed = changed_entries(&repo, Some(t1), Some(t2)).unwrap();
     assert_eq!(changed.len(), 1);
     assert_eq!(changed[0].path, "x/one/c.txt");
-    let t3 = apply_edits(&repo, Some(t2), &[Edit::remove("y/b.txt")]).unwrap();
+    let t3 = edited(&repo, Some(t2), &[Edit::remove("y/b.txt")]);
     assert!(subtree_at(&repo, Some(t3), "y").unwrap().is_none());
 }
 
 #[test]
 fn union_keeps_both_sides_and_reports_conflicts() {
     let (_d, repo, a, b) = repo();
-    let left = apply_edits(&repo, None, &[Edit::blob("d/1", a), Edit::blob("d/2", a)]).unwrap();
-    let right = apply_edits(&repo, None, &[Edit::blob("d/2", b), Edit::blob("d/3", b)]).unwrap();
+    let left = edited(&repo, None, &[Edit::blob("d/1", a), Edit::blob("d/2", a)]);
+    let right = edited(&repo, None, &[Edit::blob("d/2", b), Edit::blob("d/3", b)]);
     let mut conflicts = Vec::new();
     let u = union(&repo, Some(left), Some(right), &mut conflicts)
         .unwrap()
@@ -45,31 +49,23 @@ fn union_keeps_both_sides_and_reports_conflicts() {
 #[test]
 fn diff_entries_reports_additions_modifications_and_deletions() {
     let (_d, repo, a, b) = repo();
-    let t1 = apply_edits(
-        &repo,
-        None,
-        &[
-            Edit::blob("p/1/a", a),
-            Edit::blob("p/1/b", a),
-            Edit::blob("p/2/a", a),
-            Edit::blob("q/x", a),
-            Edit::blob("s", a),
-        ],
-    )
-    .unwrap();
-    let t2 = apply_edits(
-        &repo,
-        Some(t1),
-        &[
-            Edit::blob("p/1/a", b),
-            Edit::remove("p/1/b"),
-            Edit::remove("q/x"),
-            Edit::remove("s"),
-            Edit::blob("s/now-a-dir", b),
-            Edit::blob("r/new", b),
-        ],
-    )
-    .unwrap();
+    let before = [
+        Edit::blob("p/1/a", a),
+        Edit::blob("p/1/b", a),
+        Edit::blob("p/2/a", a),
+        Edit::blob("q/x", a),
+        Edit::blob("s", a),
+    ];
+    let after = [
+        Edit::blob("p/1/a", b),
+        Edit::remove("p/1/b"),
+        Edit::remove("q/x"),
+        Edit::remove("s"),
+        Edit::blob("s/now-a-dir", b),
+        Edit::blob("r/new", b),
+    ];
+    let t1 = edited(&repo, None, &before);
+    let t2 = edited(&repo, Some(t1), &after);
     let got: Vec<(String, Option<Oid>, Option<Oid>)> = diff_entries(&repo, Some(t1), Some(t2))
         .unwrap()
         .into_iter()

@@ -25,18 +25,14 @@ fn the_next_event_already_in_the_log_moves_the_head_on() {
 
 #[test]
 fn same_seq_different_event_or_wrong_prev_is_a_fork() {
-    assert!(matches!(
-        step(&head(2, "b"), 2, "a", "x", false),
-        Step::Fork(_)
-    ));
-    assert!(matches!(
-        step(&head(2, "b"), 3, "zz", "c", false),
-        Step::Fork(_)
-    ));
-    assert!(matches!(
-        step(&head(0, ""), 1, "q", "a", false),
-        Step::Fork(_)
-    ));
+    for (h, seq, prev, id) in [
+        (head(2, "b"), 2, "a", "x"),
+        (head(2, "b"), 3, "zz", "c"),
+        (head(0, ""), 1, "q", "a"),
+    ] {
+        let s = step(&h, seq, prev, id, false);
+        assert!(matches!(s, Step::Fork(_)), "seq {seq} prev {prev:?}: {s:?}");
+    }
 }
 
 #[test]

@@ -7,12 +7,8 @@ fn key(i: u32) -> [u8; 16] {
     k
 }
 
-#[test]
-fn scan_file_finds_the_latest_record_at_or_after_the_base() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log_ids.bin");
-    assert_eq!(IdIndex::scan_file(&path, &key(1), 0).unwrap(), None);
-    // More records than one read buffer holds, a repeated id, and a torn tail.
+/// Index bytes for ids 0..100,000 (id i at offset 10·i), then id 7 again at 5,000,000.
+fn many_records_with_id_7_repeated() -> Vec<u8> {
     let mut bytes = Vec::new();
     for i in 0..100_000u32 {
         bytes.extend_from_slice(&key(i));
@@ -20,6 +16,16 @@ fn scan_file_finds_the_latest_record_at_or_after_the_base() {
     }
     bytes.extend_from_slice(&key(7));
     bytes.extend_from_slice(&5_000_000u64.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn scan_file_finds_the_latest_record_at_or_after_the_base() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log_ids.bin");
+    assert_eq!(IdIndex::scan_file(&path, &key(1), 0).unwrap(), None);
+    // More records than one read buffer holds, a repeated id, and a torn tail.
+    let mut bytes = many_records_with_id_7_repeated();
     bytes.extend_from_slice(&key(8)[..9]);
     fs::write(&path, &bytes).unwrap();
     assert_eq!(
@@ -53,13 +59,7 @@ fn scan_file_many_answers_every_key_in_one_pass() {
     );
     // key(i) for i < 65,536 all share their first two bytes: the filter lets
     // every one of them through and the sorted search must tell them apart.
-    let mut bytes = Vec::new();
-    for i in 0..100_000u32 {
-        bytes.extend_from_slice(&key(i));
-        bytes.extend_from_slice(&(u64::from(i) * 10).to_le_bytes());
-    }
-    bytes.extend_from_slice(&key(7));
-    bytes.extend_from_slice(&5_000_000u64.to_le_bytes());
+    let bytes = many_records_with_id_7_repeated();
     fs::write(&path, &bytes).unwrap();
     let keys = [
         key(99_999),

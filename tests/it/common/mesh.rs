@@ -42,6 +42,13 @@ impl Work {
         self.commit_push(msg);
     }
 
+    /// Pushes one batch file, `text`, at `event_mesh/outbox/<dir>/<first_seq>.ndjson`
+    /// (`dir` is `<node>/<YYYY-MM-DD>`, the seq zero-padded as the exporter names it).
+    pub fn push_batch(&self, dir: &str, first_seq: u64, text: &str, msg: &str) {
+        let rel = format!("event_mesh/outbox/{dir}/{first_seq:012}.ndjson");
+        self.push_files(&[(&rel, text.as_bytes())], msg);
+    }
+
     /// Commits everything in the clone and pushes it.
     pub fn commit_push(&self, msg: &str) {
         git(&self.dir, &["add", "-A"]);

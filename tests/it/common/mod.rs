@@ -188,9 +188,38 @@ pub fn git_with(dir: &Path, args: &[&str], env: &[(&str, &Path)], input: Option<
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Every event line of `node`'s outbox on `remote`'s `main`, with the file it stands in.
+pub fn outbox_events(remote: &Path, node: &str) -> Vec<(String, serde_json::Value)> {
+    let outbox = format!("event_mesh/outbox/{node}");
+    let files = git(remote, &["ls-tree", "-r", "--name-only", "main", &outbox]);
+    let mut out = Vec::new();
+    for f in files.lines() {
+        for line in git(remote, &["show", &format!("main:{f}")]).lines() {
+            out.push((f.to_string(), serde_json::from_str(line).unwrap()));
+        }
+    }
+    out
+}
+
 /// `mesh-sync --json` that must succeed (exit 0); returns the sync report.
 pub fn sync(root: &Path) -> serde_json::Value {
     json_ok(root, &["mesh-sync"])
+}
+
+/// Asserts that the JSON object `v` has every one of `keys`.
+pub fn assert_has_fields(v: &serde_json::Value, keys: &[&str]) {
+    for k in keys {
+        assert!(v.get(k).is_some(), "{k} missing in {v}");
+    }
+}
+
+/// Syncs `from`, then `to`, checking that `to` imported `expected` events of it;
+/// returns `to`'s sync report.
+pub fn deliver(from: &Path, to: &Path, expected: u64) -> serde_json::Value {
+    sync(from);
+    let v = sync(to);
+    assert_eq!(v["import"]["imported_events"], expected, "{v}");
+    v
 }
 
 /// `mesh-sync --json` that may also exit 75 (contended or offline: retry later);

@@ -107,6 +107,16 @@ pub fn publish(
     )
 }
 
+/// Publishes a `scheduling` `task.enqueued` event with `payload`; returns its envelope.
+pub fn enqueue_task(root: &Path, payload: serde_json::Value) -> serde_json::Value {
+    publish(root, "scheduling", "task.enqueued", payload)
+}
+
+/// Publishes a `routing` `route.requested` event with `payload`; returns its envelope.
+pub fn request_route(root: &Path, payload: serde_json::Value) -> serde_json::Value {
+    publish(root, "routing", "route.requested", payload)
+}
+
 /// Runs `mesh-dispatch --json` and returns its report.
 pub fn dispatch(root: &Path) -> serde_json::Value {
     crate::common::json_ok(root, &["mesh-dispatch"])

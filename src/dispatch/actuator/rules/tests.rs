@@ -93,6 +93,13 @@ fn under_lease(c: &CommandView, l: &Lease) -> String {
     .to_string()
 }
 
+/// A fence that has seen `leader` command at `epoch`.
+fn fence_after(epoch: u64, leader: &str) -> Fence {
+    let mut fence = Fence::default();
+    fence.observe(epoch, leader);
+    fence
+}
+
 /// The outcome of a command with no lease known, advisory policy and `fence`, no lane running.
 fn under_fence(c: &CommandView, fence: &Fence) -> String {
     outcome(&verdict(c, CausalGate::Advisory, None, fence, &[])).to_string()
@@ -126,8 +133,7 @@ fn stale_commands_and_epochs_are_rejected() {
     assert_eq!(under_lease(&c, &l), "rejected_stale");
     let c = cmd("scale_up", "a", 4, "n1");
     assert_eq!(under_lease(&c, &l), "rejected_stale_epoch");
-    let mut fence = Fence::default();
-    fence.observe(7, "n2");
+    let fence = fence_after(7, "n2");
     let c = cmd("scale_up", "a", 6, "n2");
     assert_eq!(under_fence(&c, &fence), "rejected_stale_epoch");
 }
@@ -137,8 +143,7 @@ fn non_leaders_are_fenced() {
     let l = lease("n1", 5);
     let c = cmd("scale_up", "a", 5, "n9");
     assert_eq!(under_lease(&c, &l), "rejected_leader_fence");
-    let mut fence = Fence::default();
-    fence.observe(3, "n1");
+    let fence = fence_after(3, "n1");
     let c = cmd("scale_up", "a", 3, "n2");
     assert_eq!(under_fence(&c, &fence), "rejected_leader_fence");
     let mut c = cmd("scale_up", "a", 3, "n1");
@@ -149,56 +154,21 @@ fn non_leaders_are_fenced() {
 #[test]
 fn unknown_disabled_and_missing_lanes_are_rejected() {
     let f = Fence::default();
-    assert_eq!(
-        outcome(&verdict(
-            &cmd("scale_up", "zz", 1, "n1"),
-            CausalGate::Advisory,
-            None,
-            &f,
-            &[]
-        )),
-        "rejected_unknown_lane"
-    );
-    assert_eq!(
-        outcome(&verdict(
-            &cmd("scale_up", "off", 1, "n1"),
-            CausalGate::Advisory,
-            None,
-            &f,
-            &[]
-        )),
-        "rejected_unknown_lane"
-    );
-    assert_eq!(
-        outcome(&verdict(
-            &cmd("scale_up", "all", 1, "n1"),
-            CausalGate::Advisory,
-            None,
-            &f,
-            &["a", "b", "c"]
-        )),
-        "rejected_no_target"
-    );
-    assert_eq!(
-        outcome(&verdict(
-            &cmd("scale_down", "", 1, "n1"),
-            CausalGate::Advisory,
-            None,
-            &f,
-            &[]
-        )),
-        "rejected_no_target"
-    );
-    assert_eq!(
-        outcome(&verdict(
-            &cmd("explode", "a", 1, "n1"),
-            CausalGate::Advisory,
-            None,
-            &f,
-            &[]
-        )),
-        "rejected_invalid"
-    );
+    let cases: [(&str, &str, &[&str], &str); 5] = [
+        ("scale_up", "zz", &[], "rejected_unknown_lane"),
+        ("scale_up", "off", &[], "rejected_unknown_lane"),
+        ("scale_up", "all", &["a", "b", "c"], "rejected_no_target"),
+        ("scale_down", "", &[], "rejected_no_target"),
+        ("explode", "a", &[], "rejected_invalid"),
+    ];
+    for (action, lane, running, want) in cases {
+        let c = cmd(action, lane, 1, "n1");
+        assert_eq!(
+            outcome(&verdict(&c, CausalGate::Advisory, None, &f, running)),
+            want,
+            "{action} on lane {lane:?} with {running:?} running"
+        );
+    }
 }
 
 #[test]
