@@ -43,6 +43,19 @@ impl ProcessOutcome {
     }
 }
 
+/// The command for `prog args` with `env` added and the remote's credentials removed:
+/// handlers and lane commands are operator-configured, but they need not hold the
+/// token that can push to the whole mesh's ledger.
+fn command(prog: &str, args: &[String], env: &[(String, String)]) -> Command {
+    let mut cmd = Command::new(prog);
+    cmd.args(args);
+    for var in crate::git::cli::TOKEN_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
 /// Runs `argv` (never through a shell) with extra environment, optional stdin and a time limit.
 ///
 /// The child gets its own process group; on timeout the whole group is killed,
@@ -59,17 +72,15 @@ pub fn run(
             "empty argv",
         ));
     };
-    let mut cmd = Command::new(prog);
-    cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    let mut cmd = command(prog, args, env);
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0);
     let mut child = cmd.spawn()?;
     let pid = child.id();
     let writer = match (stdin, child.stdin.take()) {

@@ -15,10 +15,14 @@ pub struct GitOutput {
     pub stderr: String,
 }
 
+/// Environment variables that carry the remote's credentials, in order of preference:
+/// passed to git per command, redacted from output, never given to handlers or lanes.
+pub const TOKEN_VARS: [&str; 2] = ["GITMESH_GIT_TOKEN", "GITHUB_TOKEN"];
+
 /// Removes credentials from text before it is logged or shown.
 pub fn redact(text: &str) -> String {
     let mut out = text.to_string();
-    for var in ["GITMESH_GIT_TOKEN", "GITHUB_TOKEN"] {
+    for var in TOKEN_VARS {
         if let Ok(tok) = std::env::var(var)
             && tok.len() >= 4
         {
@@ -108,7 +112,7 @@ pub fn run(repo: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
 
 /// An `Authorization` header for https remotes from `GITMESH_GIT_TOKEN` or `GITHUB_TOKEN`.
 fn token_header() -> Option<String> {
-    let token = ["GITMESH_GIT_TOKEN", "GITHUB_TOKEN"]
+    let token = TOKEN_VARS
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))?;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));

@@ -245,3 +245,30 @@ fn two_passes_at_once_run_each_handler_once_per_event() {
     }
     assert_eq!(of_type(&n1, "job.noted").len(), 5);
 }
+
+#[test]
+fn handlers_never_see_the_remote_token() {
+    let env = TestEnv::new();
+    let n1 = env.node("n1");
+    let seen = env.path().join("handler-env.txt");
+    write_config(
+        &n1,
+        "n1",
+        &format!(
+            "[[handlers]]\nname = \"peek\"\nmatch = \"ops.job.*\"\nrun = [\"sh\", \"-c\", \"env > \\\"$0\\\"\", \"{}\"]\ntimeout = \"5s\"\n",
+            seen.display()
+        ),
+    );
+    publish(&n1, "ops", "job.done", json!({"job": 1}));
+    let mut c = gm(&n1);
+    c.args(["mesh-dispatch", "--json"])
+        .env("GITHUB_TOKEN", "ghs_secret_one")
+        .env("GITMESH_GIT_TOKEN", "glpat_secret_two");
+    assert!(run(c).status.success());
+    let text = std::fs::read_to_string(&seen).expect("the handler ran");
+    assert!(text.contains("GITMESH_HANDLER=peek"), "{text}");
+    assert!(
+        !text.contains("secret"),
+        "a token reached the handler: {text}"
+    );
+}

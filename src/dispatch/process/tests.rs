@@ -45,3 +45,19 @@ fn missing_program_is_an_error() {
     );
     assert!(run(&[], &[], None, Duration::from_secs(1)).is_err());
 }
+
+#[test]
+fn children_never_get_the_remote_token() {
+    let cmd = command("env", &[], &[("GITMESH_EVENT_ID".into(), "evt_1".into())]);
+    let envs: Vec<_> = cmd.get_envs().collect();
+    for var in crate::git::cli::TOKEN_VARS {
+        assert!(
+            envs.contains(&(std::ffi::OsStr::new(var), None)),
+            "{var} is removed from the child's environment: {envs:?}"
+        );
+    }
+    assert!(envs.contains(&(
+        std::ffi::OsStr::new("GITMESH_EVENT_ID"),
+        Some(std::ffi::OsStr::new("evt_1"))
+    )));
+}
