@@ -38,14 +38,22 @@ impl Serialize for HumanDuration {
     }
 }
 
+/// The longest duration `mesh.toml` accepts: far beyond any sensible interval, timeout
+/// or retention, and far below what would overflow a deadline computed from it.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(HumanDuration)
-            .map_err(|e| {
-                serde::de::Error::custom(format!("{s:?} is not a duration like \"60s\" ({e})"))
-            })
+        let parsed = humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("{s:?} is not a duration like \"60s\" ({e})"))
+        })?;
+        if parsed > MAX_DURATION {
+            return Err(serde::de::Error::custom(format!(
+                "{s:?} is longer than the longest duration accepted (10 years)"
+            )));
+        }
+        Ok(HumanDuration(parsed))
     }
 }
 

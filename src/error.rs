@@ -2,6 +2,7 @@
 //! stable `kind` for `--json` and its process exit code.
 
 use crate::daemon::DaemonError;
+use crate::node::NodeError;
 use crate::ops::OpsError;
 
 /// Any failure of a gitmesh command.
@@ -34,7 +35,7 @@ via_ops!(
     crate::ledger::LedgerError,
     crate::dispatch::DispatchError,
     crate::schema::SchemaError,
-    crate::node::NodeError,
+    NodeError,
 );
 
 impl Error {
@@ -60,7 +61,9 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Ops(e) => e.exit_code(),
-            Error::Daemon(DaemonError::Options(_)) => 2,
+            // An invalid mesh.toml at start: a restart would fail the same way (systemd's
+            // RestartPreventExitStatus=2 stops the loop).
+            Error::Daemon(DaemonError::Options(_) | DaemonError::Node(NodeError::Config(_))) => 2,
             Error::Daemon(DaemonError::Pass(e)) => e.exit_code(),
             Error::Daemon(_) => 1,
         }

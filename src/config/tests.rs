@@ -111,3 +111,15 @@ fn compaction_is_on_by_default_and_zero_turns_it_off() {
         0
     );
 }
+
+#[test]
+fn a_duration_past_ten_years_is_a_config_error_naming_the_value() {
+    let text = "node_id = \"n1\"\n[sync]\ninterval = \"500000000000y\"\n";
+    let err = Config::parse(text, Path::new("mesh.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("500000000000y"), "{err}");
+    assert!(err.contains("10 years"), "{err}");
+    let ok = "node_id = \"n1\"\n[sync]\ninterval = \"3650days\"\n";
+    assert!(Config::parse(ok, Path::new("mesh.toml")).is_ok());
+}

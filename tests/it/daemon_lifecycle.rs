@@ -7,6 +7,24 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 #[test]
+fn a_daemon_with_an_invalid_mesh_toml_exits_2_so_systemd_stops_restarting_it() {
+    let env = TestEnv::new();
+    let root = env.node("cfg1");
+    common::set_config_key(&root, "interval", "\"500000000000y\"");
+    let mut c = common::gm(&root);
+    c.args(["--json", "daemon"]);
+    let out = common::run(c);
+    assert_eq!(out.status.code(), Some(2));
+    let v = common::parse_json(&out);
+    assert_eq!(v["error"]["kind"], "config");
+    let msg = v["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("mesh.toml") && msg.contains("10 years"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn a_second_daemon_on_the_same_root_is_refused() {
     let env = TestEnv::new();
     let root = env.node("lk1");
