@@ -7,6 +7,7 @@ mod export;
 mod import;
 mod init;
 mod ledger;
+mod man;
 mod nodes;
 mod publish;
 mod schema;
@@ -29,7 +30,7 @@ use std::path::PathBuf;
     after_help = "Start with:\n  gitmesh --root /tmp/n1 mesh-init --node-id n1\n  \
 gitmesh --root /tmp/n1 mesh-publish --topic monitoring --event-type heartbeat.changed\n  \
 gitmesh --root /tmp/n1 mesh-status\n\nExit codes: 0 ok, 1 failure, 2 usage error, \
-75 remote unreachable (local work done; retry later)."
+3 unhealthy (mesh-status --check), 75 remote unreachable (local work done; retry later)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -66,17 +67,17 @@ pub enum Command {
     /// Create a node root: mesh.toml, the event log, and the ledger repository.
     #[command(
         after_help = "Examples:\n  gitmesh --root /var/lib/gitmesh mesh-init --node-id ops1\n  \
-gitmesh mesh-init --node-id ci-runner --remote git@github.com:org/coordination.git \
---capabilities routing,scaling\n\nWithout --remote an embedded bare repository under state/ \
+gitmesh mesh-init --node-id ci-runner --capabilities routing,scaling \\\n    \
+--remote git@github.com:org/coordination.git\n\nWithout --remote an embedded bare repository under state/ \
 is the remote, so one machine works out of the box. Running it again is safe."
     )]
     MeshInit(init::Args),
     /// Append an event (or a batch from stdin) to this node's log.
     #[command(
-        after_help = "Examples:\n  gitmesh mesh-publish --topic scheduling --event-type task.enqueued \
+        after_help = "Examples:\n  gitmesh mesh-publish --topic scheduling --event-type task.enqueued \\\n    \
 --payload-json '{\"task_id\":\"t-1\"}'\n  gitmesh mesh-publish --topic monitoring --event-type \
 heartbeat.changed --dedupe-key hb-2026-11-23\n  printf '%s\\n' '{\"topic\":\"monitoring\",\
-\"event_type\":\"lane.start_failed\",\"payload\":{}}' | gitmesh mesh-publish --stdin\n\n\
+\"event_type\":\"lane.start_failed\",\"payload\":{}}' \\\n    | gitmesh mesh-publish --stdin\n\n\
 The event is durable (fsynced) when the command returns. A batch from --stdin is all-or-nothing."
     )]
     MeshPublish(publish::Args),
@@ -135,9 +136,12 @@ See docs/scaling.md."
 --since 1h\n  gitmesh events --node ws1 --json\n  gitmesh events --ndjson > backup.ndjson"
     )]
     Events(events::Args),
-    /// Show this node's counts, lag, peers and leader.
+    /// Show this node's health, last syncs, counts, lag, peers and leader.
     #[command(
-        after_help = "Examples:\n  gitmesh mesh-status\n  gitmesh mesh-status --json | jq .peers"
+        after_help = "Examples:\n  gitmesh mesh-status\n  gitmesh mesh-status --json | jq .peers\n  \
+gitmesh mesh-status --check --json | jq .health\n\nWith --check the exit code is 3 when the node is \
+unhealthy (failing or stale syncs, a refused credential, open alerts, low disk); the reasons are \
+printed. See docs/operations.md, \"Health\"."
     )]
     MeshStatus(status::Args),
     /// Pinned peer keys and alerts: list them, trust a changed key, acknowledge a fork.
@@ -168,9 +172,12 @@ for the next mesh-sync and uses them on this node at once. See docs/schemas.md."
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff).
-    #[command(after_help = "Example:\n  gitmesh man > /usr/local/share/man/man1/gitmesh.1")]
-    Man,
+    /// Print a man page (roff), or write every page to a directory.
+    #[command(
+        after_help = "Examples:\n  gitmesh man > /usr/local/share/man/man1/gitmesh.1\n  \
+gitmesh man mesh-sync | man -l -\n  gitmesh man --dir /usr/local/share/man/man1"
+    )]
+    Man(man::Args),
 }
 
 /// What a subcommand produced: a JSON object for machines and text for people.
@@ -235,15 +242,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
                 String::from_utf8_lossy(&buf).into_owned(),
             ))
         }
-        Command::Man => {
-            let cmd = <Cli as clap::CommandFactory>::command();
-            let mut buf = Vec::new();
-            clap_mangen::Man::new(cmd)
-                .render(&mut buf)
-                .map_err(|e| gitmesh::Error::usage(format!("rendering the man page: {e}")))?;
-            let text = String::from_utf8_lossy(&buf).into_owned();
-            Ok(Output::new(serde_json::json!({"man": text}), text))
-        }
+        Command::Man(a) => man::run(a),
     }
 }
 
