@@ -105,6 +105,52 @@ pub struct Config {
     /// Event schema policy.
     #[serde(default)]
     pub schemas: SchemasConfig,
+    /// When `mesh-status --check` and `/healthz` call the node unhealthy.
+    #[serde(default)]
+    pub health: HealthConfig,
+}
+
+/// `[health]`: the thresholds of "unhealthy" (docs/operations.md, "Health").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Consecutive failed syncs (any kind) that make the node unhealthy (0: never).
+    #[serde(default = "default_max_failed_syncs")]
+    pub max_failed_syncs: u32,
+    /// A node whose last successful sync is older than this is unhealthy
+    /// (default: 5 times `sync.interval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sync_age: Option<HumanDuration>,
+    /// Free space (MiB) below which the node root's file system is reported low (0: never).
+    #[serde(default = "default_min_free_mb")]
+    pub min_free_mb: u64,
+}
+
+fn default_max_failed_syncs() -> u32 {
+    3
+}
+fn default_min_free_mb() -> u64 {
+    100
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            max_failed_syncs: default_max_failed_syncs(),
+            max_sync_age: None,
+            min_free_mb: default_min_free_mb(),
+        }
+    }
+}
+
+impl Config {
+    /// How old the last successful sync may be before the node is unhealthy.
+    pub fn max_sync_age(&self) -> Duration {
+        self.health
+            .max_sync_age
+            .map(|d| d.0)
+            .unwrap_or_else(|| self.sync.interval.0.saturating_mul(5))
+    }
 }
 
 /// What the importer does with a peer event whose payload breaks its schema.

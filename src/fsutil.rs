@@ -45,7 +45,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Path
     fs::create_dir_all(dir).ctx("create directory", dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    {
+    let written = (|| {
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
@@ -56,8 +56,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Path
         if durable {
             f.sync_all().ctx("fsync", &tmp)?;
         }
+        fs::rename(&tmp, path).ctx("rename", path)
+    })();
+    if written.is_err() {
+        // A half-written temporary file (a full disk) must not take space meanwhile.
+        let _ = fs::remove_file(&tmp);
     }
-    fs::rename(&tmp, path).ctx("rename", path)?;
+    written?;
     if durable {
         sync_dir(dir)?;
     }
@@ -136,6 +141,40 @@ pub fn open_lock_file(path: &Path) -> Result<File, PathError> {
         .truncate(false)
         .open(path)
         .ctx("open", path)
+}
+
+/// Space on the file system holding a path (`statvfs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DiskSpace {
+    /// Bytes an unprivileged process can still write.
+    pub free_bytes: u64,
+    /// Size of the file system in bytes.
+    pub total_bytes: u64,
+}
+
+/// Free and total space of the file system holding `path`; reads only.
+pub fn disk_space(path: &Path) -> Result<DiskSpace, PathError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(io::Error::other)
+        .ctx("statvfs", path)?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` points to writable memory of the
+    // right type; statvfs fills it completely when it returns 0.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error()).ctx("statvfs", path);
+    }
+    // SAFETY: statvfs returned 0, so the struct is initialised.
+    let st = unsafe { st.assume_init() };
+    // The field types differ between platforms (u32 or u64).
+    #[allow(clippy::unnecessary_cast)]
+    let frsize = st.f_frsize as u64;
+    #[allow(clippy::unnecessary_cast)]
+    Ok(DiskSpace {
+        free_bytes: (st.f_bavail as u64).saturating_mul(frsize),
+        total_bytes: (st.f_blocks as u64).saturating_mul(frsize),
+    })
 }
 
 #[cfg(test)]

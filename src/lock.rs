@@ -51,6 +51,22 @@ impl FileLock {
         }
     }
 
+    /// Whether another open file holds a lock on `path`, without creating or writing
+    /// anything (false when the file does not exist).
+    pub fn is_held(path: &Path) -> Result<bool, PathError> {
+        let file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e).ctx("open", path),
+        };
+        // A shared lock conflicts only with an exclusive holder; it goes with `file`.
+        match file.try_lock_shared() {
+            Ok(()) => Ok(false),
+            Err(TryLockError::WouldBlock) => Ok(true),
+            Err(TryLockError::Error(e)) => Err(e).ctx("lock", path),
+        }
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path

@@ -55,6 +55,10 @@ impl NodePaths {
     pub fn quarantine(&self) -> PathBuf {
         self.state().join("quarantine")
     }
+    /// The last sync attempt and the last success, kept by every process that syncs.
+    pub fn sync_state(&self) -> PathBuf {
+        self.state().join("sync_state.json")
+    }
     /// Events a user handler gave up on.
     pub fn dead_letter(&self) -> PathBuf {
         self.state().join("dead_letter.ndjson")

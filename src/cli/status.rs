@@ -5,16 +5,60 @@ use gitmesh::{Error, Node};
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Flags of `mesh-status` (only the global ones).
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+/// Exit code of `mesh-status --check` when the node is unhealthy.
+pub const UNHEALTHY_EXIT: i32 = 3;
 
-pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
+/// Flags of `mesh-status`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Exit 3 when the node is unhealthy (for monitoring); the reasons are printed
+    #[arg(long)]
+    pub check: bool,
+}
+
+pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
     let node = Node::open(root)?;
     let s = gitmesh::ops::status::status(&node)?;
     let mut h = String::new();
     let _ = writeln!(h, "node      {}  ({})", s.node_id, s.root);
     let _ = writeln!(h, "remote    {}", s.remote);
+    if s.health.healthy {
+        let _ = writeln!(h, "health    ok");
+    } else {
+        for r in &s.health.reasons {
+            let _ = writeln!(h, "UNHEALTHY {}: {}", r.code, r.message);
+        }
+    }
+    sync_lines(&mut h, &s.sync);
+    match (&s.daemon.running, &s.daemon.holder) {
+        (true, Some(d)) => {
+            let _ = writeln!(
+                h,
+                "daemon    running (pid {}, since {}{})",
+                d.pid,
+                d.started_at,
+                d.listen
+                    .as_deref()
+                    .map(|l| format!(", http://{l}"))
+                    .unwrap_or_default()
+            );
+        }
+        (true, None) => {
+            let _ = writeln!(h, "daemon    running (starting)");
+        }
+        (false, _) => {
+            let _ = writeln!(h, "daemon    not running");
+        }
+    }
+    if let Some(d) = &s.disk {
+        let _ = writeln!(
+            h,
+            "disk      {} MiB free of {} MiB{}",
+            d.space.free_bytes / (1024 * 1024),
+            d.space.total_bytes / (1024 * 1024),
+            if d.low { " (LOW)" } else { "" }
+        );
+    }
     let _ = writeln!(
         h,
         "events    {} total: {} own (last seq {}), {} imported",
@@ -34,8 +78,11 @@ pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
         Some(l) => {
             let _ = writeln!(
                 h,
-                "leader    {} (epoch {}, lease until {})",
-                l.leader_id, l.epoch, l.lease_expires_at
+                "leader    {} (epoch {}, lease until {}{})",
+                l.leader_id,
+                l.epoch,
+                l.lease_expires_at,
+                if s.lease_expired { ", EXPIRED" } else { "" }
             );
         }
         None => {
@@ -98,5 +145,42 @@ pub fn run(root: &Path, _a: Args) -> Result<Output, Error> {
             if p.stale { "STALE" } else { "ok" }
         );
     }
-    Ok(Output::new(s, h))
+    let unhealthy = !s.health.healthy;
+    let mut out = Output::new(s, h);
+    if a.check && unhealthy {
+        out.code = UNHEALTHY_EXIT;
+    }
+    Ok(out)
+}
+
+/// The `sync` lines: last attempt, last success, failure streak.
+fn sync_lines(h: &mut String, st: &gitmesh::ops::health::SyncState) {
+    match &st.last_attempt {
+        None => {
+            let _ = writeln!(h, "sync      never ran on this root");
+        }
+        Some(a) => {
+            let kind = a
+                .kind
+                .as_deref()
+                .map(|k| format!(" ({k})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                h,
+                "sync      last attempt {} {}{kind}, {} ms",
+                a.at,
+                a.outcome.label(),
+                a.duration_ms
+            );
+            if let Some(m) = &a.message {
+                let _ = writeln!(h, "          error: {m}");
+            }
+            let _ = writeln!(
+                h,
+                "          last success {}, {} consecutive failures",
+                st.last_success.as_deref().unwrap_or("never"),
+                st.consecutive_failures
+            );
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! The HTTP endpoints: `/`, `/status`, `/metrics`, `/events/stream`, `/events/recent`, `/trace/ID`.
+//! The HTTP endpoints: `/`, `/status`, `/healthz`, `/metrics`, `/events/stream`, `/events/recent`, `/trace/ID`.
 
 mod server;
 
@@ -33,6 +33,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
     let app = Router::new()
         .route("/", get(dashboard))
         .route("/status", get(status))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/events/stream", get(stream))
         .route("/events/recent", get(recent))
@@ -125,6 +126,31 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
     }
 }
 
+/// 200 when the node is healthy, else 503; the body says why (docs/operations.md, "Health").
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let node = shared.node();
+    match blocking(move || crate::ops::status::status(&node)).await {
+        Ok(s) => {
+            let code = if s.health.healthy {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            json_response(
+                code,
+                json!({"ok": s.health.healthy, "healthy": s.health.healthy, "reasons": s.health.reasons}),
+            )
+        }
+        Err(_) => {
+            let reason = json!({"code": "status_error", "message": "the status report could not be built (see /status)"});
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"ok": false, "healthy": false, "reasons": [reason]}),
+            )
+        }
+    }
+}
+
 async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let node = shared.node();
@@ -139,7 +165,12 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
         };
         Ok(Snapshot {
             status,
-            dead_letters: count_lines(&node.paths.dead_letter()),
+            dead_letters: crate::dispatch::user::pending_dead_letters(&node)
+                .map(|d| d.len() as u64)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "reading the dead-letter file for /metrics failed");
+                    0
+                }),
         })
     })
     .await
@@ -153,12 +184,6 @@ async fn metrics(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respo
             format!("encoding the metrics failed: {e}"),
         ),
     }
-}
-
-fn count_lines(path: &std::path::Path) -> u64 {
-    std::fs::read(path)
-        .map(|b| b.iter().filter(|c| **c == b'\n').count() as u64)
-        .unwrap_or(0)
 }
 
 /// Counts open streams in the metrics for as long as it lives.
@@ -251,7 +276,7 @@ async fn trace(State(shared): State<Arc<Shared>>, Path(event_id): Path<String>) 
     let node = shared.node();
     let id = event_id.clone();
     let built = blocking(move || {
-        let end = node.log.head()?.log_len;
+        let end = node.log.read_head()?.log_len;
         let events = node
             .log
             .scan(0, end)?
@@ -275,7 +300,7 @@ async fn not_found(uri: Uri) -> Response {
         StatusCode::NOT_FOUND,
         "not_found",
         format!(
-            "no endpoint {}; try /, /status, /metrics, /events/stream, /events/recent, /trace/EVENT_ID",
+            "no endpoint {}; try /, /status, /healthz, /metrics, /events/stream, /events/recent, /trace/EVENT_ID",
             uri.path()
         ),
     )

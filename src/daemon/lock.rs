@@ -6,21 +6,11 @@
 use super::DaemonError;
 use crate::fsutil::IoContext;
 use crate::lock::FileLock;
-use serde::{Deserialize, Serialize};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-/// What a running daemon writes into its lock file.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct LockInfo {
-    /// Process id of the daemon.
-    pub pid: u32,
-    /// When it started (RFC 3339).
-    pub started_at: String,
-    /// The address its HTTP server listens on, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub listen: Option<String>,
-}
+/// What a running daemon writes into its lock file (defined with the health report that reads it).
+pub use crate::ops::health::LockInfo;
 
 /// The held lock; released when dropped (or when the process exits, however it exits).
 #[derive(Debug)]

@@ -132,7 +132,7 @@ pub fn unix_now() -> f64 {
 pub struct Snapshot {
     /// The `mesh-status` report, when it could be built.
     pub status: Option<Status>,
-    /// Lines in the dead-letter file.
+    /// Dead letters not resolved by a successful retry.
     pub dead_letters: u64,
 }
 
@@ -193,6 +193,13 @@ impl Scrape {
         let g = Count::default();
         g.set(v);
         self.0.register(name, help, g);
+    }
+
+    /// A gauge in bytes; `name` is without the `_bytes` suffix the unit adds.
+    fn bytes(&mut self, name: &str, help: &str, v: u64) {
+        let g = Count::default();
+        g.set(v);
+        self.0.register_with_unit(name, help, Unit::Bytes, g);
     }
 
     /// A gauge in seconds; `name` is without the `_seconds` suffix the unit adds.
@@ -371,7 +378,7 @@ fn registry(node_id: &str, m: &Metrics, snap: &Snapshot) -> Registry {
     );
     s.count(
         "gitmesh_dead_letter_events",
-        "Lines in the dead-letter file",
+        "Dead letters not yet resolved by a successful retry",
         snap.dead_letters,
     );
     s.count(
@@ -381,8 +388,88 @@ fn registry(node_id: &str, m: &Metrics, snap: &Snapshot) -> Registry {
     );
     if let Some(st) = &snap.status {
         register_status(&mut s, node_id, st);
+        register_health(&mut s, st);
     }
+    register_process(&mut s, &super::process::sample());
     s.0
+}
+
+/// The health report: the recorded syncs of every process on the root, disk, verdict.
+fn register_health(s: &mut Scrape, st: &Status) {
+    let last_success = st
+        .sync
+        .last_success
+        .as_deref()
+        .and_then(crate::event::parse_timestamp)
+        .map_or(0.0, |t| t.timestamp_micros() as f64 / 1e6);
+    s.seconds(
+        "gitmesh_last_sync_success_time",
+        "Unix time of the last successful sync by any process on this root (0 if none)",
+        last_success,
+    );
+    s.count(
+        "gitmesh_sync_consecutive_failures",
+        "Syncs by any process on this root that failed since the last success",
+        st.sync.consecutive_failures.into(),
+    );
+    s.count(
+        "gitmesh_healthy",
+        "1 if the node is healthy (docs/operations.md, Health)",
+        u64::from(st.health.healthy),
+    );
+    s.counts(
+        "gitmesh_unhealthy_reason",
+        "1 for each reason the node is unhealthy",
+        "reason",
+        REASONS.map(|r| (r, u64::from(st.health.reasons.iter().any(|x| x.code == r)))),
+    );
+    s.count(
+        "gitmesh_lease_expired",
+        "1 if the leader lease as last seen has expired",
+        u64::from(st.lease_expired),
+    );
+    if let Some(d) = &st.disk {
+        s.bytes(
+            "gitmesh_disk_free",
+            "Bytes still writable on the node root's file system",
+            d.space.free_bytes,
+        );
+        s.bytes(
+            "gitmesh_disk_min_free",
+            "Free space below which the node is unhealthy ([health] min_free_mb)",
+            d.min_free_bytes,
+        );
+    }
+}
+
+/// Every code of `ops::health::Reason`, all exposed so an alert rule sees 0 too.
+const REASONS: [&str; 5] = [
+    "sync_failing",
+    "sync_refused",
+    "sync_stale",
+    "alerts",
+    "low_disk",
+];
+
+/// The standard process metrics (`process_*`), as far as this system reports them.
+fn register_process(s: &mut Scrape, p: &super::process::ProcessSample) {
+    if let Some(v) = p.resident_memory_bytes {
+        s.bytes("process_resident_memory", "Resident memory size", v);
+    }
+    if let Some(v) = p.open_fds {
+        s.count("process_open_fds", "Open file descriptors", v);
+    }
+    if let Some(v) = p.max_fds {
+        s.count("process_max_fds", "Limit of open file descriptors", v);
+    }
+    if let Some(v) = p.cpu_seconds {
+        let c = Counter::<f64, AtomicU64>::default();
+        c.inc_by(v);
+        s.0.register_with_unit("process_cpu", "User and system CPU time", Unit::Seconds, c);
+    }
+    if let Some(v) = p.start_time_unix {
+        s.seconds("process_start_time", "Unix time the process started", v);
+    }
 }
 
 fn register_status(s: &mut Scrape, node_id: &str, st: &Status) {

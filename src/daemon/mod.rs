@@ -16,6 +16,7 @@
 mod http;
 pub mod lock;
 pub mod metrics;
+pub mod process;
 mod runner;
 pub mod schedule;
 pub mod tail;

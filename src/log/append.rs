@@ -71,8 +71,18 @@ impl LogWriter<'_> {
             let marker = json_bytes(&Pending { start, end }, &self.log.pending)?;
             write_atomic(&self.log.pending, &marker, true)?;
         }
-        self.file.write_all(&buf).ctx("append", &self.log.log)?;
-        self.file.sync_data().ctx("fsync", &self.log.log)?;
+        let written = self
+            .file
+            .write_all(&buf)
+            .ctx("append", &self.log.log)
+            .and_then(|()| self.file.sync_data().ctx("fsync", &self.log.log));
+        if let Err(e) = written {
+            // Nothing is stored unless all of it is: cut off what reached the file
+            // (shrinking needs no space), so a reader never sees an event the caller
+            // was told failed.
+            self.undo_append(start);
+            return Err(e.into());
+        }
         let mut offsets = Vec::with_capacity(events.len());
         let mut line_start = start;
         let mut records = Vec::with_capacity(events.len());
@@ -82,14 +92,26 @@ impl LogWriter<'_> {
             self.head.account(env, line_end);
             line_start = line_end;
         }
+        // The events are durable from here on: the derived files below are
+        // best-effort, and the next writer rebuilds whatever they missed.
         // Appending to the record file does not need the map: load it only for lookups.
-        match self.index.as_mut() {
-            Some(index) => index.append(&records)?,
-            None => IdIndex::append_to(&self.log.ids, &records)?,
+        let indexed = match self.index.as_mut() {
+            Some(index) => index.append(&records),
+            None => IdIndex::append_to(&self.log.ids, &records),
+        };
+        if let Err(e) = indexed {
+            // A record file missing records must not get more appended after the gap.
+            tracing::warn!(error = %e, "the events are stored, but the id index could not be updated; it is rebuilt by the next writer");
+            self.poisoned = Some(format!("updating the id index failed: {e}"));
         }
-        self.save_head()?;
-        if events.len() > 1 {
-            fs::remove_file(&self.log.pending).ctx("remove", &self.log.pending)?;
+        if let Err(e) = self.save_head() {
+            tracing::warn!(error = %e, "the events are stored, but the log head file could not be updated; it is rebuilt from the log");
+        }
+        if events.len() > 1
+            && let Err(e) = fs::remove_file(&self.log.pending)
+        {
+            // A marker whose batch is complete is ignored by recovery.
+            tracing::warn!(path = %self.log.pending.display(), error = %e, "could not remove the batch marker");
         }
         if self.head.log_len - self.view.active_base >= self.log.segment_bytes
             && let Err(e) = self.seal()
@@ -99,6 +121,24 @@ impl LogWriter<'_> {
             self.poisoned = Some(e.to_string());
         }
         Ok(offsets)
+    }
+}
+
+impl LogWriter<'_> {
+    /// Cuts the active file back to global offset `start` after a failed append and
+    /// drops the batch marker; if the file cannot be cut, the writer refuses further
+    /// appends and the next writer's recovery removes the partial tail.
+    fn undo_append(&mut self, start: u64) {
+        let local = start.saturating_sub(self.view.active_base);
+        let cut = self
+            .file
+            .set_len(local)
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = cut {
+            tracing::warn!(log = %self.log.log.display(), error = %e, "could not cut a failed append back");
+            self.poisoned = Some(format!("a failed append could not be cut back: {e}"));
+        }
+        let _ = fs::remove_file(&self.log.pending);
     }
 }
 

@@ -1,9 +1,11 @@
 //! The lock-free read API: scans forward and backward, single reads, counts, the end offset.
 
+use super::append::Pending;
 use super::scan::{self, LogScan};
 use super::segments::{self, Extent, SealedSegment};
-use super::{EventLog, LogError, RevScan};
+use super::{EventLog, LogError, LogHead, RevScan};
 use crate::event::Envelope;
+use crate::fsutil::read_json;
 
 impl EventLog {
     /// Reads events from global byte `from` up to byte `to` (a committed length from `head()`).
@@ -41,6 +43,48 @@ impl EventLog {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// The summary of the log, computed without the lock and without writing anything,
+    /// for readers (status, listings): it works on a full disk and a read-only root.
+    ///
+    /// It starts from `log_head.json` when that lies within the log and is for this
+    /// node (else from the head of the last sealed segment) and counts the complete
+    /// lines after it. A batch still being written is left out; a crashed writer's
+    /// leftovers are repaired by the next writer, not here.
+    pub fn read_head(&self) -> Result<LogHead, LogError> {
+        let manifest = self.layout.load_manifest()?;
+        let sealed = self.last_sealed_head(&manifest);
+        let end = self.end_offset()?;
+        let stored: Option<LogHead> = read_json(&self.head).unwrap_or(None);
+        let mut head = match stored {
+            Some(h)
+                if h.node_id == self.node_id && h.log_len >= sealed.log_len && h.log_len <= end =>
+            {
+                h
+            }
+            _ => sealed,
+        };
+        let mut to = end;
+        if let Some(p) = read_json::<Pending>(&self.pending).unwrap_or(None)
+            && p.start >= head.log_len
+            && p.start < to
+            && to < p.end
+        {
+            to = p.start;
+        }
+        let mut scan = self.scan(head.log_len, to)?;
+        while let Some((_, parsed)) = scan.next().transpose()? {
+            let line_end = scan.offset();
+            match parsed {
+                Ok(env) => head.account(&env, line_end),
+                Err(_) => {
+                    head.bad_lines += 1;
+                    head.log_len = line_end;
+                }
+            }
+        }
+        Ok(head)
     }
 
     /// Global offset of the end of the bytes on disk, without the lock (for change polling).

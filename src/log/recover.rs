@@ -147,7 +147,10 @@ impl LogWriter<'_> {
             let (head, reindexed) = self.catch_up(head, len)?;
             self.recovery.reindexed_events = reindexed;
             self.head = head;
-            self.save_head()?;
+            // The head is derived: a full disk must not stop appends the log has room for.
+            if let Err(e) = self.save_head() {
+                tracing::warn!(error = %e, "the log head file could not be updated; it is rebuilt from the log");
+            }
         } else {
             self.head = head;
         }

@@ -3,6 +3,7 @@
 
 pub mod append;
 pub mod error;
+pub mod health;
 pub mod init;
 pub mod query;
 pub mod status;

@@ -33,7 +33,7 @@ impl EventFilter {
 
 /// Lists matching events, oldest first.
 pub fn events(node: &Node, filter: &EventFilter) -> Result<Vec<Envelope>> {
-    let head = node.log.head()?;
+    let head = node.log.read_head()?;
     let mut out = Vec::new();
     match filter.limit {
         Some(limit) => {

@@ -75,11 +75,23 @@ pub struct Status {
     pub rewrite_alerts: Vec<crate::ledger::trust::Alert>,
     /// Ledger files held back (waiting for missing seqs or for a trusted key).
     pub held_files: u64,
+    /// The leader lease's expiry has passed (false when there is no lease).
+    pub lease_expired: bool,
+    /// The last sync attempt and the last success, by any process on this root.
+    pub sync: super::health::SyncState,
+    /// Whether a daemon holds this root.
+    pub daemon: super::health::DaemonStatus,
+    /// Free space of the node root's file system (null when it cannot be read).
+    pub disk: Option<super::health::DiskStatus>,
+    /// Healthy or not, and why (docs/operations.md, "Health").
+    pub health: super::health::Health,
 }
 
 /// Builds the status report.
+///
+/// It only reads: it works on a full disk and on a read-only node root.
 pub fn status(node: &Node) -> Result<Status> {
-    let head = node.log.head()?;
+    let head = node.log.read_head()?;
     let cursor: DispatchCursor = state::load(&node.paths.dispatch_cursor())?;
     let export: ExportState = state::load(&node.paths.export_seen())?;
     let dispatch_lag = node
@@ -106,6 +118,31 @@ pub fn status(node: &Node) -> Result<Status> {
     let leader = crate::ledger::lease::read_confirmed(node)?;
     let (command_outcomes, latest_command, latest_leader_epoch) = commands(node)?;
     let imports: state::ImportState = state::load(&node.paths.import_state())?;
+    let key_alerts = crate::keys::KnownNodes::load(&node.paths)?.alerts();
+    let fork_alerts = alerts(&imports, crate::ledger::quarantine::Reason::Fork);
+    let rewrite_alerts = alerts(&imports, crate::ledger::quarantine::Reason::HistoryRewrite);
+    let sync = super::health::load(&node.paths);
+    let disk = super::health::disk_status(&node.paths, node.config.health.min_free_mb);
+    let health = super::health::assess(&super::health::HealthInputs {
+        now,
+        sync: &sync,
+        max_failed_syncs: node.config.health.max_failed_syncs,
+        max_sync_age: node.config.max_sync_age(),
+        disk,
+        alerts: key_alerts
+            .iter()
+            .map(|n| format!("key changed: {n}"))
+            .chain(
+                fork_alerts
+                    .iter()
+                    .chain(&rewrite_alerts)
+                    .map(|a| format!("{} {}", a.kind.code(), a.node_id)),
+            )
+            .collect(),
+    });
+    let lease_expired = leader.as_ref().is_some_and(|l| {
+        crate::event::parse_timestamp(&l.lease_expires_at).is_none_or(|t| t <= now)
+    });
     Ok(Status {
         node_id: node.id().to_string(),
         root: std::path::absolute(&node.paths.root)
@@ -129,10 +166,15 @@ pub fn status(node: &Node) -> Result<Status> {
         bad_log_lines: head.bad_lines,
         gaps: imports.gaps(),
         schema_flagged: crate::schema::flagged(&node.paths)?.count,
-        key_alerts: crate::keys::KnownNodes::load(&node.paths)?.alerts(),
-        fork_alerts: alerts(&imports, crate::ledger::quarantine::Reason::Fork),
-        rewrite_alerts: alerts(&imports, crate::ledger::quarantine::Reason::HistoryRewrite),
+        key_alerts,
+        fork_alerts,
+        rewrite_alerts,
         held_files: imports.held.len() as u64,
+        lease_expired,
+        sync,
+        daemon: super::health::daemon_status(&node.paths),
+        disk,
+        health,
     })
 }
 

@@ -134,26 +134,37 @@ fn targets(node: &Node, take_lease: bool) -> Vec<Target> {
     }
 }
 
-/// One full sync pass under the node's sync lock.
+/// One full sync pass under the node's sync lock; its outcome is recorded in
+/// `sync_state.json` (best-effort) before the lock is released.
 pub fn sync(node: &Node, opts: &SyncOptions) -> Result<SyncReport> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
+    let started = std::time::Instant::now();
+    let result = sync_locked(node, opts, &lock);
+    let attempt = super::health::attempt_of(&result, chrono::Utc::now(), started.elapsed());
+    super::health::record(&node.paths, attempt);
+    drop(lock);
+    result
+}
+
+/// The sync pass proper, with the lock held.
+fn sync_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncReport> {
     // `origin` follows the configured remote (`[ledger] remote`, `GITMESH_REMOTE`).
     crate::store::repo::ensure(&node.config, &node.paths)?;
     let mut push = PushReport::default();
     fetch_or_offline(node, &mut push)?;
     // A root restored from an older copy recovers its own events before anything appends.
-    crate::ledger::recover::recover_own(node, &lock)?;
+    crate::ledger::recover::recover_own(node, lock)?;
     if !push.offline {
         crate::ledger::recover::mark_identity(&node.paths)?;
     }
-    let import = import::import_with(node, &lock, opts.max_events, &opts.progress)?;
+    let import = import::import_with(node, lock, opts.max_events, &opts.progress)?;
     opts.progress.finish();
     let dispatch = match &opts.dispatch {
         Some(d) => Some(crate::dispatch::run(node, d)?),
         None => None,
     };
-    let export = export::export(node, &lock, opts.max_events)?;
-    let compact = compact::maybe_compact(node, &lock)?;
+    let export = export::export(node, lock, opts.max_events)?;
+    let compact = compact::maybe_compact(node, lock)?;
     let mut report = SyncReport {
         node_id: node.id().to_string(),
         fetched: !push.offline,
@@ -168,7 +179,7 @@ pub fn sync(node: &Node, opts: &SyncOptions) -> Result<SyncReport> {
     for t in targets(node, true) {
         let l = commit_and_push(
             node,
-            &lock,
+            lock,
             &t,
             opts.push,
             &mut report.push,

@@ -2,7 +2,9 @@
 //! "retry later" (exit 75); a refusing server, a refused credential or a missing
 //! repository fails the sync with its kind (exit 1) and git's message.
 
-use crate::common::{TestEnv, bare_remote, event_ids, gm, parse_json, publish_batch, run};
+use crate::common::{
+    TestEnv, bare_remote, event_ids, gm, install_hook, parse_json, publish_batch, run,
+};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -60,15 +62,11 @@ fn assert_failed(got: &(i32, Value, String), kind: &str, says: &str) {
 fn a_refusing_pre_receive_hook_fails_the_sync_as_rejected() {
     let env = TestEnv::with_remote();
     let a = env.node("a");
-    let hook = env.remote().join("hooks").join("pre-receive");
-    std::fs::write(
-        &hook,
+    install_hook(
+        env.remote(),
+        "pre-receive",
         "#!/bin/sh\necho 'push refused: this token may not write here' >&2\nexit 1\n",
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(&hook).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(&hook, perms).unwrap();
+    );
     publish_batch(&a, 2, "refused");
     let got = sync_against(&a, None);
     assert_failed(

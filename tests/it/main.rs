@@ -1,6 +1,7 @@
 //! The integration tests, one binary: every file is a module, the helpers are shared.
 
 mod cli_completions;
+mod cli_docs;
 mod common;
 mod convergence;
 mod core_cli;
@@ -11,6 +12,7 @@ mod daemon_lifecycle;
 mod daemon_mesh;
 mod daemon_ops;
 mod daemon_support;
+mod disk_full;
 mod dispatch_actuator;
 mod dispatch_flow;
 mod dispatch_mesh;
@@ -18,6 +20,7 @@ mod dispatch_support;
 mod dispatch_user;
 mod failure_kinds;
 mod fuzz_envelope;
+mod health;
 mod hostile_input;
 mod kill_loop;
 mod ledger_scale;

@@ -337,6 +337,16 @@ impl TestEnv {
     }
 }
 
+/// Installs an executable hook `name` (e.g. `pre-receive`) in a bare repository.
+pub fn install_hook(repo: &Path, name: &str, script: &str) {
+    let hook = repo.join("hooks").join(name);
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(&hook, script).unwrap();
+    let mut perms = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&hook, perms).unwrap();
+}
+
 /// Sets `key = value` in a node's `mesh.toml`; the key must already be there.
 pub fn set_config_key(root: &Path, key: &str, value: &str) {
     let path = root.join("mesh.toml");
