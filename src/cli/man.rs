@@ -57,8 +57,12 @@ const FILES: &[(&str, &str)] = &[
         "Held by a running daemon; holds its pid, start time and HTTP address.",
     ),
     (
-        "state/event_mesh/ledger.git",
-        "The node's clone of the shared ledger repository.",
+        "state/github_coordination/",
+        "The node's bare clone of the shared ledger repository.",
+    ),
+    (
+        "state/embedded_remote.git/",
+        "The default remote when mesh-init was given no --remote.",
     ),
 ];
 
