@@ -12,6 +12,9 @@ use std::path::Path;
 /// What a running daemon writes into its lock file (defined with the health report that reads it).
 pub use crate::ops::health::LockInfo;
 
+/// How long a starting daemon waits for the lock (longer than any status probe holds it).
+const PROBE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The held lock; released when dropped (or when the process exits, however it exits).
 #[derive(Debug)]
 pub struct DaemonLock {
@@ -19,9 +22,11 @@ pub struct DaemonLock {
 }
 
 impl DaemonLock {
-    /// Takes the lock without waiting, or fails with `Busy` naming the holder.
+    /// Takes the lock (waiting at most [`PROBE_GRACE`]), or fails with `Busy` naming the holder.
     pub fn acquire(path: &Path) -> Result<DaemonLock, DaemonError> {
-        match FileLock::try_lock_for(path, std::time::Duration::ZERO)? {
+        // A short wait: `mesh-status` probes this lock with a shared lock held for
+        // microseconds, which must not make a starting daemon think it is taken.
+        match FileLock::try_lock_for(path, PROBE_GRACE)? {
             Some(lock) => Ok(DaemonLock { lock }),
             None => {
                 let holder = std::fs::read(path)

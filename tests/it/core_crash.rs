@@ -143,6 +143,8 @@ fn an_interrupted_multi_line_append_is_rolled_back() {
         .unwrap();
     let s = json_ok(&root, &["mesh-status"]);
     assert_eq!(s["event_count"], 1, "the half-written batch must not count");
+    // Readers never write; the next writer rolls the batch back.
+    json_ok(&root, &["mesh-dispatch"]);
     assert_eq!(std::fs::metadata(&log).unwrap().len(), start);
     assert!(!root.join("state/event_mesh/append.pending").exists());
     let q: Vec<_> = std::fs::read_dir(root.join("state/event_mesh/quarantine"))
@@ -163,6 +165,9 @@ fn a_torn_last_line_is_quarantined_and_never_read() {
     let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
     f.write_all(b"{\"event_id\":\"evt_0123").unwrap();
     drop(f);
+    assert_eq!(json_ok(&root, &["mesh-status"])["event_count"], 1);
+    // Readers never write; the next writer quarantines the torn line.
+    json_ok(&root, &["mesh-dispatch"]);
     let s = json_ok(&root, &["mesh-status"]);
     assert_eq!(s["event_count"], 1);
     assert_eq!(s["quarantined"], 1);

@@ -266,6 +266,10 @@ fn dashboard_in_headless_chromium_updates_live() {
         b.eval("document.getElementById('node-id').textContent"),
         "live1"
     );
+    assert_eq!(
+        b.eval("document.getElementById('health').textContent"),
+        "ok"
+    );
 
     // No built-in handler reacts to this type, so exactly one event arrives live.
     let ev = publish_event(&root, "coordination", "note.added", &[]);
