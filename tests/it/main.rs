@@ -1,6 +1,7 @@
 //! The integration tests, one binary: every file is a module, the helpers are shared.
 
 mod cli_completions;
+mod clocks;
 mod common;
 mod convergence;
 mod core_cli;
