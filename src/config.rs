@@ -246,7 +246,9 @@ impl SyncConfig {
 
     /// The longest sync interval at which the lease cannot lapse while its holder is healthy.
     pub fn longest_interval_for_lease(&self) -> Duration {
-        self.lease_ttl.0.div_f64(2.0 * (1.0 + SYNC_JITTER))
+        // Whole milliseconds, rounded down, so float rounding never lands past the bound.
+        let ms = self.lease_ttl.0.as_millis() as f64 / (2.0 * (1.0 + SYNC_JITTER));
+        Duration::from_millis(ms.floor() as u64)
     }
 }
 

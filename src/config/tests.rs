@@ -139,6 +139,13 @@ fn a_lease_that_could_lapse_between_syncs_is_refused_naming_both_keys() {
     let text = "node_id = \"n1\"\n[sync]\ninterval = \"60s\"\nlease_ttl = \"133s\"\n";
     let cfg = Config::parse(text, path).unwrap();
     assert_eq!(cfg.sync.renew_before(), Duration::from_secs(132));
+    // The daemon shortens a longer --interval to this, so the lease still cannot lapse.
+    let longest = cfg.sync.longest_interval_for_lease();
+    assert!(
+        SyncConfig::max_gap(longest) * 2 <= cfg.sync.lease_ttl.0,
+        "{longest:?}"
+    );
+    assert!(longest > Duration::from_secs(60), "{longest:?}");
 }
 
 #[test]
