@@ -266,9 +266,17 @@ fn failover_after_the_leader_dies_takes_the_ttl_and_at_most_the_tolerance_more()
             "taken early at {later}: {v}"
         );
     }
-    // By ttl + tolerance (210 s) c holds it at the next epoch.
-    let v = normal.at("+210").round(&c);
+    // By ttl + tolerance (210 s) c holds it at the next epoch, and says so in its log.
+    let mut sync = normal.at("+210").cmd(&c, &["mesh-sync"]);
+    sync.env("RUST_LOG", "gitmesh=info");
+    let out = run(sync);
+    let v = parse_json(&out);
     assert_eq!(leader(&v), ("c".to_string(), 2), "{v}");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("leadership changed: a (epoch 1) -> c (epoch 2)"),
+        "{log}"
+    );
     let st = normal.at("+211").ok(&c, &["mesh-status"]);
     assert_eq!(st["clock"]["leadership_changes"], 1, "{st}");
 }
