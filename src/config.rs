@@ -263,6 +263,39 @@ pub struct SyncConfig {
     /// How long a sync, export or import waits for another one on the same node to finish.
     #[serde(default = "default_lock_wait")]
     pub lock_wait: HumanDuration,
+    /// How far another node's clock stamp may lie in this node's future before it is
+    /// not believed; also the skew past which this node alerts and stops leading.
+    #[serde(default = "default_clock_tolerance")]
+    pub clock_tolerance: HumanDuration,
+}
+
+/// The daemon spreads each sync interval by up to this fraction either way.
+pub const SYNC_JITTER: f64 = 0.1;
+
+/// The accepted range of `[sync] clock_tolerance`.
+pub const CLOCK_TOLERANCE_RANGE: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(3600));
+
+impl SyncConfig {
+    /// The longest gap between two syncs at `interval`: the interval plus its jitter.
+    pub fn max_gap(interval: Duration) -> Duration {
+        interval.mul_f64(1.0 + SYNC_JITTER)
+    }
+
+    /// The holder renews the lease once less than this is left: two of the longest gaps
+    /// between syncs, so one lost or failed sync still leaves time to renew.
+    pub fn renew_before(&self) -> Duration {
+        Self::max_gap(self.interval.0)
+            .saturating_mul(2)
+            .min(self.lease_ttl.0)
+    }
+
+    /// The longest sync interval at which the lease cannot lapse while its holder is healthy.
+    pub fn longest_interval_for_lease(&self) -> Duration {
+        // Whole milliseconds, rounded down, so float rounding never lands past the bound.
+        let ms = self.lease_ttl.0.as_millis() as f64 / (2.0 * (1.0 + SYNC_JITTER));
+        Duration::from_millis(ms.floor() as u64)
+    }
 }
 
 fn default_interval() -> HumanDuration {
@@ -275,10 +308,13 @@ fn default_stale_after() -> HumanDuration {
     secs(300)
 }
 fn default_lease_ttl() -> HumanDuration {
-    secs(120)
+    secs(150)
 }
 fn default_lock_wait() -> HumanDuration {
     secs(30)
+}
+fn default_clock_tolerance() -> HumanDuration {
+    secs(60)
 }
 
 impl Default for SyncConfig {
@@ -289,6 +325,7 @@ impl Default for SyncConfig {
             stale_after: default_stale_after(),
             lease_ttl: default_lease_ttl(),
             lock_wait: default_lock_wait(),
+            clock_tolerance: default_clock_tolerance(),
         }
     }
 }

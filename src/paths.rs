@@ -47,6 +47,10 @@ impl NodePaths {
     pub fn export_seen(&self) -> PathBuf {
         self.state().join("export_seen.json")
     }
+    /// Clock offsets measured from peers' heartbeats, and the lease as last seen.
+    pub fn clock_state(&self) -> PathBuf {
+        self.state().join("clock.json")
+    }
     /// Import watermarks.
     pub fn import_state(&self) -> PathBuf {
         self.state().join("import_state.json")

@@ -129,20 +129,43 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
         &mut h,
         "held      ",
         s.held_files,
-        "ledger files wait for missing seqs or a trusted key",
+        "ledger files wait for missing seqs, a trusted key or a clock to catch up",
     );
+    let _ = writeln!(
+        h,
+        "clock     {} (tolerance {} s, {} leadership changes seen)",
+        match s.clock.offset_sec {
+            Some(o) => format!("{o:+} s against the mesh"),
+            None => "offset not measured yet".into(),
+        },
+        s.clock.tolerance_sec,
+        s.clock.leadership_changes
+    );
+    for a in &s.clock.alerts {
+        let _ = writeln!(h, "ALERT     clock: {a}");
+    }
     let _ = writeln!(h, "peers     {}", s.peers.len());
     for p in &s.peers {
         let age = p
             .age_sec
             .map(|a| format!("{a}s ago"))
             .unwrap_or_else(|| "never".into());
+        let clock = p
+            .clock_offset_sec
+            .map(|o| format!("  clock {o:+}s"))
+            .unwrap_or_default();
         let _ = writeln!(
             h,
-            "  {:<16} last seen {:<10} {}",
+            "  {:<16} last seen {:<10} {}{clock}",
             p.node_id,
             age,
-            if p.stale { "STALE" } else { "ok" }
+            if p.future {
+                "FUTURE"
+            } else if p.stale {
+                "STALE"
+            } else {
+                "ok"
+            }
         );
     }
     let unhealthy = !s.health.healthy;

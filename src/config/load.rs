@@ -84,6 +84,29 @@ impl Config {
                 self.ledger.dir
             )));
         }
+        let sync = &self.sync;
+        let (lo, hi) = CLOCK_TOLERANCE_RANGE;
+        if sync.clock_tolerance.0 < lo || sync.clock_tolerance.0 > hi {
+            return Err(bad(format!(
+                "sync.clock_tolerance {} must lie between {} and {}",
+                humantime::format_duration(sync.clock_tolerance.0),
+                humantime::format_duration(lo),
+                humantime::format_duration(hi)
+            )));
+        }
+        if sync.interval.0.is_zero() {
+            return Err(bad("sync.interval must be longer than zero".into()));
+        }
+        if sync.lease_ttl.0 <= SyncConfig::max_gap(sync.interval.0).saturating_mul(2) {
+            return Err(bad(format!(
+                "sync.lease_ttl ({}) must exceed twice sync.interval ({}) plus its 10% jitter \
+                 ({}), or the leader's lease can lapse between two syncs: raise sync.lease_ttl \
+                 or lower sync.interval",
+                humantime::format_duration(sync.lease_ttl.0),
+                humantime::format_duration(sync.interval.0),
+                humantime::format_duration(SyncConfig::max_gap(sync.interval.0).saturating_mul(2))
+            )));
+        }
         if let Some(since) = &self.ledger.since
             && chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").is_err()
         {

@@ -120,6 +120,48 @@ fn a_duration_past_ten_years_is_a_config_error_naming_the_value() {
         .to_string();
     assert!(err.contains("500000000000y"), "{err}");
     assert!(err.contains("10 years"), "{err}");
-    let ok = "node_id = \"n1\"\n[sync]\ninterval = \"3650days\"\n";
-    assert!(Config::parse(ok, Path::new("mesh.toml")).is_ok());
+    let ok = "node_id = \"n1\"\n[sync]\nretention = \"3650days\"\n".replace("[sync]", "[ledger]");
+    assert!(Config::parse(&ok, Path::new("mesh.toml")).is_ok());
+}
+
+#[test]
+fn a_lease_that_could_lapse_between_syncs_is_refused_naming_both_keys() {
+    let path = Path::new("mesh.toml");
+    let text = "node_id = \"n1\"\n[sync]\ninterval = \"60s\"\nlease_ttl = \"120s\"\n";
+    let err = Config::parse(text, path).unwrap_err().to_string();
+    assert!(
+        err.contains("sync.lease_ttl") && err.contains("sync.interval"),
+        "{err}"
+    );
+    // The defaults, and a ttl just above two jittered intervals, are accepted.
+    let cfg = Config::parse("node_id = \"n1\"\n", path).unwrap();
+    assert!(cfg.sync.lease_ttl.0 > SyncConfig::max_gap(cfg.sync.interval.0) * 2);
+    let text = "node_id = \"n1\"\n[sync]\ninterval = \"60s\"\nlease_ttl = \"133s\"\n";
+    let cfg = Config::parse(text, path).unwrap();
+    assert_eq!(cfg.sync.renew_before(), Duration::from_secs(132));
+    // The daemon shortens a longer --interval to this, so the lease still cannot lapse.
+    let longest = cfg.sync.longest_interval_for_lease();
+    assert!(
+        SyncConfig::max_gap(longest) * 2 <= cfg.sync.lease_ttl.0,
+        "{longest:?}"
+    );
+    assert!(longest > Duration::from_secs(60), "{longest:?}");
+}
+
+#[test]
+fn clock_tolerance_is_range_checked() {
+    let path = Path::new("mesh.toml");
+    assert_eq!(
+        Config::parse("node_id = \"n1\"\n", path)
+            .unwrap()
+            .sync
+            .clock_tolerance
+            .0,
+        Duration::from_secs(60)
+    );
+    for bad in ["\"0s\"", "\"2h\""] {
+        let text = format!("node_id = \"n1\"\n[sync]\nclock_tolerance = {bad}\n");
+        let err = Config::parse(&text, path).unwrap_err().to_string();
+        assert!(err.contains("sync.clock_tolerance"), "{err}");
+    }
 }

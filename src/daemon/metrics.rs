@@ -209,6 +209,22 @@ impl Scrape {
         self.0.register_with_unit(name, help, Unit::Seconds, g);
     }
 
+    /// A per-peer gauge in seconds (peers without a value are left out).
+    fn peer_seconds<'a>(
+        &mut self,
+        name: &str,
+        help: &str,
+        rows: impl IntoIterator<Item = (&'a crate::ops::status::PeerStatus, Option<i64>)>,
+    ) {
+        let f = Family::<Label, Gauge>::default();
+        for (p, v) in rows {
+            if let Some(v) = v {
+                f.get_or_create(&[("peer", p.node_id.clone())]).set(v);
+            }
+        }
+        self.0.register_with_unit(name, help, Unit::Seconds, f);
+    }
+
     fn counters(&mut self, name: &str, help: &str, key: &'static str, rows: &[(&str, u64)]) {
         let f = Family::<Label, Counter<u64>>::default();
         for (value, n) in rows {
@@ -507,17 +523,32 @@ fn register_status(s: &mut Scrape, node_id: &str, st: &Status) {
         "1 if this node holds an unexpired leader lease",
         u64::from(holds),
     );
-    let ages = Family::<Label, Gauge>::default();
-    for p in &st.peers {
-        if let Some(a) = p.age_sec {
-            ages.get_or_create(&[("peer", p.node_id.clone())]).set(a);
-        }
+    if let Some(o) = st.clock.offset_sec {
+        s.seconds(
+            "gitmesh_clock_offset",
+            "This node's clock minus the mesh reference (median of all clocks)",
+            o as f64,
+        );
     }
-    s.0.register_with_unit(
+    s.peer_seconds(
+        "gitmesh_peer_clock_offset",
+        "Each peer's clock minus the mesh reference, from its heartbeats",
+        st.peers.iter().map(|p| (p, p.clock_offset_sec)),
+    );
+    s.count(
+        "gitmesh_clock_alerts",
+        "Clock alerts (own skew, peers beyond clock_tolerance, an implausible lease)",
+        st.clock.alerts.len() as u64,
+    );
+    s.counter(
+        "gitmesh_leadership_changes",
+        "Changes of leader or epoch this node has observed",
+        st.clock.leadership_changes,
+    );
+    s.peer_seconds(
         "gitmesh_peer_last_seen_age",
         "Seconds since each node's last heartbeat in the ledger",
-        Unit::Seconds,
-        ages,
+        st.peers.iter().map(|p| (p, p.age_sec)),
     );
     s.counts(
         "gitmesh_peer_stale",

@@ -196,6 +196,15 @@ async fn serve(
 ) -> Result<Summary> {
     let node = Node::open(root)?;
     let node_id = node.id().to_string();
+    let longest = node.config.sync.longest_interval_for_lease();
+    if let Some(i) = opts.interval.filter(|i| *i > longest) {
+        tracing::warn!(
+            interval_s = i.as_secs_f64(),
+            synced_every_s = longest.as_secs_f64(),
+            "--interval is too long for sync.lease_ttl: the lease could lapse between syncs; \
+             syncing every lease_ttl / 2.2 instead"
+        );
+    }
     let mut lock = DaemonLock::acquire(&node.paths.daemon_lock())?;
     let listener = match opts.listen {
         Some(addr) => Some(
@@ -324,10 +333,12 @@ impl Looper {
         Ok(())
     }
 
+    /// The sync interval: `--interval` or `[sync] interval`, but never so long that the
+    /// leader's lease could lapse between two syncs (`mesh.toml` refuses that; the flag is capped).
     fn interval(&self) -> Duration {
-        self.opts
-            .interval
-            .unwrap_or_else(|| self.shared.node().config.sync.interval.0)
+        let sync = self.shared.node().config.sync;
+        let want = self.opts.interval.unwrap_or(sync.interval.0);
+        want.min(sync.longest_interval_for_lease())
     }
 
     /// Decides the delay before the next sync from how this one ended.
@@ -358,7 +369,9 @@ impl Looper {
 
     /// Runs one pass on a blocking thread and records it; a stop waits for it, bounded.
     async fn step(&mut self, step: Step) -> Result<Outcome> {
-        let node = self.shared.node();
+        let mut node = self.shared.node();
+        // The sync renews the lease from the interval it actually runs at.
+        node.config.sync.interval = crate::config::HumanDuration(self.interval());
         let ops = self.ops.clone();
         let span = tracing::info_span!("pass", step = step.name(), node_id = %node.id());
         let started = Instant::now();

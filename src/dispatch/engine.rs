@@ -62,9 +62,13 @@ fn live_nodes(
         let layout = crate::store::layout::Layout::new(&node.config.ledger.dir);
         let stale = chrono::Duration::from_std(node.config.sync.stale_after.0)
             .unwrap_or(chrono::Duration::MAX);
+        // A heartbeat from the future says nothing about when the peer was last alive.
+        let tolerance = chrono::Duration::from_std(node.config.sync.clock_tolerance.0)
+            .unwrap_or(chrono::Duration::MAX);
         for m in crate::ledger::manifest::read_all(&node.paths.ledger_repo(), &r, &layout)? {
-            let fresh =
-                crate::event::parse_timestamp(&m.last_seen).is_some_and(|t| now - t <= stale);
+            let fresh = crate::event::parse_timestamp(&m.last_seen).is_some_and(|t| {
+                now - t <= stale && !crate::ledger::clock::in_future(t, now, tolerance)
+            });
             if fresh && m.node_id != node.id() {
                 out.push(routing::LiveNode {
                     node_id: m.node_id,
@@ -264,11 +268,18 @@ impl<'n> Engine<'n> {
         for kind in kinds {
             if kind == Kind::DecisionMade {
                 // Scaling commands: only the holder of an unexpired lease, whoever made the decision.
-                let lead = self.lease()?.filter(|l| l.held_by(me, self.now)).map(|l| {
-                    scaling::Leadership {
-                        leader_id: l.leader_id,
-                        epoch: l.epoch,
-                    }
+                let sync = &self.node.config.sync;
+                let ttl = chrono::Duration::from_std(sync.lease_ttl.0).unwrap_or_default();
+                let tol = chrono::Duration::from_std(sync.clock_tolerance.0).unwrap_or_default();
+                let now = self.now;
+                // An implausible expiry (beyond ttl + tolerance ahead) is no lease at all.
+                let valid = |l: &Lease| {
+                    l.held_by(me, now)
+                        && crate::ledger::clock::lease_expiry_plausible(l.expires(), ttl, now, tol)
+                };
+                let lead = self.lease()?.filter(valid).map(|l| scaling::Leadership {
+                    leader_id: l.leader_id,
+                    epoch: l.epoch,
                 });
                 if lead.is_some() {
                     acted = true;

@@ -30,41 +30,30 @@ impl Lease {
     }
 }
 
-/// What a node should write to the lease file at `now`, if anything.
+/// What a node should write to the lease file, if anything (rules in [`super::clock::judge`]).
 ///
-/// Absent or expired: take it with the next epoch. Held by `me`: renew it once
-/// less than half the ttl is left (same epoch). Held by another: leave it.
-pub fn next(
-    current: Option<&Lease>,
-    me: &str,
-    now: chrono::DateTime<chrono::Utc>,
-    ttl_sec: u64,
-) -> Option<Lease> {
-    let expires_at =
-        crate::event::format_timestamp(now + chrono::Duration::seconds(ttl_sec as i64));
-    match current {
-        None => Some(Lease {
-            leader_id: me.to_string(),
-            epoch: 1,
-            lease_expires_at: expires_at,
-            ttl_sec,
-        }),
-        Some(l) if now >= l.expires() => Some(Lease {
-            leader_id: me.to_string(),
-            epoch: l.epoch + 1,
-            lease_expires_at: expires_at,
-            ttl_sec,
-        }),
-        Some(l) if l.leader_id == me => {
-            let left = l.expires() - now;
-            (left < chrono::Duration::seconds((ttl_sec / 2) as i64)).then(|| Lease {
-                leader_id: me.to_string(),
-                epoch: l.epoch,
-                lease_expires_at: expires_at,
-                ttl_sec,
-            })
-        }
-        Some(_) => None,
+/// Absent, expired or implausible (expiry beyond ttl + tolerance ahead): take it with
+/// the next epoch. Held by `me`: renew it once less than `renew_before` is left (same
+/// epoch). Held by another and valid: leave it. A node whose own clock is skewed past
+/// the tolerance (`c.refusal`) writes nothing.
+pub fn next(current: Option<&Lease>, me: &str, c: &super::clock::LeaseClock) -> Option<Lease> {
+    use super::clock::Standing;
+    if c.refusal.is_some() {
+        return None;
+    }
+    let fresh = |epoch| Lease {
+        leader_id: me.to_string(),
+        epoch,
+        lease_expires_at: crate::event::format_timestamp(c.now + c.ttl),
+        ttl_sec: c.ttl.num_seconds().max(1) as u64,
+    };
+    let Some(l) = current else {
+        return Some(fresh(1));
+    };
+    match super::clock::judge(&l.leader_id, l.expires(), l.ttl_sec, me, c) {
+        Standing::Implausible | Standing::Expired => Some(fresh(l.epoch.saturating_add(1))),
+        Standing::RenewDue => Some(fresh(l.epoch)),
+        Standing::Valid => None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! The ledger: the shared repository's layout, node manifests, batches and the lease.
 
+pub mod clock;
 pub mod compact;
 pub mod export;
 pub mod import;

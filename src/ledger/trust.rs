@@ -32,6 +32,9 @@ pub enum HeldReason {
     Gap,
     /// The peer's manifest shows a key that differs from the pinned one.
     UntrustedKey,
+    /// The next event is stamped more than `[sync] clock_tolerance` in this node's
+    /// future: read again at every sync, applied once the stamp is no longer ahead.
+    Future,
 }
 
 /// A fork or a rewritten history, kept until an operator acknowledges it.

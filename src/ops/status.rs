@@ -3,6 +3,7 @@
 use super::error::Result;
 use crate::dispatch::DispatchCursor;
 use crate::dispatch::actuator::AuditLine;
+use crate::ledger::clock::{self, ClockState};
 use crate::ledger::lease::Lease;
 use crate::ledger::manifest;
 use crate::ledger::state::{self, ExportState};
@@ -20,8 +21,12 @@ pub struct PeerStatus {
     pub last_seen: String,
     /// Seconds since then.
     pub age_sec: Option<i64>,
-    /// Not seen within `sync.stale_after`.
+    /// Not seen within `sync.stale_after`, or its heartbeat lies in the future.
     pub stale: bool,
+    /// Its heartbeat lies more than `sync.clock_tolerance` in this node's future (its clock is wrong).
+    pub future: bool,
+    /// Its clock minus the mesh reference, in seconds, as measured (null until measured).
+    pub clock_offset_sec: Option<i64>,
     /// Its advertised capabilities.
     pub capabilities: Vec<String>,
 }
@@ -85,6 +90,23 @@ pub struct Status {
     pub disk: Option<super::health::DiskStatus>,
     /// Healthy or not, and why (docs/operations.md, "Health").
     pub health: super::health::Health,
+    /// This node's clock against the mesh, and what the clocks make it distrust.
+    pub clock: ClockStatus,
+}
+
+/// The `clock` object of the status report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClockStatus {
+    /// This node's clock minus the mesh reference (the median of all clocks), in seconds; null until measured.
+    pub offset_sec: Option<i64>,
+    /// `[sync] clock_tolerance` in seconds.
+    pub tolerance_sec: u64,
+    /// The own offset exceeds the tolerance: this node does not take or renew the lease.
+    pub skewed: bool,
+    /// Changes of leader or epoch this node has observed.
+    pub leadership_changes: u64,
+    /// Clock alerts, each naming its cause.
+    pub alerts: Vec<String>,
 }
 
 /// Builds the status report.
@@ -101,12 +123,34 @@ pub fn status(node: &Node) -> Result<Status> {
     let view = repo::view_ref(&node.config, &node.paths);
     let now = chrono::Utc::now();
     let stale_after = node.config.sync.stale_after.0.as_secs() as i64;
+    let tolerance = node.config.sync.clock_tolerance.0.as_secs() as i64;
+    let clocks: ClockState = state::load(&node.paths.clock_state())?;
+    let offsets = clocks.peer_offsets();
+    let mut clock_alerts = Vec::new();
     let mut peers = Vec::new();
     if let Some(r) = &view {
         for m in manifest::read_all(&node.paths.ledger_repo(), r, &layout)? {
             let age = crate::event::parse_timestamp(&m.last_seen).map(|t| (now - t).num_seconds());
+            let future = age.is_some_and(|a| -a > tolerance);
+            let offset = offsets.get(&m.node_id).copied();
+            if future {
+                clock_alerts.push(format!(
+                    "node {}: heartbeat {} s in this node's future (clock_tolerance {tolerance} s); not shown live",
+                    m.node_id,
+                    -age.unwrap_or(0)
+                ));
+            } else if let Some(o) = offset.filter(|o| o.abs() > tolerance) {
+                clock_alerts.push(format!(
+                    "node {}: clock {} s {} the mesh (clock_tolerance {tolerance} s)",
+                    m.node_id,
+                    o.abs(),
+                    if o > 0 { "ahead of" } else { "behind" }
+                ));
+            }
             peers.push(PeerStatus {
-                stale: age.is_none_or(|a| a > stale_after),
+                future,
+                clock_offset_sec: offset,
+                stale: future || age.is_none_or(|a| a > stale_after),
                 node_id: m.node_id,
                 last_seen: m.last_seen,
                 age_sec: age,
@@ -116,6 +160,27 @@ pub fn status(node: &Node) -> Result<Status> {
     }
     // The lease the remote confirmed, as dispatch uses it (not an unpushed claim).
     let leader = crate::ledger::lease::read_confirmed(node)?;
+    let own = clocks.own_offset();
+    let tol = chrono::Duration::seconds(tolerance);
+    let skew = clock::skew_refusal(own, tol);
+    if let (Some(l), Some(o)) = (&leader, own) {
+        let ttl = chrono::Duration::from_std(node.config.sync.lease_ttl.0).unwrap_or_default();
+        let mesh_now = clock::reference_now(now, Some(chrono::Duration::seconds(o)));
+        if !clock::lease_expiry_plausible(l.expires(), ttl, mesh_now, tol) {
+            clock_alerts.push(format!(
+                "leader lease of {} (epoch {}) expires {}, beyond lease_ttl + clock_tolerance ahead: \
+                 invalid, the next sync takes it over",
+                l.leader_id, l.epoch, l.lease_expires_at
+            ));
+        }
+    }
+    let clock = ClockStatus {
+        offset_sec: own,
+        tolerance_sec: tolerance as u64,
+        skewed: skew.is_some(),
+        leadership_changes: clocks.leadership_changes,
+        alerts: skew.into_iter().chain(clock_alerts).collect(),
+    };
     let (command_outcomes, latest_command, latest_leader_epoch) = commands(node)?;
     let imports: state::ImportState = state::load(&node.paths.import_state())?;
     let key_alerts = crate::keys::KnownNodes::load(&node.paths)?.alerts();
@@ -175,6 +240,7 @@ pub fn status(node: &Node) -> Result<Status> {
         daemon: super::health::daemon_status(&node.paths),
         disk,
         health,
+        clock,
     })
 }
 

@@ -12,6 +12,7 @@ use crate::fsutil::IoContext;
 use crate::git::RepoContext;
 use crate::git::remote::{self, PushOutcome, local_ref, tracking_ref};
 use crate::git::tree::{self, Edit};
+use crate::ledger::clock::{self, ClockState};
 use crate::ledger::export::{self, ExportReport};
 use crate::ledger::import::{self, ImportReport};
 use crate::ledger::lease::{self, Lease};
@@ -156,6 +157,7 @@ fn sync_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncR
     crate::ledger::recover::recover_own(node, lock)?;
     if !push.offline {
         crate::ledger::recover::mark_identity(&node.paths)?;
+        observe_heartbeats(node)?;
     }
     let import = import::import_with(node, lock, opts.max_events, &opts.progress)?;
     opts.progress.finish();
@@ -190,8 +192,80 @@ fn sync_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncR
         }
     }
     refresh_view(node)?;
+    let confirmed = lease::read_confirmed(node)?;
+    observe_lease(node, confirmed.as_ref(), chrono::Utc::now())?;
     report.leader = leader;
     Ok(report)
+}
+
+/// Samples peers' clocks from the heartbeats just fetched (`ledger::clock`).
+fn observe_heartbeats(node: &Node) -> Result<()> {
+    let Some(r) = crate::store::repo::peers_ref(&node.config, &node.paths) else {
+        return Ok(());
+    };
+    let layout = Layout::new(&node.config.ledger.dir);
+    let manifests = crate::ledger::manifest::read_all(&node.paths.ledger_repo(), &r, &layout)?;
+    let path = node.paths.clock_state();
+    let mut st: ClockState = crate::ledger::state::load(&path)?;
+    st.observe_heartbeats(
+        node.id(),
+        manifests
+            .iter()
+            .map(|m| (m.node_id.as_str(), m.last_seen.as_str())),
+        chrono::Utc::now(),
+    );
+    crate::ledger::state::save(&path, &st)?;
+    Ok(())
+}
+
+/// Records the lease read from the remote; logs a change of leader or epoch.
+fn observe_lease(
+    node: &Node,
+    l: Option<&Lease>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<ClockState> {
+    let path = node.paths.clock_state();
+    let mut st: ClockState = crate::ledger::state::load(&path)?;
+    if let Some(c) = st.observe_lease(l, now) {
+        tracing::info!(
+            old_leader = %c.old.0,
+            old_epoch = c.old.1,
+            new_leader = %c.new.0,
+            new_epoch = c.new.1,
+            "leadership changed: {} (epoch {}) -> {} (epoch {})",
+            c.old.0,
+            c.old.1,
+            c.new.0,
+            c.new.1
+        );
+    }
+    crate::ledger::state::save(&path, &st)?;
+    Ok(st)
+}
+
+/// What the lease decision knows about time: config, measured offsets, the lease's sighting.
+fn lease_clock(
+    node: &Node,
+    st: &ClockState,
+    current: Option<&Lease>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> clock::LeaseClock {
+    let sync = &node.config.sync;
+    let dur = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let tolerance = dur(sync.clock_tolerance.0);
+    let own = st.own_offset();
+    clock::LeaseClock {
+        now,
+        ttl: dur(sync.lease_ttl.0.max(Duration::from_secs(1))),
+        tolerance,
+        renew_before: dur(sync.renew_before()),
+        own_offset: own.map(chrono::Duration::seconds),
+        refusal: clock::skew_refusal(own, tolerance),
+        holder_offset: current
+            .and_then(|l| st.peer_estimate(&l.leader_id))
+            .map(chrono::Duration::seconds),
+        unchanged_for: current.and_then(|l| st.unchanged_for(l, now)),
+    }
 }
 
 /// Publishes this node's manifest (used by `mesh-init`): fetch, commit on the head, push.
@@ -399,8 +473,13 @@ fn compose(
     if target.shared {
         staged = export::staged_schemas(node)?;
         edits.extend(export::schema_edits(&repo, &layout, &staged).in_repo(&path)?);
-        let ttl = node.config.sync.lease_ttl.0.as_secs().max(1);
-        if let Some(next) = lease::next(leader.as_ref(), me, chrono::Utc::now(), ttl) {
+        let now = chrono::Utc::now();
+        let st = observe_lease(node, leader.as_ref(), now)?;
+        let c = lease_clock(node, &st, leader.as_ref(), now);
+        if let Some(why) = &c.refusal {
+            tracing::warn!(reason = %why, "not taking or renewing the leader lease");
+        }
+        if let Some(next) = lease::next(leader.as_ref(), me, &c) {
             let mut bytes = serde_json::to_vec_pretty(&next)
                 .map_err(std::io::Error::other)
                 .ctx("serialize", std::path::Path::new(&layout.lease()))?;

@@ -54,6 +54,8 @@ fn metrics_parse_as_prometheus_text_and_count_topics() {
         "gitmesh_leader_epoch",
         "gitmesh_peer_stale",
         "gitmesh_peer_last_seen_age_seconds",
+        "gitmesh_clock_alerts",
+        "gitmesh_leadership_changes_total",
     ] {
         assert!(
             m.types.contains_key(family),

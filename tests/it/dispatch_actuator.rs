@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// Two lanes whose start/stop argv append a line to `record` (the operator's argv;
 /// command values reach it only as environment variables).
-fn lanes(record: &Path, extra: &str) -> String {
+pub(crate) fn lanes(record: &Path, extra: &str) -> String {
     let rec = record.display();
     let mut s = String::from(extra);
     for (id, rank) in [("lane-a", 1), ("lane-b", 2)] {
@@ -21,7 +21,7 @@ stop = [\"sh\", \"-c\", \"echo \\\"stopped $GITMESH_LANE_ID $GITMESH_COMMAND_ID\
     s
 }
 
-fn lines(p: &Path) -> Vec<String> {
+pub(crate) fn lines(p: &Path) -> Vec<String> {
     std::fs::read_to_string(p)
         .unwrap_or_default()
         .lines()
@@ -29,7 +29,7 @@ fn lines(p: &Path) -> Vec<String> {
         .collect()
 }
 
-fn saturated() -> serde_json::Value {
+pub(crate) fn saturated() -> serde_json::Value {
     json!({"started_count": 0, "restarted_count": 0, "parallel_groups_at_limit": 1, "requested_lane": "all_enabled"})
 }
 

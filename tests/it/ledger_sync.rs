@@ -344,6 +344,7 @@ fn an_expired_lease_passes_to_the_next_syncing_node_with_a_new_epoch() {
     let env = TestEnv::with_remote();
     let [a, b] = env.nodes(["a", "b"]);
     for r in [&a, &b] {
+        set_config_key(r, "interval", "\"1s\"");
         set_config_key(r, "lease_ttl", "\"3s\"");
     }
     let v = sync(&a);

@@ -2,6 +2,7 @@
 
 mod cli_completions;
 mod cli_docs;
+mod clocks;
 mod common;
 mod convergence;
 mod core_cli;

@@ -137,6 +137,7 @@ impl<'n> Actuator<'n> {
         let rules = Rules {
             now,
             freshness: cfg.policy.command_freshness.0,
+            tolerance: cfg.sync.clock_tolerance.0,
             gate: cfg.policy.causal_gate,
             lanes: &cfg.lanes,
             lease,

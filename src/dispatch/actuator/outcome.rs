@@ -27,6 +27,8 @@ pub enum Outcome {
     RejectedDuplicate,
     /// Older than the freshness window, or without a valid timestamp.
     RejectedStale,
+    /// Issued further in the future than `[sync] clock_tolerance`: the issuer's clock is wrong.
+    RejectedFuture,
     /// Issued under an epoch older than one already seen.
     RejectedStaleEpoch,
     /// No epoch, or not issued by that epoch's leader.
@@ -50,6 +52,7 @@ impl Outcome {
             Outcome::RejectedInvalid => "rejected_invalid",
             Outcome::RejectedDuplicate => "rejected_duplicate",
             Outcome::RejectedStale => "rejected_stale",
+            Outcome::RejectedFuture => "rejected_future",
             Outcome::RejectedStaleEpoch => "rejected_stale_epoch",
             Outcome::RejectedLeaderFence => "rejected_leader_fence",
             Outcome::RejectedPolicy => "rejected_policy",

@@ -36,6 +36,8 @@ pub struct Rules<'a> {
     pub now: chrono::DateTime<chrono::Utc>,
     /// `[policy] command_freshness`.
     pub freshness: Duration,
+    /// `[sync] clock_tolerance`: a command issued further ahead than this is from the future.
+    pub tolerance: Duration,
     /// `[policy] causal_gate`.
     pub gate: CausalGate,
     /// This node's lanes.
@@ -76,7 +78,7 @@ fn reject(outcome: Outcome, reason: impl Into<String>) -> Verdict {
     }
 }
 
-/// The actuator's rules, in order: well-formed, unused id, fresh, current epoch,
+/// The actuator's rules, in order: well-formed, unused id, fresh and not from the future, current epoch,
 /// issued by that epoch's leader, allowed by policy, and a lane to act on.
 ///
 /// `running(lane)` tells whether a lane runs; it is only asked when the command
@@ -106,7 +108,19 @@ pub fn decide(
     }
     let fresh_after =
         r.now - chrono::Duration::from_std(r.freshness).unwrap_or(chrono::Duration::MAX);
+    let tolerance = chrono::Duration::from_std(r.tolerance).unwrap_or(chrono::Duration::MAX);
     match cmd.issued_at {
+        Some(t) if crate::ledger::clock::in_future(t, r.now, tolerance) => {
+            return reject(
+                Outcome::RejectedFuture,
+                format!(
+                    "issued {}s in this node's future, beyond the {}s clock tolerance: the \
+                     issuer's clock is wrong",
+                    (t - r.now).num_seconds(),
+                    r.tolerance.as_secs()
+                ),
+            );
+        }
         Some(t) if t >= fresh_after => {}
         Some(t) => {
             return reject(

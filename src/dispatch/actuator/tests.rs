@@ -60,6 +60,7 @@ fn outcomes_keep_the_strings_of_the_audit_trail() {
         (Outcome::RejectedInvalid, "rejected_invalid"),
         (Outcome::RejectedDuplicate, "rejected_duplicate"),
         (Outcome::RejectedStale, "rejected_stale"),
+        (Outcome::RejectedFuture, "rejected_future"),
         (Outcome::RejectedStaleEpoch, "rejected_stale_epoch"),
         (Outcome::RejectedLeaderFence, "rejected_leader_fence"),
         (Outcome::RejectedPolicy, "rejected_policy"),

@@ -26,6 +26,10 @@ pub(super) struct Context<'c> {
     pub(super) held_already: &'c dyn Fn(&str) -> bool,
     /// False when a held file is read again: its bad lines were reported already.
     pub(super) first_sight: bool,
+    /// This node's clock.
+    pub(super) now: chrono::DateTime<chrono::Utc>,
+    /// `[sync] clock_tolerance`.
+    pub(super) tolerance: chrono::Duration,
 }
 
 /// One thing to do for a file, in file order.
@@ -58,6 +62,9 @@ pub(super) enum End {
     /// The event with seq `first_seq` does not follow the chain yet: hold the file and
     /// remember `seqs` (it and the later ones), so the missing range is reported as a gap.
     Wait { first_seq: u64, seqs: Vec<u64> },
+    /// The event with seq `first_seq` would continue the chain but is stamped beyond the
+    /// tolerance in this node's future: hold the file (it and every later event wait).
+    Future { first_seq: u64 },
 }
 
 /// The decision for one file.
@@ -115,6 +122,13 @@ pub(super) fn decide<'a, E>(
         }
         let already = appended.contains(&env.event_id) || (cx.held_already)(&env.event_id);
         match trust::step(&head, env.seq, &env.prev, &env.event_id, already) {
+            Step::Accept
+                if crate::event::parse_timestamp(&env.timestamp)
+                    .is_some_and(|t| crate::ledger::clock::in_future(t, cx.now, cx.tolerance)) =>
+            {
+                let end = End::Future { first_seq: env.seq };
+                return Ok(Decision { actions, end });
+            }
             Step::Accept => {
                 head = ChainHead {
                     seq: env.seq,
@@ -233,6 +247,9 @@ impl Run<'_> {
             head: self.chain_head(node),
             held_already: &|id| in_run.contains(id) || in_log.contains(id),
             first_sight,
+            now: chrono::Utc::now(),
+            tolerance: chrono::Duration::from_std(this.config.sync.clock_tolerance.0)
+                .unwrap_or(chrono::Duration::MAX),
         };
         let decision = decide(&cx, node, items, sigs, |env| {
             Ok::<_, LedgerError>(crate::schema::import_verdict(this.schemas()?, env, policy))
@@ -267,6 +284,9 @@ impl Run<'_> {
                     commit: self.commit.clone(),
                 };
                 trust::raise(&mut self.state.alerts, alert);
+            }
+            End::Future { first_seq } => {
+                self.hold(full, node, first_seq, HeldReason::Future);
             }
             End::Wait { first_seq, seqs } => {
                 let ranges = self.state.peers.entry(node.to_string()).or_default();

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 
 /// The held files that can progress now, in the order to read them (by node, then
 /// first seq): a gap whose missing seqs have arrived (`chain_seq` is the peer's
-/// accepted seq), or a key that is no longer `untrusted`.
+/// accepted seq), a key that is no longer `untrusted`, or a file from the future whose
+/// first event is next in the chain (read again to see whether its time has come).
 pub(super) fn ready_to_retry(
     held: &BTreeMap<String, Held>,
     chain_seq: impl Fn(&str) -> u64,
@@ -23,6 +24,7 @@ pub(super) fn ready_to_retry(
         .filter(|(_, h)| match h.reason {
             HeldReason::Gap => h.first_seq <= chain_seq(&h.node_id) + 1,
             HeldReason::UntrustedKey => !untrusted(&h.node_id),
+            HeldReason::Future => h.first_seq <= chain_seq(&h.node_id) + 1,
         })
         .collect();
     ready.sort_by(|a, b| (&a.1.node_id, a.1.first_seq).cmp(&(&b.1.node_id, b.1.first_seq)));
@@ -55,16 +57,27 @@ impl Run<'_> {
         let root = tree::tree_of(self.repo, Some(head)).in_repo(&self.node.paths.ledger_repo())?;
         let source = format!("ledger commit {head} (held file retried)");
         self.commit = head.to_string();
+        // A file still from the future after one reading is not read again in this pass.
+        let mut tried = std::collections::HashSet::new();
         for _ in 0..=self.state.held.len() {
-            let ready = ready_to_retry(
+            let mut ready = ready_to_retry(
                 &self.state.held,
                 |node| self.chain_head(node).seq,
                 |node| matches!(self.keys.get(node), Some(KeyState::Untrusted)),
             );
+            ready.retain(|f| {
+                let future = self
+                    .state
+                    .held
+                    .get(f)
+                    .is_some_and(|h| h.reason == HeldReason::Future);
+                !(future && tried.contains(f))
+            });
             if ready.is_empty() {
                 break;
             }
             for full in ready {
+                tried.insert(full.clone());
                 let entry = tree::entry_at(self.repo, root, &full)
                     .in_repo(&self.node.paths.ledger_repo())?;
                 let rel = full

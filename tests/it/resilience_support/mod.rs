@@ -68,7 +68,7 @@ pub fn env_num(name: &str, default: u64) -> u64 {
 pub fn write_config(root: &Path, node: &str, remote: &Path, lease_ttl: &str, lane_record: &Path) {
     let rec = lane_record.display();
     let mut s = format!(
-        "node_id = \"{node}\"\ncapabilities = [\"scheduling\", \"routing\"]\n\n[ledger]\nremote = \"{}\"\nbranch = \"main\"\n\n[sync]\npush_retries = 8\nlease_ttl = \"{lease_ttl}\"\nlock_wait = \"60s\"\n",
+        "node_id = \"{node}\"\ncapabilities = [\"scheduling\", \"routing\"]\n\n[ledger]\nremote = \"{}\"\nbranch = \"main\"\n\n[sync]\npush_retries = 8\ninterval = \"500ms\"\nlease_ttl = \"{lease_ttl}\"\nlock_wait = \"60s\"\n",
         remote.display()
     );
     for (id, rank) in [("lane-a", 1), ("lane-b", 2)] {

@@ -63,6 +63,7 @@ fn verdict(
     let r = Rules {
         now: now(),
         freshness: Duration::from_secs(300),
+        tolerance: Duration::from_secs(60),
         gate,
         lanes: &lanes,
         lease: l,
@@ -123,6 +124,19 @@ fn fresh_command_from_the_leader_applies_to_the_named_lane() {
             note: None
         }
     );
+}
+
+#[test]
+fn commands_from_the_future_are_never_applied() {
+    let l = lease("n1", 5);
+    let mut c = cmd("scale_up", "a", 5, "n1");
+    c.issued_at = Some(now() + chrono::Duration::seconds(61));
+    assert_eq!(under_lease(&c, &l), "rejected_future");
+    c.issued_at = Some(now() + chrono::Duration::days(365));
+    assert_eq!(under_lease(&c, &l), "rejected_future");
+    // Within the tolerance a fast issuer is still heard.
+    c.issued_at = Some(now() + chrono::Duration::seconds(60));
+    assert_eq!(under_lease(&c, &l), "apply");
 }
 
 #[test]
@@ -222,6 +236,7 @@ fn a_used_command_id_is_not_applied_twice() {
     let r = Rules {
         now: now(),
         freshness: Duration::from_secs(300),
+        tolerance: Duration::from_secs(60),
         gate: CausalGate::Advisory,
         lanes: &lanes,
         lease: None,

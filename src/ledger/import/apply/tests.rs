@@ -52,7 +52,26 @@ fn context(head: ChainHead, held: &dyn Fn(&str) -> bool, first_sight: bool) -> C
         head,
         held_already: held,
         first_sight,
+        now: crate::event::parse_timestamp("2026-11-24T00:00:00Z").unwrap(),
+        tolerance: chrono::Duration::seconds(60),
     }
+}
+
+#[test]
+fn an_event_from_the_future_holds_the_file_from_it_on() {
+    let evs = chain("p", 3);
+    let mut cx = context(ChainHead::default(), &nothing_held, true);
+    // Event 1 is stamped at .000001, event 2 at .000002: a clock between them with no
+    // tolerance sees event 2 in its future.
+    cx.now = crate::event::parse_timestamp(&evs[0].timestamp).unwrap();
+    cx.tolerance = chrono::Duration::zero();
+    let d = decide_plain(&cx, items(&evs));
+    assert_eq!(words(&d), ["advance 1", "append 1"]);
+    assert_eq!(d.end, End::Future { first_seq: 2 });
+    // Once the clock reaches it, the same file applies whole.
+    cx.now = crate::event::parse_timestamp(&evs[2].timestamp).unwrap();
+    let d = decide_plain(&cx, items(&evs));
+    assert_eq!(d.end, End::Done);
 }
 
 /// Decides `items` with valid signatures and no schema objections.

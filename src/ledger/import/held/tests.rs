@@ -32,3 +32,11 @@ fn nothing_is_ready_while_every_gap_stays_open() {
     files.insert("x".to_string(), held("b", 7, HeldReason::Gap));
     assert!(ready_to_retry(&files, |_| 5, |_| false).is_empty());
 }
+
+#[test]
+fn a_file_from_the_future_is_read_again_while_it_is_next_in_the_chain() {
+    let mut files = BTreeMap::new();
+    files.insert("f/3".to_string(), held("f", 3, HeldReason::Future));
+    files.insert("f/9".to_string(), held("f", 9, HeldReason::Future));
+    assert_eq!(ready_to_retry(&files, |_| 2, |_| false), ["f/3"]);
+}
