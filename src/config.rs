@@ -108,6 +108,9 @@ pub struct Config {
     /// When `mesh-status --check` and `/healthz` call the node unhealthy.
     #[serde(default)]
     pub health: HealthConfig,
+    /// Bounds on dispatch: causation hops, events per daemon pass.
+    #[serde(default)]
+    pub dispatch: DispatchConfig,
 }
 
 /// `[health]`: the thresholds of "unhealthy" (docs/operations.md, "Health").
@@ -150,6 +153,39 @@ impl Config {
             .max_sync_age
             .map(|d| d.0)
             .unwrap_or_else(|| self.sync.interval.0.saturating_mul(5))
+    }
+}
+
+/// `[dispatch]`: the bounds that keep handlers from running away.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Longest causation chain dispatch extends: an event this many hops below
+    /// its root goes to no handler, and the stopped chain is reported.
+    #[serde(default = "default_max_hops")]
+    pub max_hops: u32,
+    /// Most events one daemon dispatch pass (or the dispatch inside a daemon
+    /// sync) handles before sync, heartbeat and lease get their turn.
+    #[serde(default = "default_pass_events")]
+    pub daemon_pass_events: u64,
+}
+
+/// Largest `dispatch.max_hops` accepted.
+pub const MAX_HOPS_LIMIT: u32 = 1000;
+
+fn default_max_hops() -> u32 {
+    32
+}
+fn default_pass_events() -> u64 {
+    10_000
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            max_hops: default_max_hops(),
+            daemon_pass_events: default_pass_events(),
+        }
     }
 }
 
@@ -455,6 +491,30 @@ pub struct HandlerConfig {
     /// How long an open breaker skips events before one trial run (half-open).
     #[serde(default = "default_breaker_cooldown")]
     pub breaker_cooldown: HumanDuration,
+    /// Most bytes read from each of stdout and stderr; more ends the attempt
+    /// (dead-lettered as `output_too_large`).
+    #[serde(default = "default_max_output")]
+    pub max_output_bytes: u64,
+    /// Most follow-ups one event may produce; more and none is appended
+    /// (dead-lettered as `too_many_followups`).
+    #[serde(default = "default_max_followups")]
+    pub max_followups: usize,
+    /// Names of variables passed from gitmesh's environment on top of the
+    /// inherited allow-list (the remote's token only if named here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
+}
+
+/// Largest `max_output_bytes` accepted for a handler (256 MiB).
+pub const MAX_OUTPUT_LIMIT: u64 = 256 * 1024 * 1024;
+/// Largest `max_followups` accepted for a handler.
+pub const MAX_FOLLOWUPS_LIMIT: usize = 100_000;
+
+fn default_max_output() -> u64 {
+    1024 * 1024
+}
+fn default_max_followups() -> usize {
+    100
 }
 
 fn default_backoff() -> HumanDuration {

@@ -120,28 +120,37 @@ impl Draft {
     pub fn parse_batch(text: &str, source: Option<&str>) -> Result<Vec<Draft>> {
         let mut drafts = Vec::new();
         for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
-                continue;
+            if let Some(d) = Draft::parse_line(line, i + 1, source)? {
+                drafts.push(d);
             }
-            let bad = |msg: String| NodeError::BatchLine {
-                line: i + 1,
-                source: Box::new(NodeError::Draft(msg)),
-            };
-            crate::event::strict::find_duplicate_key(line.as_bytes()).map_err(bad)?;
-            let mut d: Draft = serde_json::from_str(line).map_err(|e| {
-                bad(format!(
-                    "not a draft {{topic, event_type, payload, ...}}: {e}"
-                ))
-            })?;
-            if d.source.is_none() {
-                d.source = source.map(str::to_string);
-            }
-            drafts.push(d);
         }
         if drafts.is_empty() {
             return Err(NodeError::Draft("no events in the input".into()));
         }
         Ok(drafts)
+    }
+}
+
+impl Draft {
+    /// Parses line `number` (1-based) of an NDJSON batch; `None` for a blank line.
+    pub fn parse_line(line: &str, number: usize, source: Option<&str>) -> Result<Option<Draft>> {
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        let bad = |msg: String| NodeError::BatchLine {
+            line: number,
+            source: Box::new(NodeError::Draft(msg)),
+        };
+        crate::event::strict::find_duplicate_key(line.as_bytes()).map_err(bad)?;
+        let mut d: Draft = serde_json::from_str(line).map_err(|e| {
+            bad(format!(
+                "not a draft {{topic, event_type, payload, ...}}: {e}"
+            ))
+        })?;
+        if d.source.is_none() {
+            d.source = source.map(str::to_string);
+        }
+        Ok(Some(d))
     }
 }
 
@@ -250,28 +259,7 @@ impl Node {
         let mut fresh: Vec<Envelope> = Vec::with_capacity(drafts.len());
         let mut in_batch: HashMap<String, usize> = HashMap::new();
         for d in drafts {
-            let mut env = Envelope {
-                event_id: String::new(),
-                timestamp: crate::event::format_timestamp(ts),
-                topic: d.topic.clone(),
-                event_type: d.event_type.clone(),
-                node_id: self.config.node_id.clone(),
-                source: d.source.clone().unwrap_or_else(|| "cli".into()),
-                causation_id: d.causation_id.clone(),
-                correlation_id: String::new(),
-                seq: 0,
-                prev: String::new(),
-                payload: d.payload.clone(),
-                dedupe_key: d.dedupe_key.clone(),
-                handler: None,
-                schema_version: d.schema_version,
-                sig: None,
-            };
-            let form = match &d.dedupe_key {
-                Some(k) => IdForm::Dedupe { dedupe_key: k },
-                None => IdForm::Plain,
-            };
-            env.event_id = crate::event::compute_id(&env, form)?;
+            let mut env = self.draft_envelope(d.clone(), ts)?;
             // Only keyed ids can repeat: plain ids carry a timestamp that only moves forward.
             if env.dedupe_key.is_some() {
                 if let Some(&i) = in_batch.get(&env.event_id) {
@@ -284,14 +272,7 @@ impl Node {
                 }
                 in_batch.insert(env.event_id.clone(), fresh.len());
             }
-            env.correlation_id = if env.causation_id.is_empty() {
-                env.event_id.clone()
-            } else {
-                match w.get(&env.causation_id)? {
-                    Some(cause) => cause.correlation_id,
-                    None => env.causation_id.clone(),
-                }
-            };
+            env.correlation_id = correlation(&mut w, &env)?;
             seq += 1;
             env.seq = seq;
             env.prev = std::mem::replace(&mut prev, env.event_id.clone());
@@ -332,6 +313,48 @@ impl Node {
     }
 }
 
+impl Node {
+    /// The envelope of draft `d` stamped `ts`, with its id; seq, prev and
+    /// correlation are assigned under the log's lock.
+    fn draft_envelope(&self, d: Draft, ts: chrono::DateTime<chrono::Utc>) -> Result<Envelope> {
+        let mut env = Envelope {
+            event_id: String::new(),
+            timestamp: crate::event::format_timestamp(ts),
+            topic: d.topic,
+            event_type: d.event_type,
+            node_id: self.config.node_id.clone(),
+            source: d.source.unwrap_or_else(|| "cli".into()),
+            causation_id: d.causation_id,
+            correlation_id: String::new(),
+            seq: 0,
+            prev: String::new(),
+            payload: d.payload,
+            dedupe_key: d.dedupe_key,
+            handler: None,
+            schema_version: d.schema_version,
+            sig: None,
+        };
+        let form = match &env.dedupe_key {
+            Some(k) => IdForm::Dedupe { dedupe_key: k },
+            None => IdForm::Plain,
+        };
+        env.event_id = crate::event::compute_id(&env, form)?;
+        Ok(env)
+    }
+}
+
+/// The correlation of a new own event: its own id for a root, else its cause's
+/// correlation (or the cause's id when the log does not hold the cause).
+fn correlation(w: &mut crate::log::LogWriter<'_>, env: &Envelope) -> Result<String> {
+    if env.causation_id.is_empty() {
+        return Ok(env.event_id.clone());
+    }
+    Ok(match w.get(&env.causation_id)? {
+        Some(cause) => cause.correlation_id,
+        None => env.causation_id.clone(),
+    })
+}
+
 fn batch_error(len: usize, i: usize, e: NodeError) -> NodeError {
     if len > 1 {
         NodeError::BatchLine {
@@ -342,3 +365,7 @@ fn batch_error(len: usize, i: usize, e: NodeError) -> NodeError {
         e
     }
 }
+
+mod stream;
+
+pub use stream::StreamPublished;

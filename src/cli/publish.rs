@@ -3,7 +3,6 @@
 use super::{Output, parse_object};
 use gitmesh::{Draft, Error, Node};
 use serde_json::json;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Flags of `mesh-publish`.
@@ -41,19 +40,17 @@ pub struct Args {
 pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
     let node = Node::open(root)?;
     if a.stdin {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| {
-            Error::usage(format!(
-                "--stdin: could not read standard input as UTF-8: {e}"
-            ))
-        })?;
-        if text.trim().is_empty() {
-            return Err(Error::usage("--stdin: no events on standard input"));
-        }
-        let drafts = Draft::parse_batch(&text, a.source.as_deref())?;
-        let results = gitmesh::ops::append::publish(&node, &drafts)?;
-        let dups = results.iter().filter(|p| p.duplicate).count();
-        let published = results.len() - dups;
+        let mut input = std::io::stdin().lock();
+        let r = gitmesh::ops::append::publish_stream(&node, &mut input, a.source.as_deref())
+            .map_err(|e| match e {
+                gitmesh::ops::OpsError::Node(gitmesh::node::NodeError::Draft(m))
+                    if m == "no events in the input" =>
+                {
+                    Error::usage("--stdin: no events on standard input")
+                }
+                other => other.into(),
+            })?;
+        let (published, dups) = (r.published, r.duplicates);
         let human = format!(
             "published {published} events ({dups} duplicates) on {}\n",
             node.id()

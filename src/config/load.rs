@@ -20,6 +20,7 @@ impl Config {
             handlers: Vec::new(),
             schemas: SchemasConfig::default(),
             health: HealthConfig::default(),
+            dispatch: DispatchConfig::default(),
         }
     }
 
@@ -71,6 +72,37 @@ impl Config {
                     h.name
                 )));
             }
+            if !(1..=MAX_OUTPUT_LIMIT).contains(&h.max_output_bytes) {
+                return Err(bad(format!(
+                    "handlers.{}.max_output_bytes: {} is outside 1..={MAX_OUTPUT_LIMIT}",
+                    h.name, h.max_output_bytes
+                )));
+            }
+            if !(1..=MAX_FOLLOWUPS_LIMIT).contains(&h.max_followups) {
+                return Err(bad(format!(
+                    "handlers.{}.max_followups: {} is outside 1..={MAX_FOLLOWUPS_LIMIT}",
+                    h.name, h.max_followups
+                )));
+            }
+            if let Some(v) = h
+                .env
+                .iter()
+                .find(|v| v.is_empty() || v.contains('=') || v.contains('\0'))
+            {
+                return Err(bad(format!(
+                    "handlers.{}.env: {v:?} is not a variable name",
+                    h.name
+                )));
+            }
+        }
+        if !(1..=MAX_HOPS_LIMIT).contains(&self.dispatch.max_hops) {
+            return Err(bad(format!(
+                "dispatch.max_hops: {} is outside 1..={MAX_HOPS_LIMIT}",
+                self.dispatch.max_hops
+            )));
+        }
+        if self.dispatch.daemon_pass_events == 0 {
+            return Err(bad("dispatch.daemon_pass_events must be 1 or more".into()));
         }
         if self.ledger.dir.is_empty()
             || self

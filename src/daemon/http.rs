@@ -14,6 +14,7 @@ use futures_util::Stream;
 use serde_json::{Map, Value, json};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::broadcast::error::RecvError;
 
 const DASHBOARD: &str = include_str!("dashboard.html");
@@ -73,11 +74,58 @@ fn ok_object(value: impl serde::Serialize) -> Value {
     Value::Object(out)
 }
 
+/// Most blocking HTTP jobs (status, metrics, events, traces) running at once.
+///
+/// They run on their own small budget, so a flood of requests can occupy at
+/// most this many threads while syncs and dispatch passes run on theirs; the
+/// rest wait (bounded by the server's request limits and timeout).
+pub const HTTP_WORKERS: usize = 2;
+
+/// The permits of [`HTTP_WORKERS`], shared by every server of this process.
+fn workers() -> Arc<tokio::sync::Semaphore> {
+    static POOL: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(HTTP_WORKERS)))
+        .clone()
+}
+
+/// Sets the flag when dropped: the request future was dropped (client gone).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs blocking file work off the async threads and maps failures to 500.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::ops::OpsError> + Send + 'static,
 ) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(f).await {
+    cancellable(move |_| f()).await
+}
+
+/// Runs blocking work within [`HTTP_WORKERS`]; the work sees a flag that is set
+/// when the client goes away, and holds its worker until it has really ended.
+async fn cancellable<T: Send + 'static>(
+    f: impl FnOnce(&AtomicBool) -> Result<T, crate::ops::OpsError> + Send + 'static,
+) -> Result<T, Response> {
+    let permit = match workers().acquire_owned().await {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "internal",
+                e.to_string(),
+            ));
+        }
+    };
+    let flag = Arc::new(AtomicBool::new(false));
+    let _cancel = CancelOnDrop(flag.clone());
+    let job = move || {
+        let _permit = permit;
+        f(&flag)
+    };
+    match tokio::task::spawn_blocking(job).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -275,15 +323,7 @@ async fn trace(State(shared): State<Arc<Shared>>, Path(event_id): Path<String>) 
     }
     let node = shared.node();
     let id = event_id.clone();
-    let built = blocking(move || {
-        let end = node.log.read_head()?.log_len;
-        let events = node
-            .log
-            .scan(0, end)?
-            .filter_map(|item| item.ok().and_then(|(_, e)| e.ok()));
-        Ok(super::trace::build(events, &id))
-    })
-    .await;
+    let built = cancellable(move |cancel| Ok(super::trace::from_log(&node, &id, cancel)?)).await;
     match built {
         Ok(Some(t)) => json_response(StatusCode::OK, ok_object(t)),
         Ok(None) => error_response(

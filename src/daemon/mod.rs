@@ -41,7 +41,9 @@ pub trait NodeOps: Send + Sync + 'static {
     fn dispatch(&self, node: &Node) -> Result<DispatchReport, OpsError>;
 }
 
-/// The real passes: a full sync (fetch, import, dispatch, export, push) and a dispatch.
+/// The real passes: a full sync (fetch, import, dispatch, export, push) and a dispatch,
+/// each dispatching at most `dispatch.daemon_pass_events` events so the next
+/// sync, heartbeat and lease renewal are never held up by a flood of events.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct MeshOps;
 
@@ -51,13 +53,20 @@ impl NodeOps for MeshOps {
             push: true,
             max_events: None,
             progress: crate::progress::Progress::hidden(),
-            dispatch: Some(DispatchOptions { max_events: None }),
+            dispatch: Some(pass_bound(node)),
         };
         crate::ops::sync::sync(node, &opts)
     }
 
     fn dispatch(&self, node: &Node) -> Result<DispatchReport, OpsError> {
-        crate::ops::append::dispatch(node, &DispatchOptions { max_events: None })
+        crate::ops::append::dispatch(node, &pass_bound(node))
+    }
+}
+
+/// The dispatch options of one daemon pass: at most `dispatch.daemon_pass_events` events.
+fn pass_bound(node: &Node) -> DispatchOptions {
+    DispatchOptions {
+        max_events: Some(node.config.dispatch.daemon_pass_events),
     }
 }
 

@@ -402,6 +402,13 @@ impl Looper {
         };
         let secs = started.elapsed().as_secs_f64();
         let outcome = schedule::classify(&result);
+        if let Ok(r) = &result
+            && r.dispatch().is_some_and(|d| d.remaining_bytes > 0)
+        {
+            // The pass stopped at its bound: the rest comes in the next dispatch pass,
+            // after a sync that is due (the main loop prefers it).
+            self.shared.dispatch_wanted.notify_one();
+        }
         async { self.record(step, outcome, secs, &result) }
             .instrument(span)
             .await;

@@ -119,5 +119,64 @@ pub fn build(events: impl IntoIterator<Item = Envelope>, event_id: &str) -> Opti
     })
 }
 
+/// Most ancestors looked up by id before the scan (a chain deeper than this is
+/// shown from there down).
+const MAX_ANCESTORS: usize = 1024;
+
+/// Events scanned between two looks at the cancel flag.
+const CANCEL_EVERY: usize = 4096;
+
+/// The trace of `event_id` from `node`'s log, in bounded memory.
+///
+/// The event and its ancestors are found through the id index (an unknown id
+/// costs a lookup, not a scan); then one scan keeps only the chain's events
+/// (same correlation, the ancestors, and effects of kept events) for [`build`].
+/// `None` when the log does not hold the event, or when `cancel` was set (the
+/// client went away and nobody reads the answer).
+pub fn from_log(
+    node: &crate::node::Node,
+    event_id: &str,
+    cancel: &std::sync::atomic::AtomicBool,
+) -> Result<Option<Trace>, crate::log::LogError> {
+    use std::sync::atomic::Ordering;
+    let mut w = node.log.writer()?;
+    let Some(target) = w.get(event_id)? else {
+        return Ok(None);
+    };
+    let mut ancestors: HashSet<String> = HashSet::new();
+    ancestors.insert(target.event_id.clone());
+    let mut top = target;
+    while !top.causation_id.is_empty() && ancestors.len() < MAX_ANCESTORS {
+        match w.get(&top.causation_id)? {
+            Some(p) if ancestors.insert(p.event_id.clone()) => top = p,
+            _ => break,
+        }
+    }
+    let end = w.head().log_len;
+    drop(w);
+    let corr = if top.correlation_id.is_empty() {
+        top.event_id.clone()
+    } else {
+        top.correlation_id.clone()
+    };
+    let mut kept_ids: HashSet<String> = HashSet::new();
+    let mut kept = Vec::new();
+    for (n, item) in node.log.scan(0, end)?.enumerate() {
+        if n % CANCEL_EVERY == 0 && cancel.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let (_, parsed) = item?;
+        let Ok(e) = parsed else { continue };
+        let ours = e.correlation_id == corr
+            || e.event_id == corr
+            || ancestors.contains(&e.event_id)
+            || (!e.causation_id.is_empty() && kept_ids.contains(&e.causation_id));
+        if ours && kept_ids.insert(e.event_id.clone()) {
+            kept.push(e);
+        }
+    }
+    Ok(build(kept, event_id))
+}
+
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,62 @@ use crate::schema::Registry;
 /// Events handled between two cursor saves.
 const CHUNK: u64 = 8192;
 
+/// Hop counts remembered in one pass before the memory is cleared (then the log answers).
+const DEPTH_CACHE: usize = 65_536;
+
+/// Ids of the stopped chain named in a hop-limit report (nearest first).
+const CHAIN_SHOWN: usize = 16;
+
+/// The topic and type of the event reporting a chain stopped at the hop limit.
+pub const HOP_LIMIT_TOPIC: &str = "monitoring";
+/// See [`HOP_LIMIT_TOPIC`].
+pub const HOP_LIMIT_TYPE: &str = "dispatch.hop_limit_reached";
+
+/// What the walk up a causation chain learns about one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Up {
+    /// Its hop count is already known.
+    Known(u32),
+    /// Its cause (`""` for a root).
+    Cause(String),
+    /// The log does not hold it (a peer's event not imported yet).
+    Missing,
+}
+
+/// Hops from an event whose cause is `cause` up to its root, counted no further
+/// than `max`, and the ids walked (nearest first, at most [`CHAIN_SHOWN`]).
+///
+/// Pure over `up`: the hop count is a function of the causation chain, which is
+/// part of every signed envelope, so every node holding the chain counts the same.
+/// A cause the log does not hold counts as one hop above which nothing is known.
+pub(super) fn hops<E>(
+    cause: &str,
+    max: u32,
+    mut up: impl FnMut(&str) -> Result<Up, E>,
+) -> Result<(u32, Vec<String>), E> {
+    let mut d = 0u32;
+    let mut chain = Vec::new();
+    let mut cur = cause.to_string();
+    while !cur.is_empty() {
+        d += 1;
+        if chain.len() < CHAIN_SHOWN {
+            chain.push(cur.clone());
+        }
+        if d >= max {
+            break;
+        }
+        match up(&cur)? {
+            Up::Known(k) => {
+                d = d.saturating_add(k).min(max);
+                break;
+            }
+            Up::Cause(c) => cur = c,
+            Up::Missing => break,
+        }
+    }
+    Ok((d, chain))
+}
+
 /// A handler: a built-in one, or user handler `i`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -117,6 +173,7 @@ pub(super) struct Engine<'n> {
     actuator: Option<actuator::Actuator<'n>>,
     users: user::UserHandlers<'n>,
     pending: Vec<Envelope>,
+    depths: std::collections::HashMap<String, u32>,
     cursor: DispatchCursor,
     seen: DispatchSeen,
     report: DispatchReport,
@@ -145,6 +202,7 @@ impl<'n> Engine<'n> {
             actuator: None,
             users,
             pending: Vec::new(),
+            depths: std::collections::HashMap::new(),
             cursor,
             seen,
             report: DispatchReport {
@@ -257,12 +315,95 @@ impl<'n> Engine<'n> {
         Ok(())
     }
 
+    /// The report of a chain stopped at `ev`, when `ev` lies `max_hops` or more
+    /// below its root; records `ev`'s hop count for its follow-ups either way.
+    fn hop_limited(
+        &mut self,
+        ev: &Envelope,
+        kinds: &[Kind],
+    ) -> Result<Option<FollowUp>, DispatchError> {
+        let max = self.node.config.dispatch.max_hops;
+        let mut depths = std::mem::take(&mut self.depths);
+        let walked = hops(&ev.causation_id, max, |id| -> Result<Up, DispatchError> {
+            if let Some(k) = depths.get(id) {
+                return Ok(Up::Known(*k));
+            }
+            Ok(match self.writer()?.get(id)? {
+                Some(e) => Up::Cause(e.causation_id),
+                None => Up::Missing,
+            })
+        });
+        if depths.len() >= DEPTH_CACHE {
+            depths.clear();
+        }
+        let depth = match walked {
+            Ok((d, _)) => d,
+            Err(e) => {
+                self.depths = depths;
+                return Err(e);
+            }
+        };
+        depths.insert(ev.event_id.clone(), depth);
+        self.depths = depths;
+        if depth < max {
+            return Ok(None);
+        }
+        // The ids of the stopped chain, from the log (the memory of the pass
+        // cut the walk short): at most `max` lookups, only when a chain stops.
+        let (_, chain) = hops(&ev.causation_id, max, |id| -> Result<Up, DispatchError> {
+            Ok(match self.writer()?.get(id)? {
+                Some(e) => Up::Cause(e.causation_id),
+                None => Up::Missing,
+            })
+        })?;
+        let handlers: Vec<serde_json::Value> = kinds
+            .iter()
+            .map(|k| match k {
+                Kind::User(u) => self.users.name(*u).to_string(),
+                other => format!("{other:?}"),
+            })
+            .map(serde_json::Value::String)
+            .collect();
+        let mut p = serde_json::Map::new();
+        p.insert("stopped_event_id".into(), ev.event_id.clone().into());
+        p.insert("stopped_kind".into(), ev.kind().into());
+        p.insert("correlation_id".into(), ev.correlation_id.clone().into());
+        p.insert("hops".into(), depth.into());
+        p.insert("max_hops".into(), max.into());
+        p.insert(
+            "chain".into(),
+            serde_json::Value::Array(chain.into_iter().map(Into::into).collect()),
+        );
+        p.insert("handlers".into(), serde_json::Value::Array(handlers));
+        Ok(Some(FollowUp::new(
+            emit::SOURCE,
+            HOP_LIMIT_TOPIC,
+            HOP_LIMIT_TYPE,
+            p,
+        )))
+    }
+
     /// Runs the handlers `ev` goes to and queues their follow-ups.
     fn handle(&mut self, ev: &Envelope) -> Result<(), DispatchError> {
         let me = self.node.id();
         let acting = ev.acting_node() == me;
         let users = &self.users;
         let kinds = handlers_for(&self.handlers, ev, acting, |u| users.takes(u, ev));
+        if kinds.is_empty() {
+            return Ok(());
+        }
+        if let Some(report) = self.hop_limited(ev, &kinds)? {
+            self.report.hop_limited += 1;
+            tracing::warn!(event_id = %ev.event_id, correlation_id = %ev.correlation_id, "causation hop limit reached; the event goes to no handler");
+            if ev.topic != HOP_LIMIT_TOPIC || ev.event_type != HOP_LIMIT_TYPE {
+                let env = emit::derive(me, ev, report).map_err(|source| DispatchError::Event {
+                    cause: ev.event_id.clone(),
+                    source,
+                })?;
+                self.pending.push(env);
+            }
+            return Ok(());
+        }
         let mut out: Vec<FollowUp> = Vec::new();
         let mut acted = false;
         for kind in kinds {

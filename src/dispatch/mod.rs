@@ -21,6 +21,7 @@ pub mod trace;
 pub mod user;
 
 pub use cursor::{DispatchCursor, DispatchSeen};
+pub use engine::{HOP_LIMIT_TOPIC, HOP_LIMIT_TYPE};
 
 use crate::fsutil::{PathError, read_json};
 use crate::log::LogError;
@@ -112,6 +113,10 @@ pub struct DispatchReport {
     pub dead_lettered: u64,
     /// Events the log holds after the cursor.
     pub remaining_bytes: u64,
+    /// Events that went to no handler because they lie `dispatch.max_hops`
+    /// causation hops below their root (each reported by a
+    /// `monitoring.dispatch.hop_limit_reached` event).
+    pub hop_limited: u64,
 }
 
 /// Loads the decision table named in `mesh.toml` (relative to the node root), or the default.

@@ -110,21 +110,47 @@ pub fn backoff(base: Duration, retry: u32) -> Duration {
         .min(Duration::from_secs(60))
 }
 
+/// Why a handler's output was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputError {
+    /// A line is not a valid follow-up.
+    Invalid(String),
+    /// More follow-ups than the handler's `max_followups`.
+    TooMany(usize),
+}
+
+impl std::fmt::Display for OutputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputError::Invalid(m) => f.write_str(m),
+            OutputError::TooMany(max) => write!(
+                f,
+                "more than {max} follow-ups for one event (max_followups); none appended"
+            ),
+        }
+    }
+}
+
 /// Parses a handler's stdout: one JSON object per non-empty line with
-/// `topic`, `event_type` and optional `payload`.
+/// `topic`, `event_type` and optional `payload`; at most `max` of them.
 pub fn parse_output(
     handler: &str,
     stdout: &[u8],
     limits: &crate::event::PayloadLimits,
-) -> Result<Vec<FollowUp>, String> {
-    let text = std::str::from_utf8(stdout).map_err(|_| "stdout is not UTF-8".to_string())?;
+    max: usize,
+) -> Result<Vec<FollowUp>, OutputError> {
+    let text = std::str::from_utf8(stdout)
+        .map_err(|_| OutputError::Invalid("stdout is not UTF-8".to_string()))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        let at = |e: String| format!("stdout line {}: {e}", i + 1);
+        if out.len() >= max {
+            return Err(OutputError::TooMany(max));
+        }
+        let at = |e: String| OutputError::Invalid(format!("stdout line {}: {e}", i + 1));
         let v: Map<String, Value> =
             serde_json::from_str(line).map_err(|e| at(format!("not a JSON object: {e}")))?;
         for k in v.keys() {
@@ -223,6 +249,11 @@ impl<'n> UserHandlers<'n> {
                 != Some(h.name.as_str())
     }
 
+    /// Handler `i`'s name.
+    pub fn name(&self, i: usize) -> &str {
+        &self.handlers[i].0.name
+    }
+
     /// The handler config by name.
     pub fn by_name(&self, name: &str) -> Option<usize> {
         self.handlers.iter().position(|(h, _)| h.name == name)
@@ -265,6 +296,7 @@ impl<'n> UserHandlers<'n> {
             }
         };
         let mut error = String::new();
+        let mut reason = DeadLetterReason::Failed;
         let mut attempts = 0;
         for attempt in 0..attempts_max {
             if attempt > 0 {
@@ -280,9 +312,14 @@ impl<'n> UserHandlers<'n> {
                     }
                     return Ok(RunResult::Done(f));
                 }
-                Err(e) => {
+                Err((why, e)) => {
                     tracing::warn!(handler = %h.name, event_id = %ev.event_id, attempt = attempts, error = %e, "handler failed");
                     error = e;
+                    reason = why;
+                    // A flood is not a passing fault: another attempt would flood again.
+                    if why != DeadLetterReason::Failed {
+                        break;
+                    }
                 }
             }
         }
@@ -295,12 +332,16 @@ impl<'n> UserHandlers<'n> {
         self.save()?;
         append_dead_letter(
             self.node,
-            &DeadLetter::given_up(&h.name, ev, DeadLetterReason::Failed, error, attempts),
+            &DeadLetter::given_up(&h.name, ev, reason, error, attempts),
         )?;
         Ok(RunResult::DeadLettered)
     }
 
-    fn attempt(&self, h: &HandlerConfig, ev: &Envelope) -> Result<Vec<FollowUp>, String> {
+    fn attempt(
+        &self,
+        h: &HandlerConfig,
+        ev: &Envelope,
+    ) -> Result<Vec<FollowUp>, (DeadLetterReason, String)> {
         let mut input = ev.to_json_line().into_bytes();
         input.push(b'\n');
         let root =
@@ -314,12 +355,34 @@ impl<'n> UserHandlers<'n> {
             ),
             ("GITMESH_ROOT".to_string(), root.display().to_string()),
         ];
-        let out = process::run(&h.run, &env, Some(&input), h.timeout.0)
-            .map_err(|e| format!("cannot run {}: {e}", h.run[0]))?;
-        if !out.success() {
-            return Err(format!("{}: {}", h.run[0], out.describe()));
+        let limits = process::Limits {
+            timeout: h.timeout.0,
+            max_output: h.max_output_bytes,
+            pass_env: h.env.clone(),
+            leftovers: process::Leftovers::End,
+        };
+        let failed = |e: String| (DeadLetterReason::Failed, e);
+        let out = process::run_with(&h.run, &env, Some(&input), &limits)
+            .map_err(|e| failed(format!("cannot run {}: {e}", h.run[0])))?;
+        if out.overflow.is_some() {
+            return Err((
+                DeadLetterReason::OutputTooLarge,
+                format!("{}: {}", h.run[0], out.describe()),
+            ));
         }
-        parse_output(&h.name, &out.stdout, &self.node.config.payload_limits())
+        if !out.success() {
+            return Err(failed(format!("{}: {}", h.run[0], out.describe())));
+        }
+        parse_output(
+            &h.name,
+            &out.stdout,
+            &self.node.config.payload_limits(),
+            h.max_followups,
+        )
+        .map_err(|e| match e {
+            OutputError::TooMany(_) => (DeadLetterReason::TooManyFollowups, e.to_string()),
+            OutputError::Invalid(m) => failed(m),
+        })
     }
 
     fn save(&self) -> Result<(), PathError> {

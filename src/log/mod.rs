@@ -27,6 +27,7 @@ mod scan;
 mod seal;
 pub mod segments;
 pub mod sorted;
+mod stream;
 mod types;
 mod writer;
 
@@ -38,5 +39,6 @@ pub use index::{IdIndex, id_bytes as index_key};
 pub use reverse::RevScan;
 pub use scan::LogScan;
 pub use segments::{DEFAULT_SEGMENT_BYTES, SEGMENT_BYTES_ENV};
+pub use stream::StreamBatch;
 pub use types::{LogError, LogHead, Recovery};
 pub use writer::{LogWriter, Parked};

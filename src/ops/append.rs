@@ -13,6 +13,17 @@ pub fn publish(node: &Node, drafts: &[Draft]) -> Result<Vec<Published>> {
     Ok(node.publish(drafts)?)
 }
 
+/// Publishes NDJSON drafts from `input` as one all-or-nothing batch in bounded
+/// memory (`Node::publish_stream`), after the restored-root check.
+pub fn publish_stream(
+    node: &Node,
+    input: &mut dyn std::io::BufRead,
+    source: Option<&str>,
+) -> Result<crate::node::StreamPublished> {
+    crate::ledger::recover::guard(node)?;
+    Ok(node.publish_stream(input, source)?)
+}
+
 /// Runs one dispatch pass, after the restored-root check.
 pub fn dispatch(node: &Node, opts: &DispatchOptions) -> Result<DispatchReport> {
     crate::ledger::recover::guard(node)?;

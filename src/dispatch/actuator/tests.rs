@@ -33,6 +33,7 @@ fn ended(code: Option<i32>, timed_out: bool, stderr: &str) -> LaneRun {
         timed_out,
         stdout: Vec::new(),
         stderr: stderr.into(),
+        overflow: None,
     })
 }
 

@@ -47,3 +47,34 @@ fn a_user_handler_is_skipped_when_it_does_not_take_the_event() {
         [Kind::Actuator]
     );
 }
+
+fn walk(cause: &str, max: u32, log: &[(&str, Up)]) -> (u32, Vec<String>) {
+    hops(cause, max, |id| -> Result<Up, ()> {
+        Ok(log
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, u)| u.clone())
+            .unwrap_or(Up::Missing))
+    })
+    .unwrap()
+}
+
+#[test]
+fn hops_count_the_causation_chain_up_to_the_limit() {
+    let log = [
+        ("c", Up::Cause("b".into())),
+        ("b", Up::Cause("a".into())),
+        ("a", Up::Cause(String::new())),
+    ];
+    assert_eq!(walk("", 5, &log).0, 0);
+    assert_eq!(
+        walk("c", 5, &log),
+        (3, vec!["c".into(), "b".into(), "a".into()])
+    );
+    // The walk stops at the limit.
+    assert_eq!(walk("c", 2, &log), (2, vec!["c".into(), "b".into()]));
+    // A known hop count ends the walk; a missing cause counts as one hop.
+    assert_eq!(walk("k", 50, &[("k", Up::Known(40))]).0, 41);
+    assert_eq!(walk("k", 32, &[("k", Up::Known(40))]).0, 32);
+    assert_eq!(walk("gone", 5, &log).0, 1);
+}

@@ -27,6 +27,12 @@ pub enum DeadLetterReason {
     Failed,
     /// Skipped while the handler's circuit breaker was open (`circuit_open`).
     CircuitOpen,
+    /// The handler printed more than its `max_output_bytes` on stdout or stderr;
+    /// the rest was discarded and the run ended (`output_too_large`).
+    OutputTooLarge,
+    /// The handler asked for more follow-ups than its `max_followups`; none was
+    /// appended (`too_many_followups`).
+    TooManyFollowups,
 }
 
 impl DeadLetterReason {
@@ -36,6 +42,8 @@ impl DeadLetterReason {
             DeadLetterReason::Unset => "",
             DeadLetterReason::Failed => "failed",
             DeadLetterReason::CircuitOpen => "circuit_open",
+            DeadLetterReason::OutputTooLarge => "output_too_large",
+            DeadLetterReason::TooManyFollowups => "too_many_followups",
         }
     }
 

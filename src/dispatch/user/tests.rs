@@ -38,6 +38,7 @@ fn output_lines_become_follow_ups() {
         "notify",
         b"{\"topic\":\"ops\",\"event_type\":\"route.noted\",\"payload\":{\"n\":1}}\n\n{\"topic\":\"ops\",\"event_type\":\"x\"}\n",
         &limits,
+        2,
     )
     .unwrap();
     assert_eq!(out.len(), 2);
@@ -55,9 +56,33 @@ fn output_lines_become_follow_ups() {
         ),
     ];
     for (output, why) in rejected {
-        let e = parse_output("h", output, &limits).unwrap_err();
-        assert!(e.contains(why), "{e}");
+        let e = parse_output("h", output, &limits, 10).unwrap_err();
+        assert!(e.to_string().contains(why), "{e}");
     }
+}
+
+#[test]
+fn follow_ups_past_the_cap_refuse_the_whole_output() {
+    let limits = crate::event::PayloadLimits::default();
+    let line = "{\"topic\":\"ops\",\"event_type\":\"x\"}\n";
+    assert_eq!(
+        parse_output("h", line.repeat(3).as_bytes(), &limits, 3)
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        parse_output("h", line.repeat(4).as_bytes(), &limits, 3),
+        Err(OutputError::TooMany(3))
+    );
+    assert_eq!(
+        DeadLetterReason::TooManyFollowups.to_string(),
+        "too_many_followups"
+    );
+    assert_eq!(
+        DeadLetterReason::OutputTooLarge.to_string(),
+        "output_too_large"
+    );
 }
 
 #[test]

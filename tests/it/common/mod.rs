@@ -374,10 +374,16 @@ pub fn publish_batch(root: &Path, n: usize, tag: &str) {
             "{{\"topic\":\"monitoring\",\"event_type\":\"test.tick\",\"payload\":{{\"tag\":\"{tag}\",\"i\":{i}}}}}\n"
         ));
     }
+    let (_, v) = publish_stdin(root, input.as_bytes());
+    assert_eq!(v["published"], n, "{v}");
+}
+
+/// Runs `mesh-publish --stdin --json` with `input`; returns the exit code and the JSON printed.
+pub fn publish_stdin(root: &Path, input: &[u8]) -> (Option<i32>, serde_json::Value) {
     let mut c = gm(root);
     c.args(["--json", "mesh-publish", "--stdin"]);
-    let v = parse_json(&run_with_stdin(c, input.as_bytes()));
-    assert_eq!(v["published"], n, "{v}");
+    let out = run_with_stdin(c, input);
+    (out.status.code(), parse_json(&out))
 }
 
 /// A bare repository that `git daemon` is allowed to serve.
