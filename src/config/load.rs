@@ -19,6 +19,7 @@ impl Config {
             lanes: Vec::new(),
             handlers: Vec::new(),
             schemas: SchemasConfig::default(),
+            mesh: MeshConfig::default(),
         }
     }
 

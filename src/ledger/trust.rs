@@ -32,6 +32,8 @@ pub enum HeldReason {
     Gap,
     /// The peer's manifest shows a key that differs from the pinned one.
     UntrustedKey,
+    /// The mesh roster does not list the peer (or lists it retired, or without the member role).
+    NotOnRoster,
 }
 
 /// A fork or a rewritten history, kept until an operator acknowledges it.

@@ -5,6 +5,7 @@ pub mod append;
 pub mod error;
 pub mod init;
 pub mod query;
+pub mod roster;
 pub mod status;
 pub mod sync;
 

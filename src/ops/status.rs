@@ -20,8 +20,10 @@ pub struct PeerStatus {
     pub last_seen: String,
     /// Seconds since then.
     pub age_sec: Option<i64>,
-    /// Not seen within `sync.stale_after`.
+    /// Not seen within `sync.stale_after` (never for a node retired on the roster).
     pub stale: bool,
+    /// Retired on the mesh roster.
+    pub retired: bool,
     /// Its advertised capabilities.
     pub capabilities: Vec<String>,
 }
@@ -73,8 +75,12 @@ pub struct Status {
     pub fork_alerts: Vec<crate::ledger::trust::Alert>,
     /// Peers' batches that were modified or deleted after they were imported.
     pub rewrite_alerts: Vec<crate::ledger::trust::Alert>,
-    /// Ledger files held back (waiting for missing seqs or for a trusted key).
+    /// Ledger files held back (waiting for missing seqs, a trusted key, or a roster entry).
     pub held_files: u64,
+    /// The version of the mesh roster this node trusts (0: none).
+    pub roster_version: u64,
+    /// Refused roster versions and leases (kept, newest last).
+    pub authority_alerts: Vec<crate::ledger::roster::AuthorityAlert>,
 }
 
 /// Builds the status report.
@@ -90,11 +96,20 @@ pub fn status(node: &Node) -> Result<Status> {
     let now = chrono::Utc::now();
     let stale_after = node.config.sync.stale_after.0.as_secs() as i64;
     let mut peers = Vec::new();
+    let roster = crate::ledger::roster::load_trusted(&node.paths)?;
+    let retired = |n: &str| {
+        roster
+            .as_ref()
+            .and_then(|r| r.nodes.get(n))
+            .is_some_and(|e| e.retired)
+    };
     if let Some(r) = &view {
         for m in manifest::read_all(&node.paths.ledger_repo(), r, &layout)? {
             let age = crate::event::parse_timestamp(&m.last_seen).map(|t| (now - t).num_seconds());
+            let gone = retired(&m.node_id);
             peers.push(PeerStatus {
-                stale: age.is_none_or(|a| a > stale_after),
+                stale: !gone && age.is_none_or(|a| a > stale_after),
+                retired: gone,
                 node_id: m.node_id,
                 last_seen: m.last_seen,
                 age_sec: age,
@@ -103,7 +118,7 @@ pub fn status(node: &Node) -> Result<Status> {
         }
     }
     // The lease the remote confirmed, as dispatch uses it (not an unpushed claim).
-    let leader = crate::ledger::lease::read_confirmed(node)?;
+    let leader = crate::ledger::lease::read_trusted(node)?;
     let (command_outcomes, latest_command, latest_leader_epoch) = commands(node)?;
     let imports: state::ImportState = state::load(&node.paths.import_state())?;
     Ok(Status {
@@ -133,6 +148,8 @@ pub fn status(node: &Node) -> Result<Status> {
         fork_alerts: alerts(&imports, crate::ledger::quarantine::Reason::Fork),
         rewrite_alerts: alerts(&imports, crate::ledger::quarantine::Reason::HistoryRewrite),
         held_files: imports.held.len() as u64,
+        roster_version: roster.as_ref().map_or(0, |r| r.version),
+        authority_alerts: crate::ledger::roster::load_alerts(&node.paths)?,
     })
 }
 

@@ -22,7 +22,7 @@ pub(super) fn ready_to_retry(
         .iter()
         .filter(|(_, h)| match h.reason {
             HeldReason::Gap => h.first_seq <= chain_seq(&h.node_id) + 1,
-            HeldReason::UntrustedKey => !untrusted(&h.node_id),
+            HeldReason::UntrustedKey | HeldReason::NotOnRoster => !untrusted(&h.node_id),
         })
         .collect();
     ready.sort_by(|a, b| (&a.1.node_id, a.1.first_seq).cmp(&(&b.1.node_id, b.1.first_seq)));
@@ -59,7 +59,10 @@ impl Run<'_> {
             let ready = ready_to_retry(
                 &self.state.held,
                 |node| self.chain_head(node).seq,
-                |node| matches!(self.keys.get(node), Some(KeyState::Untrusted)),
+                |node| {
+                    matches!(self.keys.get(node), Some(KeyState::Untrusted))
+                        || self.unauthorized_reason(node).is_some()
+                },
             );
             if ready.is_empty() {
                 break;
