@@ -111,6 +111,9 @@ pub struct Config {
     /// Bounds on dispatch: causation hops, events per daemon pass.
     #[serde(default)]
     pub dispatch: DispatchConfig,
+    /// Who the mesh trusts: the signed roster, or trust on first use.
+    #[serde(default)]
+    pub mesh: MeshConfig,
 }
 
 /// `[health]`: the thresholds of "unhealthy" (docs/operations.md, "Health").
@@ -187,6 +190,26 @@ impl Default for DispatchConfig {
             daemon_pass_events: default_pass_events(),
         }
     }
+}
+
+/// How peers are trusted (`[mesh] trust`, docs/roster.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrustMode {
+    /// Once the ledger holds a roster, only nodes on it (with the right role) are trusted.
+    #[default]
+    Roster,
+    /// Nodes absent from the roster are trusted on first use with every role.
+    Open,
+}
+
+/// `[mesh]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeshConfig {
+    /// `"roster"` (default) or `"open"`.
+    #[serde(default)]
+    pub trust: TrustMode,
 }
 
 /// What the importer does with a peer event whose payload breaks its schema.

@@ -162,6 +162,18 @@ impl NodeKey {
         hex::encode(self.signing.verifying_key().as_bytes())
     }
 
+    /// A key from its 32 secret bytes (deterministic keys for checks and tests).
+    pub fn from_secret(secret: [u8; 32]) -> NodeKey {
+        NodeKey {
+            signing: SigningKey::from_bytes(&secret),
+        }
+    }
+
+    /// Signs arbitrary bytes (a roster version, a lease) and returns the hex signature.
+    pub fn sign_bytes(&self, msg: &[u8]) -> String {
+        hex::encode(self.signing.sign(msg).to_bytes())
+    }
+
     /// Signs the canonical envelope (without `sig`) and returns the hex signature.
     pub fn sign(&self, env: &Envelope) -> Result<String, KeyError> {
         let msg = signing_bytes(env)?;
@@ -202,6 +214,15 @@ pub fn verify(env: &Envelope, public: &VerifyingKey) -> Result<(), KeyError> {
     public
         .verify(&msg, &Signature::from_bytes(&sig))
         .map_err(|_| bad())
+}
+
+/// Whether `sig_hex` is a valid signature of `msg` by `public` (rosters and leases).
+pub fn verify_bytes(msg: &[u8], sig_hex: &str, public: &VerifyingKey) -> bool {
+    let mut sig = [0u8; 64];
+    if hex::decode_to_slice(sig_hex, &mut sig).is_err() {
+        return false;
+    }
+    public.verify(msg, &Signature::from_bytes(&sig)).is_ok()
 }
 
 /// One pinned peer in `known_nodes.json`.

@@ -26,6 +26,18 @@ pub struct Args {
     /// Import only events of this UTC day and later (YYYY-MM-DD); the first fetch is shallow
     #[arg(long, value_name = "DATE", value_parser = parse_day)]
     pub since: Option<chrono::NaiveDate>,
+    /// Who this node trusts: roster (default; only nodes on the signed mesh roster) or open
+    /// (nodes absent from the roster are trusted on first use)
+    #[arg(long, value_name = "MODE", value_parser = parse_trust)]
+    pub trust: Option<gitmesh::config::TrustMode>,
+}
+
+fn parse_trust(s: &str) -> Result<gitmesh::config::TrustMode, String> {
+    match s {
+        "roster" => Ok(gitmesh::config::TrustMode::Roster),
+        "open" => Ok(gitmesh::config::TrustMode::Open),
+        _ => Err("expected roster or open".into()),
+    }
 }
 
 fn parse_node_id(s: &str) -> Result<String, String> {
@@ -55,6 +67,7 @@ pub fn run(root: &Path, a: Args) -> Result<Output, gitmesh::Error> {
             capabilities: a.capabilities,
             ledger_mode: a.ledger_mode,
             since: a.since,
+            trust: a.trust,
         },
     )?;
     let mut human = if report.created {
@@ -73,6 +86,14 @@ pub fn run(root: &Path, a: Args) -> Result<Output, gitmesh::Error> {
         human.push_str("remote unreachable: the manifest is committed locally; the next mesh-sync publishes it\n");
     } else if l.commit.is_none() {
         human.push_str("manifest already on the remote\n");
+    }
+    if report.roster_created {
+        human.push_str("mesh roster created (version 1): this node is its admin; enroll peers with `gitmesh roster enroll`\n");
+    } else if report.roster_version > 0 {
+        human.push_str(&format!(
+            "mesh roster version {} trusted\n",
+            report.roster_version
+        ));
     }
     if !report.made.is_empty() {
         human.push_str(&format!("created: {}\n", report.made.join(", ")));

@@ -10,6 +10,7 @@ mod ledger;
 mod man;
 mod nodes;
 mod publish;
+mod roster;
 mod schema;
 mod status;
 mod sync;
@@ -152,6 +153,15 @@ A peer's key is pinned the first time its manifest is seen. A later, different k
 used until `nodes trust`; that peer's files are held back meanwhile."
     )]
     Nodes(nodes::NodesCommand),
+    /// The signed mesh roster: who belongs to the mesh, with which key and roles.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gitmesh roster show\n  gitmesh roster enroll ws2 --key <64 hex> --role member --role leader\n  \
+gitmesh roster roles ws2 member\n  gitmesh roster retire ws2 --json\n  gitmesh roster rotate-admin --key <64 hex>\n\n\
+Each change is a new version signed by this node (an admin) and staged; the next mesh-sync \
+publishes it. See docs/roster.md."
+    )]
+    Roster(roster::RosterCommand),
     /// Run the node: sync on a timer, dispatch new events at once, serve status.
     #[command(after_help = "Examples:\n  gitmesh --root /var/lib/gitmesh daemon\n  \
 gitmesh daemon --interval 30s --listen 127.0.0.1:9464\n  \
@@ -231,6 +241,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::Ledger(c) => ledger::run(&root, c),
         Command::MeshStatus(a) => status::run(&root, a),
         Command::Nodes(c) => nodes::run(&root, c),
+        Command::Roster(c) => roster::run(&root, c),
         Command::Daemon(a) => daemon::run(&root, a),
         Command::Schema(a) => schema::run(&root, a),
         Command::Completions { shell } => {

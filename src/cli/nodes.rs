@@ -24,12 +24,21 @@ pub enum NodesCommand {
         /// The peer's node id.
         node: String,
     },
+    /// Retire a node on the mesh roster (same as `gitmesh roster retire`; admin only).
+    Retire {
+        /// The node id.
+        node: String,
+    },
 }
 
 pub fn run(root: &Path, c: NodesCommand) -> Result<Output, Error> {
     let node = Node::open(root)?;
     match c {
         NodesCommand::List => list(&node),
+        NodesCommand::Retire { node: peer } => super::roster::staged(gitmesh::ops::roster::change(
+            &node,
+            gitmesh::ops::roster::Change::Retire { node: peer },
+        )?),
         NodesCommand::Trust { node: peer } => {
             let _lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
             let mut known = KnownNodes::load(&node.paths)?;

@@ -125,6 +125,12 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
     for a in s.fork_alerts.iter().chain(&s.rewrite_alerts) {
         let _ = writeln!(h, "ALERT     {} {}: {}", a.kind.code(), a.node_id, a.detail);
     }
+    for a in &s.authority_alerts {
+        let _ = writeln!(h, "ALERT     {} refused ({}): {}", a.kind, a.path, a.detail);
+    }
+    if s.roster_version > 0 {
+        let _ = writeln!(h, "roster    version {}", s.roster_version);
+    }
     count_line(
         &mut h,
         "held      ",

@@ -21,6 +21,7 @@ impl Config {
             schemas: SchemasConfig::default(),
             health: HealthConfig::default(),
             dispatch: DispatchConfig::default(),
+            mesh: MeshConfig::default(),
         }
     }
 

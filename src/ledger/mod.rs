@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod quarantine;
 pub mod recover;
 pub mod refs;
+pub mod roster;
 pub mod seqs;
 pub mod state;
 pub mod trust;

@@ -35,6 +35,8 @@ pub enum HeldReason {
     /// The next event is stamped more than `[sync] clock_tolerance` in this node's
     /// future: read again at every sync, applied once the stamp is no longer ahead.
     Future,
+    /// The mesh roster does not list the peer (or lists it retired, or without the member role).
+    NotOnRoster,
 }
 
 /// A fork or a rewritten history, kept until an operator acknowledges it.

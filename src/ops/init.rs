@@ -23,6 +23,8 @@ pub struct InitOptions {
     pub ledger_mode: Option<crate::config::LedgerMode>,
     /// `[ledger] since`: import only events of this UTC day and later.
     pub since: Option<chrono::NaiveDate>,
+    /// `[mesh] trust`.
+    pub trust: Option<crate::config::TrustMode>,
 }
 
 /// What `mesh-init` did.
@@ -44,6 +46,10 @@ pub struct InitReport {
     pub public_key: String,
     /// Publishing this node's manifest to the shared repository (`offline` when unreachable).
     pub ledger: crate::ops::sync::PushReport,
+    /// The version of the mesh roster this node trusts (0: none yet).
+    pub roster_version: u64,
+    /// This node created the mesh roster (the ledger was empty): it is its first admin.
+    pub roster_created: bool,
 }
 
 /// Creates the node root layout, `mesh.toml` and the ledger repository; safe to repeat.
@@ -103,6 +109,12 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
         cfg.ledger.mode = mode;
         changed = true;
     }
+    if let Some(trust) = opts.trust
+        && cfg.mesh.trust != trust
+    {
+        cfg.mesh.trust = trust;
+        changed = true;
+    }
     if let Some(since) = opts.since {
         let since = since.format("%Y-%m-%d").to_string();
         if cfg.ledger.since.as_deref() != Some(since.as_str()) {
@@ -148,7 +160,8 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
     crate::log::EventLog::new(&paths, &cfg.node_id).head()?;
     // Fetch the mesh and announce this node; an unreachable remote is reported, not fatal.
     let node = crate::node::Node::open(root)?;
-    let ledger = crate::ops::sync::announce(&node)?;
+    let (ledger, roster_created) = crate::ops::sync::announce(&node)?;
+    let roster_version = crate::ledger::roster::load_trusted(&paths)?.map_or(0, |r| r.version);
     // Announcing fetched and recovered any own events the ledger holds beyond the log,
     // so this root is now known to be current (unless the remote was unreachable).
     if !ledger.offline {
@@ -166,6 +179,8 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
         made,
         public_key: key.public_hex(),
         ledger,
+        roster_version,
+        roster_created,
     })
 }
 

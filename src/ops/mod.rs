@@ -6,6 +6,7 @@ pub mod error;
 pub mod health;
 pub mod init;
 pub mod query;
+pub mod roster;
 pub mod status;
 pub mod sync;
 

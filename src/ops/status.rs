@@ -21,12 +21,15 @@ pub struct PeerStatus {
     pub last_seen: String,
     /// Seconds since then.
     pub age_sec: Option<i64>,
-    /// Not seen within `sync.stale_after`, or its heartbeat lies in the future.
+    /// Not seen within `sync.stale_after`, or its heartbeat lies in the future
+    /// (never for a node retired on the roster).
     pub stale: bool,
     /// Its heartbeat lies more than `sync.clock_tolerance` in this node's future (its clock is wrong).
     pub future: bool,
     /// Its clock minus the mesh reference, in seconds, as measured (null until measured).
     pub clock_offset_sec: Option<i64>,
+    /// Retired on the mesh roster.
+    pub retired: bool,
     /// Its advertised capabilities.
     pub capabilities: Vec<String>,
 }
@@ -78,7 +81,7 @@ pub struct Status {
     pub fork_alerts: Vec<crate::ledger::trust::Alert>,
     /// Peers' batches that were modified or deleted after they were imported.
     pub rewrite_alerts: Vec<crate::ledger::trust::Alert>,
-    /// Ledger files held back (waiting for missing seqs or for a trusted key).
+    /// Ledger files held back (waiting for missing seqs, a trusted key, or a roster entry).
     pub held_files: u64,
     /// The leader lease's expiry has passed (false when there is no lease).
     pub lease_expired: bool,
@@ -92,6 +95,10 @@ pub struct Status {
     pub health: super::health::Health,
     /// This node's clock against the mesh, and what the clocks make it distrust.
     pub clock: ClockStatus,
+    /// The version of the mesh roster this node trusts (0: none).
+    pub roster_version: u64,
+    /// Refused roster versions and leases (kept, newest last).
+    pub authority_alerts: Vec<crate::ledger::roster::AuthorityAlert>,
 }
 
 /// The `clock` object of the status report.
@@ -128,9 +135,17 @@ pub fn status(node: &Node) -> Result<Status> {
     let offsets = clocks.peer_offsets();
     let mut clock_alerts = Vec::new();
     let mut peers = Vec::new();
+    let roster = crate::ledger::roster::load_trusted(&node.paths)?;
+    let retired = |n: &str| {
+        roster
+            .as_ref()
+            .and_then(|r| r.nodes.get(n))
+            .is_some_and(|e| e.retired)
+    };
     if let Some(r) = &view {
         for m in manifest::read_all(&node.paths.ledger_repo(), r, &layout)? {
             let age = crate::event::parse_timestamp(&m.last_seen).map(|t| (now - t).num_seconds());
+            let gone = retired(&m.node_id);
             let future = age.is_some_and(|a| -a > tolerance);
             let offset = offsets.get(&m.node_id).copied();
             if future {
@@ -150,7 +165,8 @@ pub fn status(node: &Node) -> Result<Status> {
             peers.push(PeerStatus {
                 future,
                 clock_offset_sec: offset,
-                stale: future || age.is_none_or(|a| a > stale_after),
+                stale: !gone && (future || age.is_none_or(|a| a > stale_after)),
+                retired: gone,
                 node_id: m.node_id,
                 last_seen: m.last_seen,
                 age_sec: age,
@@ -159,7 +175,7 @@ pub fn status(node: &Node) -> Result<Status> {
         }
     }
     // The lease the remote confirmed, as dispatch uses it (not an unpushed claim).
-    let leader = crate::ledger::lease::read_confirmed(node)?;
+    let leader = crate::ledger::lease::read_trusted(node)?;
     let own = clocks.own_offset();
     let tol = chrono::Duration::seconds(tolerance);
     let skew = clock::skew_refusal(own, tol);
@@ -241,6 +257,8 @@ pub fn status(node: &Node) -> Result<Status> {
         disk,
         health,
         clock,
+        roster_version: roster.as_ref().map_or(0, |r| r.version),
+        authority_alerts: crate::ledger::roster::load_alerts(&node.paths)?,
     })
 }
 

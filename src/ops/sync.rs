@@ -192,8 +192,7 @@ fn sync_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncR
         }
     }
     refresh_view(node)?;
-    let confirmed = lease::read_confirmed(node)?;
-    observe_lease(node, confirmed.as_ref(), chrono::Utc::now())?;
+    observe_confirmed(node)?;
     report.leader = leader;
     Ok(report)
 }
@@ -268,17 +267,70 @@ fn lease_clock(
     }
 }
 
+/// Brings the trusted roster and lease up to what the remote confirmed (after a push).
+fn observe_confirmed(node: &Node) -> Result<()> {
+    let head = fetched_head(node, &node.config.ledger.branch)?;
+    crate::ledger::roster::observe(node, head, true)?;
+    let confirmed = lease::read_confirmed(node)?;
+    observe_lease(node, confirmed.as_ref(), chrono::Utc::now())?;
+    Ok(())
+}
+
 /// Publishes this node's manifest (used by `mesh-init`): fetch, commit on the head, push.
-pub fn announce(node: &Node) -> Result<PushReport> {
+/// On an empty ledger it also signs and publishes version 1 of the mesh roster, with
+/// this node as its admin; the bool says whether it did.
+pub fn announce(node: &Node) -> Result<(PushReport, bool)> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
     let mut push = PushReport::default();
     fetch_or_offline(node, &mut push)?;
+    let genesis = !push.offline && ledger_is_empty(node)?;
+    if genesis
+        && let Some(key) = crate::keys::NodeKey::load(&node.paths).map_err(LedgerError::from)?
+    {
+        let r =
+            crate::ledger::roster::Roster::genesis(node.id(), &key, &crate::event::now_timestamp());
+        crate::ledger::roster::stage(&node.paths, &r)?;
+    }
     export::export(node, &lock, Some(0))?;
-    for t in targets(node, false).into_iter().filter(|t| t.own) {
+    let roster_staged = !crate::ledger::roster::load_staged(&node.paths)?.is_empty();
+    for t in targets(node, false)
+        .into_iter()
+        .filter(|t| t.own || roster_staged)
+    {
         commit_and_push(node, &lock, &t, true, &mut push, None)?;
     }
     refresh_view(node)?;
-    Ok(push)
+    observe_confirmed(node)?;
+    Ok((push, genesis))
+}
+
+/// No roster, nothing staged or trusted, and no other node's manifest on the fetched head.
+fn ledger_is_empty(node: &Node) -> Result<bool> {
+    use crate::ledger::roster;
+    if roster::newest(&node.paths)?.is_some() {
+        return Ok(false);
+    }
+    let path = node.paths.ledger_repo();
+    let repo = crate::store::repo::open_at(&path)?;
+    let layout = Layout::new(&node.config.ledger.dir);
+    let head = fetched_head(node, &node.config.ledger.branch)?;
+    let root = tree::tree_of(&repo, head).in_repo(&path)?;
+    if tree::subtree_at(&repo, root, &layout.roster_dir())
+        .in_repo(&path)?
+        .is_some()
+    {
+        return Ok(false);
+    }
+    let Some(nodes) = tree::subtree_at(&repo, root, &layout.nodes_dir()).in_repo(&path)? else {
+        return Ok(true);
+    };
+    let own = format!("{}.json", node.id());
+    let others = repo
+        .find_tree(nodes)
+        .in_repo(&path)?
+        .iter()
+        .any(|e| e.name().ok() != Some(own.as_str()));
+    Ok(!others)
 }
 
 /// Rebuilds the merged view in per-node mode (no-op in shared-branch mode).
@@ -464,11 +516,12 @@ fn compose(
     }
     let mut staged = Vec::new();
     let mut leader = None;
+    if *branch == node.config.ledger.branch {
+        edits.extend(roster_edit(node, &repo, &layout, remote_tree)?);
+    }
     if target.shared || !refs::per_node(&node.config) {
-        leader = tree::entry_at(&repo, remote_tree, &layout.lease())
-            .in_repo(&path)?
-            .and_then(|(oid, _)| repo.find_blob(oid).ok())
-            .and_then(|b| serde_json::from_slice(b.content()).ok());
+        // The lease this node trusts: a lease file that does not verify counts as absent.
+        leader = lease::observe(node, remote_head, true)?;
     }
     if target.shared {
         staged = export::staged_schemas(node)?;
@@ -479,7 +532,15 @@ fn compose(
         if let Some(why) = &c.refusal {
             tracing::warn!(reason = %why, "not taking or renewing the leader lease");
         }
-        if let Some(next) = lease::next(leader.as_ref(), me, &c) {
+        let next = if may_lead(node)? {
+            lease::next(leader.as_ref(), me, &c)
+        } else {
+            None
+        };
+        if let Some(mut next) = next
+            && let Some(key) = crate::keys::NodeKey::load(&node.paths).map_err(LedgerError::from)?
+        {
+            next.sign(&key);
             let mut bytes = serde_json::to_vec_pretty(&next)
                 .map_err(std::io::Error::other)
                 .ctx("serialize", std::path::Path::new(&layout.lease()))?;
@@ -503,6 +564,67 @@ fn compose(
     let commit = tree::commit(&repo, new_tree, remote_head, me, &msg).in_repo(&path)?;
     tree::set_ref(&repo, &local_ref(branch), commit, &msg).in_repo(&path)?;
     Ok((Some(commit), leader, staged))
+}
+
+/// Whether the trusted roster lets this node take the lease (the `leader` role; any
+/// node in open mode or before a roster exists).
+fn may_lead(node: &Node) -> Result<bool> {
+    use crate::ledger::roster::{self, Role, Standing};
+    let r = roster::load_trusted(&node.paths)?;
+    let Some(r) = r else { return Ok(true) };
+    let own = crate::keys::NodeKey::load(&node.paths)
+        .map_err(LedgerError::from)?
+        .map(|k| k.public_hex());
+    Ok(matches!(
+        roster::standing(
+            Some(&r),
+            node.config.mesh.trust,
+            node.id(),
+            Some(Role::Leader),
+            own.as_deref()
+        ),
+        Standing::Trusted(_)
+    ))
+}
+
+/// The staged roster versions the remote lacks, as edits. A version the remote holds
+/// with other content that verifies was published first by another admin: it and the
+/// staged versions after it (which chain on it) are dropped with a warning. One that
+/// does not verify is junk planted at the path, and is overwritten.
+fn roster_edit(
+    node: &Node,
+    repo: &git2::Repository,
+    layout: &Layout,
+    remote_tree: Option<Oid>,
+) -> Result<Vec<Edit>> {
+    use crate::ledger::roster::{self, Roster};
+    let path = node.paths.ledger_repo();
+    let mut edits = Vec::new();
+    let mut base = roster::load_trusted(&node.paths)?;
+    for staged in roster::load_staged(&node.paths)? {
+        let file = layout.roster(staged.version);
+        let bytes = staged.to_file();
+        if let Some((oid, _)) = tree::entry_at(repo, remote_tree, &file).in_repo(&path)? {
+            let theirs = repo.find_blob(oid).in_repo(&path)?;
+            if theirs.content() == bytes.as_slice() {
+                base = Some(staged);
+                continue;
+            }
+            let rival = Roster::parse(theirs.content()).and_then(|r| match &base {
+                Some(b) => roster::verify_update(b, &r),
+                None => roster::verify_genesis(&r),
+            });
+            if rival.is_ok() {
+                tracing::warn!(file = %file, "another roster version {} was published first; the staged versions from it on are dropped (re-run the roster command)", staged.version);
+                roster::clear_staged_through(&node.paths, u64::MAX)?;
+                return Ok(Vec::new());
+            }
+            tracing::warn!(file = %file, "a roster file that does not verify sits at the path of the staged version; it is overwritten");
+        }
+        edits.push(Edit::blob(file, repo.blob(&bytes).in_repo(&path)?));
+        base = Some(staged);
+    }
+    Ok(edits)
 }
 
 /// Schema files read from the staging directory for one commit.

@@ -42,4 +42,12 @@ impl Layout {
     pub fn lease(&self) -> String {
         format!("{}/leases/leader.json", self.dir)
     }
+    /// `<dir>/roster`: one signed file per roster version.
+    pub fn roster_dir(&self) -> String {
+        format!("{}/roster", self.dir)
+    }
+    /// `<dir>/roster/<version, zero-padded>.json`.
+    pub fn roster(&self, version: u64) -> String {
+        format!("{}/roster/{version:012}.json", self.dir)
+    }
 }

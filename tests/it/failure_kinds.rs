@@ -269,8 +269,17 @@ fn a_smart_http_server_refusing_a_token_fails_the_sync_with_its_kind() {
 fn init_with_token(root: &Path, url: &str, token: &str) -> Value {
     let name = root.file_name().unwrap().to_str().unwrap();
     let mut init = gm(root);
-    init.args(["--json", "mesh-init", "--node-id", name, "--remote", url])
-        .env("GITMESH_GIT_TOKEN", token);
+    init.args([
+        "--json",
+        "mesh-init",
+        "--node-id",
+        name,
+        "--remote",
+        url,
+        "--trust",
+        "open",
+    ])
+    .env("GITMESH_GIT_TOKEN", token);
     parse_json(&run(init))
 }
 

@@ -110,13 +110,22 @@ fn scenario(env: &TestEnv, mode: &str) {
     assert_converged(&roots, total);
     assert_linear(remote_path);
     if mode == "per-node-refs" {
-        // Each node's files are on its own ref only; the shared branch holds the lease.
+        // Each node's files are on its own ref only; the shared branch holds the lease
+        // and the mesh roster.
         let refs = git(remote_path, &["for-each-ref", "--format=%(refname)"]);
         for n in names {
             assert!(refs.contains(&format!("refs/heads/gitmesh/{n}")), "{refs}");
         }
         let shared = git(remote_path, &["ls-tree", "-r", "--name-only", "main"]);
-        assert_eq!(shared.trim(), "event_mesh/leases/leader.json", "{shared}");
+        let shared: Vec<&str> = shared.lines().collect();
+        assert_eq!(
+            shared,
+            [
+                "event_mesh/leases/leader.json",
+                "event_mesh/roster/000000000001.json"
+            ],
+            "{shared:?}"
+        );
         let own = git(remote_path, &["ls-tree", "-r", "--name-only", "gitmesh/n2"]);
         assert!(
             own.lines()

@@ -1,5 +1,6 @@
 //! The integration tests, one binary: every file is a module, the helpers are shared.
 
+mod authority;
 mod cli_completions;
 mod cli_docs;
 mod clocks;

@@ -17,7 +17,18 @@ fn status(root: &Path) -> Value {
 fn exported_events_are_signed_and_peers_pin_the_key() {
     let env = TestEnv::with_remote();
     let a = env.path().join("a");
-    let init = json_ok(&a, &["mesh-init", "--node-id", "a", "--remote", &env.url()]);
+    let init = json_ok(
+        &a,
+        &[
+            "mesh-init",
+            "--node-id",
+            "a",
+            "--remote",
+            &env.url(),
+            "--trust",
+            "open",
+        ],
+    );
     let public = init["public_key"].as_str().unwrap().to_string();
     assert_eq!(public.len(), 64);
     // The private key is mode 0600 and appears in no output.
@@ -69,7 +80,9 @@ fn exported_events_are_signed_and_peers_pin_the_key() {
 #[test]
 fn a_changed_key_is_held_until_an_operator_trusts_it() {
     let env = TestEnv::with_remote();
-    let [a, b] = env.nodes(["a", "b"]);
+    // b comes first and is the roster's admin; a is trusted on first use (open mode).
+    let b = env.node("b");
+    let a = env.node("a");
     publish(&a, 1, "before");
     deliver(&a, &b, 1);
     // The key of a is replaced (a reinstalled machine, or an impostor).

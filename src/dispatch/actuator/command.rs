@@ -29,8 +29,10 @@ pub struct CommandView {
     pub target_lane: String,
     /// Fencing token of the issuing leader.
     pub leader_epoch: Option<u64>,
-    /// The issuing leader.
+    /// The issuing leader, as the payload names it.
     pub leader_id: String,
+    /// The node whose signature the event carries (its `node_id`, verified on import).
+    pub signed_by: String,
     /// Why a disruptive command is believed to help.
     pub causal_hypothesis_id: String,
     /// When the command was recorded.
@@ -60,6 +62,7 @@ impl CommandView {
             target_lane: s("target_lane"),
             leader_epoch: ev.payload.get("leader_epoch").and_then(Value::as_u64),
             leader_id: s("leader_id"),
+            signed_by: ev.node_id.clone(),
             causal_hypothesis_id: s("causal_hypothesis_id"),
             issued_at: crate::event::parse_timestamp(&ev.timestamp),
         }

@@ -88,6 +88,7 @@ impl<'n> Actuator<'n> {
     }
 
     /// Handles one `command.requested` addressed to this node; returns the outcome event.
+    /// `lease` is the verified lease: the only thing that moves the fence.
     ///
     /// Crash safety: the record is written durably before the argv runs
     /// (`started`) and after (`done`); a record found `started` means the
@@ -167,9 +168,6 @@ impl<'n> Actuator<'n> {
                 note,
             } => (record, direction, note),
         };
-        if let Some(epoch) = cmd.leader_epoch {
-            self.state.fence.observe(epoch, &cmd.leader_id);
-        }
         if let Some(n) = &note {
             tracing::warn!(event_id = %ev.event_id, command_id = %cmd.command_id, "{n}");
         }

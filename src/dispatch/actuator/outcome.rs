@@ -33,6 +33,10 @@ pub enum Outcome {
     RejectedStaleEpoch,
     /// No epoch, or not issued by that epoch's leader.
     RejectedLeaderFence,
+    /// No verified lease is known for the command's epoch.
+    RejectedUnverifiedEpoch,
+    /// The event is not signed by the node that held the verified lease of its epoch.
+    RejectedNotLeaderSigned,
     /// Blocked by the causal gate.
     RejectedPolicy,
     /// Names a lane this node does not have, or a disabled one.
@@ -55,6 +59,8 @@ impl Outcome {
             Outcome::RejectedFuture => "rejected_future",
             Outcome::RejectedStaleEpoch => "rejected_stale_epoch",
             Outcome::RejectedLeaderFence => "rejected_leader_fence",
+            Outcome::RejectedUnverifiedEpoch => "rejected_unverified_epoch",
+            Outcome::RejectedNotLeaderSigned => "rejected_not_leader_signed",
             Outcome::RejectedPolicy => "rejected_policy",
             Outcome::RejectedUnknownLane => "rejected_unknown_lane",
             Outcome::RejectedNoTarget => "rejected_no_target",

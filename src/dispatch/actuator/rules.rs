@@ -11,7 +11,7 @@ use std::time::Duration;
 /// Epochs the actuator has seen: the fencing memory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Fence {
-    /// Highest leader epoch seen in an accepted command or the lease.
+    /// Highest leader epoch seen in a verified lease.
     pub highest_epoch: u64,
     /// The leader of each epoch seen (the newest few).
     pub epoch_leaders: BTreeMap<u64, String>,
@@ -78,8 +78,9 @@ fn reject(outcome: Outcome, reason: impl Into<String>) -> Verdict {
     }
 }
 
-/// The actuator's rules, in order: well-formed, unused id, fresh and not from the future, current epoch,
-/// issued by that epoch's leader, allowed by policy, and a lane to act on.
+/// The actuator's rules, in order: well-formed, unused id, fresh and not from the
+/// future, current epoch, an epoch with a verified lease, named and signed by
+/// that epoch's leader, allowed by policy, and a lane to act on.
 ///
 /// `running(lane)` tells whether a lane runs; it is only asked when the command
 /// names no lane.
@@ -154,13 +155,30 @@ pub fn decide(
         Some(l) if l.epoch == epoch => Some(l.leader_id.as_str()),
         _ => r.fence.epoch_leaders.get(&epoch).map(String::as_str),
     };
-    if cmd.leader_id.is_empty() || known.is_some_and(|k| k != cmd.leader_id) {
+    if cmd.leader_id.is_empty() {
+        return reject(Outcome::RejectedLeaderFence, "command names no leader_id");
+    }
+    let Some(known) = known else {
+        return reject(
+            Outcome::RejectedUnverifiedEpoch,
+            format!("no verified lease is known for epoch {epoch}"),
+        );
+    };
+    if known != cmd.leader_id {
         return reject(
             Outcome::RejectedLeaderFence,
             format!(
-                "{:?} is not the leader of epoch {epoch} (leader: {})",
-                cmd.leader_id,
-                known.unwrap_or("unknown")
+                "{:?} is not the leader of epoch {epoch} (leader: {known})",
+                cmd.leader_id
+            ),
+        );
+    }
+    if cmd.signed_by != known {
+        return reject(
+            Outcome::RejectedNotLeaderSigned,
+            format!(
+                "the command event is signed by {:?}, not by {known:?}, the leader of epoch {epoch}",
+                cmd.signed_by
             ),
         );
     }

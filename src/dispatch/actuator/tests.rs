@@ -64,6 +64,14 @@ fn outcomes_keep_the_strings_of_the_audit_trail() {
         (Outcome::RejectedFuture, "rejected_future"),
         (Outcome::RejectedStaleEpoch, "rejected_stale_epoch"),
         (Outcome::RejectedLeaderFence, "rejected_leader_fence"),
+        (
+            Outcome::RejectedUnverifiedEpoch,
+            "rejected_unverified_epoch",
+        ),
+        (
+            Outcome::RejectedNotLeaderSigned,
+            "rejected_not_leader_signed",
+        ),
         (Outcome::RejectedPolicy, "rejected_policy"),
         (Outcome::RejectedUnknownLane, "rejected_unknown_lane"),
         (Outcome::RejectedNoTarget, "rejected_no_target"),

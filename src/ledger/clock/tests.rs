@@ -111,6 +111,8 @@ fn lease(leader: &str, epoch: u64, expires: i64) -> Lease {
         epoch,
         lease_expires_at: stamp(expires),
         ttl_sec: 120,
+        taken_at: stamp(expires - 120),
+        sig: None,
     }
 }
 

@@ -34,6 +34,14 @@ impl Run<'_> {
             Shape::Batch { node } | Shape::Single { node, .. } => node.clone(),
             Shape::Bad(..) => return Ok(()),
         };
+        if let Some(why) = self.unauthorized_reason(&node) {
+            if first_sight {
+                tracing::warn!(file = full, reason = %why, "ledger file held: not allowed by the mesh roster");
+            }
+            self.unauthorized.insert(why);
+            self.hold(full, &node, 0, HeldReason::NotOnRoster);
+            return Ok(());
+        }
         if matches!(self.keys.get(&node), Some(KeyState::Untrusted)) {
             self.hold(full, &node, 0, HeldReason::UntrustedKey);
             return Ok(());

@@ -23,7 +23,7 @@ pub(super) fn ready_to_retry(
         .iter()
         .filter(|(_, h)| match h.reason {
             HeldReason::Gap => h.first_seq <= chain_seq(&h.node_id) + 1,
-            HeldReason::UntrustedKey => !untrusted(&h.node_id),
+            HeldReason::UntrustedKey | HeldReason::NotOnRoster => !untrusted(&h.node_id),
             HeldReason::Future => h.first_seq <= chain_seq(&h.node_id) + 1,
         })
         .collect();
@@ -63,7 +63,10 @@ impl Run<'_> {
             let mut ready = ready_to_retry(
                 &self.state.held,
                 |node| self.chain_head(node).seq,
-                |node| matches!(self.keys.get(node), Some(KeyState::Untrusted)),
+                |node| {
+                    matches!(self.keys.get(node), Some(KeyState::Untrusted))
+                        || self.unauthorized_reason(node).is_some()
+                },
             );
             ready.retain(|f| {
                 let future = self

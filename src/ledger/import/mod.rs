@@ -63,6 +63,9 @@ pub struct ImportReport {
     pub key_alerts: Vec<String>,
     /// Forks and history rewrites seen so far (kept until acknowledged).
     pub alerts: Vec<Alert>,
+    /// Peers whose files the mesh roster does not allow (held), or whose manifest key differs from it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unauthorized: Vec<String>,
 }
 
 /// A held file, as reported.
@@ -100,6 +103,8 @@ pub fn import_with(
         .map_err(LedgerError::from)?;
     let mut known = KnownNodes::load(&node.paths)?;
     let mut writer = node.log.writer()?;
+    // The roster first: it decides whose files may be read at all.
+    run.roster = super::roster::observe(node, head, true)?;
     if let Some(head) = head {
         let published = pinning::manifest_keys(&repo, &layout, head)
             .in_repo(&path)
@@ -108,6 +113,10 @@ pub fn import_with(
         run.keys = pinning::key_states(node.id(), &published, &mut known);
         if known != pinned_before {
             known.save(&node.paths)?;
+        }
+        if let Some(r) = &run.roster {
+            let mismatched = pinning::apply_roster(node.id(), r, &published, &mut run.keys);
+            run.unauthorized.extend(mismatched);
         }
         run.legs(&mut writer, &layout, head)?;
         if run.report.complete {
@@ -133,5 +142,6 @@ pub fn import_with(
         .collect();
     run.report.key_alerts = known.alerts();
     run.report.alerts = run.state.alerts.clone();
+    run.report.unauthorized = run.unauthorized.iter().cloned().collect();
     Ok(run.report)
 }

@@ -87,3 +87,35 @@ pub(super) fn key_states(
     }
     out
 }
+
+/// Makes the trusted roster's keys win over pins for the nodes it lists; a listed
+/// peer whose manifest publishes another key is untrusted (its files are held until
+/// the roster or the manifest changes) and noted in the returned list.
+pub(super) fn apply_roster(
+    me: &str,
+    roster: &crate::ledger::roster::Roster,
+    published: &HashMap<String, Option<String>>,
+    states: &mut HashMap<String, KeyState>,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (node, entry) in &roster.nodes {
+        if node == me || entry.retired {
+            continue;
+        }
+        let Ok(key) = keys::parse_public(node, &entry.public_key) else {
+            continue;
+        };
+        if let Some(Some(offered)) = published.get(node)
+            && offered != &entry.public_key
+        {
+            notes.push(format!(
+                "node {node:?}: manifest key {offered} differs from the mesh roster key {}",
+                entry.public_key
+            ));
+            states.insert(node.clone(), KeyState::Untrusted);
+            continue;
+        }
+        states.insert(node.clone(), KeyState::Pinned(Box::new(key)));
+    }
+    notes
+}

@@ -34,6 +34,10 @@ pub(super) struct Run<'a> {
     pub(super) commit: String,
     /// Events accepted although they broke their schema (`accept-and-flag`).
     pub(super) flagged: Vec<crate::schema::FlaggedEvent>,
+    /// The roster this node trusts, if any.
+    pub(super) roster: Option<crate::ledger::roster::Roster>,
+    /// Why peers' files were held or their keys refused by the roster (for the report).
+    pub(super) unauthorized: std::collections::BTreeSet<String>,
 }
 
 /// The commit `id` names, if this repository has it.
@@ -70,6 +74,8 @@ impl<'a> Run<'a> {
             require_signatures: node.config.require_signatures,
             commit: String::new(),
             flagged: Vec::new(),
+            roster: None,
+            unauthorized: Default::default(),
         }
     }
 }
@@ -168,6 +174,23 @@ impl Run<'_> {
         self.report.quarantined += 1;
         self.report.rejected.push(r);
         Ok(())
+    }
+
+    /// Why the trusted roster does not let `node` publish (`None`: it may, or there is no roster).
+    pub(super) fn unauthorized_reason(&self, node: &str) -> Option<String> {
+        use crate::ledger::roster::{Role, Standing, standing};
+        let r = self.roster.as_ref()?;
+        let s = standing(
+            Some(r),
+            self.node.config.mesh.trust,
+            node,
+            Some(Role::Member),
+            None,
+        );
+        match s {
+            Standing::Trusted(_) | Standing::Unknown => None,
+            other => other.refusal(node),
+        }
     }
 
     /// Records `head` as the peer's newest accepted event.

@@ -129,9 +129,10 @@ pub fn schema_row(root: &Path, event_type: &str) -> serde_json::Value {
 }
 
 /// Initialises a node root in `dir/name` with an optional remote; returns the root.
+/// Like [`TestEnv::node`], the node trusts peers on first use (`--trust open`).
 pub fn init_node(dir: &Path, name: &str, remote: Option<&str>) -> PathBuf {
     let root = dir.join(name);
-    let mut args = vec!["mesh-init", "--node-id", name];
+    let mut args = vec!["mesh-init", "--node-id", name, "--trust", "open"];
     if let Some(r) = remote {
         args.push("--remote");
         args.push(r);
@@ -319,12 +320,19 @@ impl TestEnv {
     }
 
     /// [`TestEnv::node`] with extra `mesh-init` arguments.
+    ///
+    /// Nodes of a test mesh trust peers on first use (`--trust open`): the first node
+    /// still creates the signed roster and is its admin, but peers need no enrollment.
+    /// Pass `--trust roster` in `extra` for a node that trusts only the roster.
     pub fn node_with(&self, name: &str, extra: &[&str]) -> PathBuf {
         let root = self.path().join(name);
         let url = self.remote.as_ref().map(|_| self.url());
         let mut args = vec!["mesh-init", "--node-id", name];
         if let Some(u) = &url {
             args.extend(["--remote", u.as_str()]);
+        }
+        if !extra.contains(&"--trust") {
+            args.extend(["--trust", "open"]);
         }
         args.extend_from_slice(extra);
         json_ok(&root, &args);

@@ -49,18 +49,41 @@ pub fn commit_ledger_files(root: &Path, files: &[(&str, String)]) {
     let _ = std::fs::remove_file(&index);
 }
 
-/// Writes the leader lease into the node's ledger view.
+/// Writes the leader lease into the node's ledger view, signed with the key of the
+/// node root named `leader` beside `root` (as [`crate::common::TestEnv`] lays them out);
+/// unsigned when there is no such root.
 pub fn write_lease(root: &Path, leader: &str, epoch: u64, expires_in_secs: i64) {
-    let expires = chrono::Utc::now() + chrono::Duration::seconds(expires_in_secs);
-    let lease = serde_json::json!({
-        "leader_id": leader,
-        "epoch": epoch,
-        "lease_expires_at": gitmesh::event::format_timestamp(expires),
-        "ttl_sec": 120,
-    });
+    let now = chrono::Utc::now();
+    let expires = now + chrono::Duration::seconds(expires_in_secs);
+    let mut lease = gitmesh::ledger::lease::Lease {
+        leader_id: leader.to_string(),
+        epoch,
+        lease_expires_at: gitmesh::event::format_timestamp(expires),
+        ttl_sec: 120,
+        // Taken at most one ttl before its expiry, as a real holder's clock would have it.
+        taken_at: gitmesh::event::format_timestamp(
+            now.min(expires).max(expires - chrono::Duration::seconds(120)),
+        ),
+        sig: None,
+    };
+    let leader_root = root.parent().unwrap().join(leader);
+    let paths = gitmesh::paths::NodePaths::new(&leader_root);
+    if let Ok(Some(key)) = gitmesh::keys::NodeKey::load(&paths) {
+        lease.sign(&key);
+        // The reader knows the leader's key, as if it had imported its manifest.
+        let reader = gitmesh::paths::NodePaths::new(root);
+        if leader_root != root {
+            let mut known = gitmesh::keys::KnownNodes::load(&reader).unwrap();
+            known.observe(leader, &key.public_hex(), "2026-01-01T00:00:00.000000Z");
+            known.save(&reader).unwrap();
+        }
+    }
     commit_ledger_files(
         root,
-        &[("event_mesh/leases/leader.json", lease.to_string())],
+        &[(
+            "event_mesh/leases/leader.json",
+            serde_json::to_string(&lease).unwrap(),
+        )],
     );
 }
 
@@ -132,11 +155,12 @@ pub fn import_event(root: &Path, node_id: &str, env: &serde_json::Value) {
     w.append(&[env]).unwrap();
 }
 
-/// Replaces `mesh.toml` with `node_id = NODE` followed by `body`.
+/// Replaces `mesh.toml` with `node_id = NODE` followed by `body`, trusting peers on
+/// first use (`[mesh] trust = "open"`, as every node of a test mesh).
 pub fn write_config(root: &Path, node: &str, body: &str) {
     std::fs::write(
         root.join("mesh.toml"),
-        format!("node_id = \"{node}\"\n{body}\n"),
+        format!("node_id = \"{node}\"\n{body}\n\n[mesh]\ntrust = \"open\"\n"),
     )
     .unwrap();
 }

@@ -63,12 +63,13 @@ pub fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Writes a full `mesh.toml`: remote, lease ttl, and two lanes whose start/stop
-/// argv append `started|stopped <lane> <command id>` to `lane_record`.
+/// Writes a full `mesh.toml`: remote, lease ttl, peers trusted on first use
+/// (`[mesh] trust = "open"`, as every node of a test mesh), and two lanes whose
+/// start/stop argv append `started|stopped <lane> <command id>` to `lane_record`.
 pub fn write_config(root: &Path, node: &str, remote: &Path, lease_ttl: &str, lane_record: &Path) {
     let rec = lane_record.display();
     let mut s = format!(
-        "node_id = \"{node}\"\ncapabilities = [\"scheduling\", \"routing\"]\n\n[ledger]\nremote = \"{}\"\nbranch = \"main\"\n\n[sync]\npush_retries = 8\ninterval = \"500ms\"\nlease_ttl = \"{lease_ttl}\"\nlock_wait = \"60s\"\n",
+        "node_id = \"{node}\"\ncapabilities = [\"scheduling\", \"routing\"]\n\n[ledger]\nremote = \"{}\"\nbranch = \"main\"\n\n[sync]\npush_retries = 8\ninterval = \"500ms\"\nlease_ttl = \"{lease_ttl}\"\nlock_wait = \"60s\"\n\n[mesh]\ntrust = \"open\"\n",
         remote.display()
     );
     for (id, rank) in [("lane-a", 1), ("lane-b", 2)] {

@@ -33,6 +33,7 @@ fn cmd(action: &str, lane: &str, epoch: u64, leader: &str) -> CommandView {
         },
         leader_epoch: Some(epoch),
         leader_id: leader.into(),
+        signed_by: leader.into(),
         causal_hypothesis_id: String::new(),
         issued_at: Some(now() - chrono::Duration::seconds(10)),
     }
@@ -44,6 +45,8 @@ fn lease(leader: &str, epoch: u64) -> Lease {
         epoch,
         lease_expires_at: "2026-11-23T12:05:00Z".into(),
         ttl_sec: 300,
+        taken_at: "2026-11-23T12:00:00Z".into(),
+        sig: None,
     }
 }
 
@@ -167,7 +170,7 @@ fn non_leaders_are_fenced() {
 
 #[test]
 fn unknown_disabled_and_missing_lanes_are_rejected() {
-    let f = Fence::default();
+    let f = fence_after(1, "n1");
     let cases: [(&str, &str, &[&str], &str); 5] = [
         ("scale_up", "zz", &[], "rejected_unknown_lane"),
         ("scale_up", "off", &[], "rejected_unknown_lane"),
@@ -187,7 +190,7 @@ fn unknown_disabled_and_missing_lanes_are_rejected() {
 
 #[test]
 fn causal_gate_blocks_disruptive_scale_down_only_when_enforced() {
-    let f = Fence::default();
+    let f = fence_after(1, "n1");
     let c = cmd("scale_down", "all", 1, "n1");
     assert_eq!(
         outcome(&verdict(&c, CausalGate::Enforced, None, &f, &["a"])),
@@ -212,7 +215,7 @@ fn causal_gate_blocks_disruptive_scale_down_only_when_enforced() {
 
 #[test]
 fn lane_choice_prefers_low_ranks_up_and_high_ranks_down() {
-    let f = Fence::default();
+    let f = fence_after(1, "n1");
     let pick = |action: &str, running: &[&str]| match verdict(
         &cmd(action, "all_enabled", 1, "n1"),
         CausalGate::Advisory,
@@ -232,7 +235,7 @@ fn lane_choice_prefers_low_ranks_up_and_high_ranks_down() {
 #[test]
 fn a_used_command_id_is_not_applied_twice() {
     let lanes = vec![lane("a", 1, true)];
-    let f = Fence::default();
+    let f = fence_after(1, "n1");
     let r = Rules {
         now: now(),
         freshness: Duration::from_secs(300),
@@ -245,4 +248,26 @@ fn a_used_command_id_is_not_applied_twice() {
     };
     let v = decide(&cmd("scale_up", "a", 1, "n1"), &r, &mut |_| false);
     assert_eq!(outcome(&v), "rejected_duplicate");
+}
+
+#[test]
+fn an_epoch_without_a_verified_lease_is_refused_and_does_not_move_the_fence() {
+    let l = lease("n1", 5);
+    let c = cmd("scale_up", "a", u64::MAX, "n1");
+    assert_eq!(under_lease(&c, &l), "rejected_unverified_epoch");
+    let c = cmd("scale_up", "a", 6, "n1");
+    assert_eq!(
+        under_fence(&c, &Fence::default()),
+        "rejected_unverified_epoch"
+    );
+}
+
+#[test]
+fn a_command_naming_the_leader_but_signed_by_another_node_is_refused() {
+    let l = lease("n1", 5);
+    let mut c = cmd("scale_up", "a", 5, "n1");
+    c.signed_by = "n2".into();
+    assert_eq!(under_lease(&c, &l), "rejected_not_leader_signed");
+    c.signed_by = "n1".into();
+    assert_eq!(under_lease(&c, &l), "apply");
 }
