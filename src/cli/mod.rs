@@ -6,6 +6,7 @@ mod events;
 mod export;
 mod import;
 mod init;
+mod keys;
 mod ledger;
 mod nodes;
 mod publish;
@@ -148,6 +149,14 @@ A peer's key is pinned the first time its manifest is seen. A later, different k
 used until `nodes trust`; that peer's files are held back meanwhile."
     )]
     Nodes(nodes::NodesCommand),
+    /// This node's signing key: show where it comes from, export it for a secret store.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gitmesh keys show\n  gitmesh keys export --secret > node.key\n\n\
+The secret can then be given back to a new root through GITMESH_SIGNING_KEY or \
+[identity] key_file; `export --secret` never prints to a terminal."
+    )]
+    Keys(keys::KeysCommand),
     /// Run the node: sync on a timer, dispatch new events at once, serve status.
     #[command(after_help = "Examples:\n  gitmesh --root /var/lib/gitmesh daemon\n  \
 gitmesh daemon --interval 30s --listen 127.0.0.1:9464\n  \
@@ -224,6 +233,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::Ledger(c) => ledger::run(&root, c),
         Command::MeshStatus(a) => status::run(&root, a),
         Command::Nodes(c) => nodes::run(&root, c),
+        Command::Keys(c) => keys::run(&root, c),
         Command::Daemon(a) => daemon::run(&root, a),
         Command::Schema(a) => schema::run(&root, a),
         Command::Completions { shell } => {

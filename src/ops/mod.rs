@@ -3,6 +3,7 @@
 
 pub mod append;
 pub mod error;
+pub mod identity;
 pub mod init;
 pub mod query;
 pub mod status;

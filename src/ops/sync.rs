@@ -188,6 +188,9 @@ pub fn announce(node: &Node) -> Result<PushReport> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
     let mut push = PushReport::default();
     fetch_or_offline(node, &mut push)?;
+    // A root re-created on a ledger that already holds this node's events takes them
+    // back first (or stops, when its key is not the node's), so it never reuses a seq.
+    crate::ledger::recover::recover_own(node, &lock)?;
     export::export(node, &lock, Some(0))?;
     for t in targets(node, false).into_iter().filter(|t| t.own) {
         commit_and_push(node, &lock, &t, true, &mut push, None)?;
