@@ -2,6 +2,7 @@
 //! reports (sync, status, init, queries). The daemon and the CLI call these.
 
 pub mod append;
+pub mod doctor;
 pub mod error;
 pub mod identity;
 pub mod init;

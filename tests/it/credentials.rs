@@ -2,7 +2,7 @@
 //! refused without being echoed, and the token variable goes only over https, only
 //! to the token's host, and never over a configured credential helper.
 
-use crate::common::{GitHttpServer, TestEnv, bare_remote, gm, json_err, parse_json, run};
+use crate::common::{GitHttpServer, TestEnv, gm, json_err, parse_json, run};
 use serde_json::Value;
 use std::path::Path;
 
@@ -10,11 +10,8 @@ const TOKEN: &str = "good-token-1234";
 
 /// A loopback server (https unless `plain`) on a fresh bare `mesh.git`.
 fn serve(env: &TestEnv, plain: bool) -> GitHttpServer {
-    let served = env.path().join("http");
-    std::fs::create_dir_all(&served).unwrap();
-    bare_remote(&served, "mesh.git");
     let flags: &[&str] = if plain { &["--plain"] } else { &[] };
-    GitHttpServer::start(&served, &env.path().join("server"), TOKEN, flags)
+    GitHttpServer::mesh(env.path(), TOKEN, flags)
 }
 
 /// `mesh-init --json` of node `name` on `url`, with extra flags and environment.

@@ -2,9 +2,7 @@
 //! "retry later" (exit 75); a refusing server, a refused credential or a missing
 //! repository fails the sync with its kind (exit 1) and git's message.
 
-use crate::common::{
-    GitHttpServer, TestEnv, bare_remote, event_ids, gm, parse_json, publish_batch, run,
-};
+use crate::common::{GitHttpServer, TestEnv, event_ids, gm, parse_json, publish_batch, run};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -208,12 +206,8 @@ fn answer(conn: &mut TcpStream) {
 #[test]
 fn a_smart_http_server_refusing_a_token_fails_the_sync_with_its_kind() {
     let env = TestEnv::new();
-    let served = env.path().join("http");
-    std::fs::create_dir_all(&served).unwrap();
-    bare_remote(&served, "mesh.git");
-    let server = GitHttpServer::start(
-        &served,
-        &env.path().join("server"),
+    let server = GitHttpServer::mesh(
+        env.path(),
         WRITER,
         &["--read-token", READER, "--anonymous-read"],
     );

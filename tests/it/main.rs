@@ -17,6 +17,7 @@ mod dispatch_flow;
 mod dispatch_mesh;
 mod dispatch_support;
 mod dispatch_user;
+mod doctor;
 mod failure_kinds;
 mod fuzz_envelope;
 mod hostile_input;

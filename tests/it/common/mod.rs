@@ -485,6 +485,15 @@ impl GitHttpServer {
         server
     }
 
+    /// A fresh bare `mesh.git` under `dir/http`, served with [`GitHttpServer::start`]
+    /// (state in `dir/server`).
+    pub fn mesh(dir: &Path, token: &str, extra: &[&str]) -> GitHttpServer {
+        let served = dir.join("http");
+        std::fs::create_dir_all(&served).unwrap();
+        bare_remote(&served, "mesh.git");
+        GitHttpServer::start(&served, &dir.join("server"), token, extra)
+    }
+
     /// The URL of a repository under the served directory.
     pub fn url(&self, repo: &str) -> String {
         let scheme = if self.https { "https" } else { "http" };
