@@ -150,7 +150,7 @@ A peer's key is pinned the first time its manifest is seen. A later, different k
 used until `nodes trust`; that peer's files are held back meanwhile."
     )]
     Nodes(nodes::NodesCommand),
-    /// This node's signing key: show where it comes from, export it for a secret store.
+    /// Show or export this node's signing key.
     #[command(
         subcommand,
         after_help = "Examples:\n  gitmesh keys show\n  gitmesh keys export --secret > node.key\n\n\
@@ -158,7 +158,7 @@ The secret can then be given back to a new root through GITMESH_SIGNING_KEY or \
 [identity] key_file; `export --secret` never prints to a terminal."
     )]
     Keys(keys::KeysCommand),
-    /// Check git, mesh.toml, the remote (read and a dry-run push), the key, the clock and disk.
+    /// Check git, mesh.toml, the remote, the key, the clock and disk, with fixes.
     #[command(
         after_help = "Examples:\n  gitmesh doctor\n  gitmesh doctor --json | jq '.checks[] | select(.ok | not)'\n\n\
 Each failed check is printed with its fix; the exit code is 1 when any check fails."
