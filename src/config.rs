@@ -114,6 +114,9 @@ pub struct Config {
     /// Who the mesh trusts: the signed roster, or trust on first use.
     #[serde(default)]
     pub mesh: MeshConfig,
+    /// Where the node's signing key comes from.
+    #[serde(default, skip_serializing_if = "IdentityConfig::is_default")]
+    pub identity: IdentityConfig,
 }
 
 /// `[health]`: the thresholds of "unhealthy" (docs/operations.md, "Health").
@@ -212,6 +215,22 @@ pub struct MeshConfig {
     pub trust: TrustMode,
 }
 
+/// `[identity]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// A file holding the node's secret key (64 hex digits, mode 0600), e.g. a mounted
+    /// secret; relative paths are from the node root. Absent: `state/event_mesh/keys/node.ed25519`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+}
+
+impl IdentityConfig {
+    fn is_default(&self) -> bool {
+        self == &IdentityConfig::default()
+    }
+}
+
 /// What the importer does with a peer event whose payload breaks its schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -257,6 +276,9 @@ pub struct LedgerConfig {
     /// Sync compacts the ledger once the head tree holds this many batch files (0: never).
     #[serde(default = "default_compact_after_files")]
     pub compact_after_files: u64,
+    /// One more https host (besides github.com) the token variable may be sent to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_host: Option<String>,
 }
 
 /// How nodes write to the shared repository (`[ledger] mode`).
@@ -299,6 +321,7 @@ impl Default for LedgerConfig {
             since: None,
             retention: default_retention(),
             compact_after_files: DEFAULT_COMPACT_AFTER_FILES,
+            token_host: None,
         }
     }
 }
@@ -555,6 +578,57 @@ fn default_handler_timeout() -> HumanDuration {
 }
 fn default_retries() -> u32 {
     3
+}
+
+/// Where the user part (`user:password@`) of a URL in `text` lies, if it has one.
+///
+/// Only an `@` before the path (or a quote) ends the user part, so `host/o/r@v1` is
+/// no credential.
+pub fn url_userinfo(text: &str) -> Option<std::ops::Range<usize>> {
+    let start = text.find("://")? + 3;
+    let authority = &text[start..];
+    let end = authority
+        .find(['/', '\'', '"', '?', '#'])
+        .unwrap_or(authority.len());
+    authority[..end].rfind('@').map(|at| start..start + at)
+}
+
+/// `url` with its user part replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    match url_userinfo(url) {
+        Some(r) => format!("{}***{}", &url[..r.start], &url[r.end..]),
+        None => url.to_string(),
+    }
+}
+
+/// `text` with the user part of every URL in it replaced by `***`.
+pub fn redact_urls(text: &str) -> String {
+    let mut result = String::with_capacity(text.len());
+    for word in text.split_inclusive(char::is_whitespace) {
+        result.push_str(&redact_url(word));
+    }
+    result
+}
+
+/// Refuses a remote URL that carries credentials (pure); the message redacts them.
+///
+/// A password in any URL is refused, and any user part in an `http(s)://` URL, where
+/// it can only be a secret or a name better given to a credential helper.
+/// `ssh://git@host/...` and `git@host:...` stay valid: the user there is no secret.
+pub fn check_remote_url(url: &str) -> Result<(), String> {
+    let Some(r) = url_userinfo(url) else {
+        return Ok(());
+    };
+    let lower = url.to_ascii_lowercase();
+    let web = lower.starts_with("http://") || lower.starts_with("https://");
+    if web || url[r].contains(':') {
+        return Err(format!(
+            "{} holds credentials in the URL; remove them and use a git credential helper \
+             (`git config --global credential.helper store`) or the GITMESH_GIT_TOKEN variable",
+            redact_url(url)
+        ));
+    }
+    Ok(())
 }
 
 mod load;

@@ -21,6 +21,18 @@ pub enum KeyError {
         /// The key file.
         path: PathBuf,
     },
+    /// `GITMESH_SIGNING_KEY` is set but is not a hex ed25519 secret key (its value is never shown).
+    #[error("{SIGNING_KEY_VAR}: not an ed25519 private key (64 hex digits expected)")]
+    BadKeyVar,
+    /// The key file named in `mesh.toml` (`[identity] key_file`) does not exist.
+    #[error(
+        "{path}: the key file named by [identity] key_file does not exist; restore the node's key there \
+         (or remove key_file to use the key in the node root)"
+    )]
+    MissingKeyFile {
+        /// The key file.
+        path: PathBuf,
+    },
     /// The private key file is readable by others.
     #[error(
         "{path}: private key is readable by group or others (mode {mode:o}); run `chmod 600` on it"
@@ -64,9 +76,41 @@ impl std::fmt::Debug for NodeKey {
     }
 }
 
-/// Where the private key lives.
+/// Where the private key lives when no secret supplies it.
 pub fn key_path(paths: &NodePaths) -> PathBuf {
     paths.keys().join("node.ed25519")
+}
+
+/// Environment variable holding the node's secret key (64 hex digits), e.g. from a CI
+/// secret; it wins over `[identity] key_file` and the key file in the node root.
+pub const SIGNING_KEY_VAR: &str = "GITMESH_SIGNING_KEY";
+
+/// Where a node's signing key came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum KeySource {
+    /// The `GITMESH_SIGNING_KEY` environment variable.
+    Env,
+    /// The file named by `[identity] key_file`.
+    File {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The node root's own key file (`state/event_mesh/keys/node.ed25519`).
+    Root {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Env => write!(f, "${SIGNING_KEY_VAR}"),
+            KeySource::File { path } => write!(f, "{} ([identity] key_file)", path.display()),
+            KeySource::Root { path } => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 impl NodeKey {
@@ -100,6 +144,91 @@ impl NodeKey {
         }
     }
 
+    /// The node's key from the first source that has one: `GITMESH_SIGNING_KEY`, then
+    /// `key_file` (`[identity] key_file`, which must exist when named), then the node
+    /// root's key file. `None` when none has a key. The secret is never put in an error.
+    pub fn resolve(
+        paths: &NodePaths,
+        key_file: Option<&std::path::Path>,
+    ) -> Result<Option<(NodeKey, KeySource)>, KeyError> {
+        if let Ok(text) = std::env::var(SIGNING_KEY_VAR)
+            && !text.trim().is_empty()
+        {
+            return Ok(Some((
+                Self::from_hex(&text).ok_or(KeyError::BadKeyVar)?,
+                KeySource::Env,
+            )));
+        }
+        if let Some(path) = key_file {
+            return match std::fs::read_to_string(path) {
+                Ok(text) => Ok(Some((
+                    Self::parse(path, &text)?,
+                    KeySource::File {
+                        path: path.to_path_buf(),
+                    },
+                ))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(KeyError::MissingKeyFile {
+                        path: path.to_path_buf(),
+                    })
+                }
+                Err(e) => Err(PathError {
+                    op: "read",
+                    path: path.to_path_buf(),
+                    source: e,
+                }
+                .into()),
+            };
+        }
+        let path = key_path(paths);
+        Ok(Self::load(paths)?.map(|k| (k, KeySource::Root { path })))
+    }
+
+    /// Like [`NodeKey::resolve`], creating the node root's key file when no source has a key.
+    pub fn resolve_or_create(
+        paths: &NodePaths,
+        key_file: Option<&std::path::Path>,
+    ) -> Result<(NodeKey, KeySource, bool), KeyError> {
+        if let Some((key, source)) = Self::resolve(paths, key_file)? {
+            return Ok((key, source, false));
+        }
+        let (key, created) = Self::load_or_create(paths)?;
+        Ok((
+            key,
+            KeySource::Root {
+                path: key_path(paths),
+            },
+            created,
+        ))
+    }
+
+    /// A key from 64 hex digits (surrounding whitespace ignored).
+    pub fn from_hex(text: &str) -> Option<NodeKey> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut bytes).ok()?;
+        Some(NodeKey {
+            signing: SigningKey::from_bytes(&bytes),
+        })
+    }
+
+    /// A fresh random key (not stored anywhere yet).
+    pub fn generate() -> NodeKey {
+        let secret: [u8; 32] = rand::random();
+        NodeKey {
+            signing: SigningKey::from_bytes(&secret),
+        }
+    }
+
+    /// The secret key as 64 hex digits: only for `keys export --secret`, never for a log.
+    pub fn secret_hex(&self) -> String {
+        hex::encode(self.signing.to_bytes())
+    }
+
+    /// Writes the secret to `path` (mode 0600, atomically, fsynced), replacing what is there.
+    pub fn store(&self, path: &std::path::Path) -> Result<(), KeyError> {
+        write_secret(path, &self.secret_hex())
+    }
+
     fn parse(path: &std::path::Path, text: &str) -> Result<NodeKey, KeyError> {
         #[cfg(unix)]
         {
@@ -126,34 +255,8 @@ impl NodeKey {
     }
 
     fn create(path: &std::path::Path) -> Result<NodeKey, KeyError> {
-        let dir = path.parent().unwrap_or(std::path::Path::new("."));
-        std::fs::create_dir_all(dir).ctx("create directory", dir)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .ctx("chmod", dir)?;
-        }
-        let secret: [u8; 32] = rand::random();
-        let key = NodeKey {
-            signing: SigningKey::from_bytes(&secret),
-        };
-        let tmp = dir.join(".node.ed25519.tmp");
-        {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts.open(&tmp).ctx("create", &tmp)?;
-            f.write_all(hex::encode(secret).as_bytes())
-                .ctx("write", &tmp)?;
-            f.sync_all().ctx("fsync", &tmp)?;
-        }
-        std::fs::rename(&tmp, path).ctx("rename", path)?;
-        crate::fsutil::sync_dir(dir)?;
+        let key = Self::generate();
+        key.store(path)?;
         Ok(key)
     }
 
@@ -179,6 +282,37 @@ impl NodeKey {
         let msg = signing_bytes(env)?;
         Ok(hex::encode(self.signing.sign(&msg).to_bytes()))
     }
+}
+
+/// Writes a secret key file: its directory mode 0700, the file 0600, atomically and fsynced.
+fn write_secret(path: &std::path::Path, secret_hex: &str) -> Result<(), KeyError> {
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    // A directory made here is private; an existing one (say /etc/gitmesh) is left as it is.
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir).ctx("create directory", dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .ctx("chmod", dir)?;
+        }
+    }
+    let tmp = dir.join(".node.ed25519.tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).ctx("create", &tmp)?;
+        f.write_all(secret_hex.as_bytes()).ctx("write", &tmp)?;
+        f.sync_all().ctx("fsync", &tmp)?;
+    }
+    std::fs::rename(&tmp, path).ctx("rename", path)?;
+    crate::fsutil::sync_dir(dir)?;
+    Ok(())
 }
 
 /// The bytes a signature covers: RFC 8785 JSON of the envelope without `sig`.

@@ -182,6 +182,25 @@ impl Node {
         self.schemas = Default::default();
     }
 
+    /// The `[identity] key_file` path, relative ones taken from the node root.
+    pub fn key_file(&self) -> Option<std::path::PathBuf> {
+        self.config
+            .identity
+            .key_file
+            .as_ref()
+            .map(|p| self.paths.root.join(p))
+    }
+
+    /// This node's signing key and where it came from (see [`crate::keys::NodeKey::resolve`]).
+    pub fn signing_key(
+        &self,
+    ) -> std::result::Result<
+        Option<(crate::keys::NodeKey, crate::keys::KeySource)>,
+        crate::keys::KeyError,
+    > {
+        crate::keys::NodeKey::resolve(&self.paths, self.key_file().as_deref())
+    }
+
     /// This node's id.
     pub fn id(&self) -> &str {
         &self.config.node_id

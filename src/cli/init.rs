@@ -30,6 +30,17 @@ pub struct Args {
     /// (nodes absent from the roster are trusted on first use)
     #[arg(long, value_name = "MODE", value_parser = parse_trust)]
     pub trust: Option<gitmesh::config::TrustMode>,
+    /// One more https host (besides github.com) the token variable may be sent to
+    #[arg(long, value_name = "HOST")]
+    pub token_host: Option<String>,
+    /// A file holding the node's secret key ([identity] key_file), e.g. a mounted secret;
+    /// GITMESH_SIGNING_KEY (64 hex digits) wins over it
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<std::path::PathBuf>,
+    /// The node's old signing key is lost for good: let this root's key replace it. Peers
+    /// hold the node's new events until an operator runs `gitmesh nodes trust NODE`
+    #[arg(long)]
+    pub replace_lost_key: bool,
 }
 
 fn parse_trust(s: &str) -> Result<gitmesh::config::TrustMode, String> {
@@ -68,6 +79,10 @@ pub fn run(root: &Path, a: Args) -> Result<Output, gitmesh::Error> {
             ledger_mode: a.ledger_mode,
             since: a.since,
             trust: a.trust,
+            token_host: a.token_host,
+            // A relative path is the operator's, from where they typed it.
+            replace_lost_key: a.replace_lost_key,
+            key_file: a.key_file.map(|p| std::path::absolute(&p).unwrap_or(p)),
         },
     )?;
     let mut human = if report.created {

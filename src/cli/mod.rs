@@ -2,10 +2,12 @@
 
 mod daemon;
 mod dispatch;
+mod doctor;
 mod events;
 mod export;
 mod import;
 mod init;
+mod keys;
 mod ledger;
 mod man;
 mod nodes;
@@ -162,6 +164,20 @@ Each change is a new version signed by this node (an admin) and staged; the next
 publishes it. See docs/roster.md."
     )]
     Roster(roster::RosterCommand),
+    /// Show or export this node's signing key.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  gitmesh keys show\n  gitmesh keys export --secret > node.key\n\n\
+The secret can then be given back to a new root through GITMESH_SIGNING_KEY or \
+[identity] key_file; `export --secret` never prints to a terminal."
+    )]
+    Keys(keys::KeysCommand),
+    /// Check git, mesh.toml, the remote, the key, the clock and disk, with fixes.
+    #[command(
+        after_help = "Examples:\n  gitmesh doctor\n  gitmesh doctor --json | jq '.checks[] | select(.ok | not)'\n\n\
+Each failed check is printed with its fix; the exit code is 1 when any check fails."
+    )]
+    Doctor,
     /// Run the node: sync on a timer, dispatch new events at once, serve status.
     #[command(after_help = "Examples:\n  gitmesh --root /var/lib/gitmesh daemon\n  \
 gitmesh daemon --interval 30s --listen 127.0.0.1:9464\n  \
@@ -242,6 +258,8 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
         Command::MeshStatus(a) => status::run(&root, a),
         Command::Nodes(c) => nodes::run(&root, c),
         Command::Roster(c) => roster::run(&root, c),
+        Command::Keys(c) => keys::run(&root, c),
+        Command::Doctor => doctor::run(&root),
         Command::Daemon(a) => daemon::run(&root, a),
         Command::Schema(a) => schema::run(&root, a),
         Command::Completions { shell } => {

@@ -22,6 +22,7 @@ impl Config {
             health: HealthConfig::default(),
             dispatch: DispatchConfig::default(),
             mesh: MeshConfig::default(),
+            identity: IdentityConfig::default(),
         }
     }
 
@@ -29,7 +30,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: redact_urls(e.to_string().trim_end()).replace('\n', " "),
         })?;
         cfg.node_id = normalize_node_id(&cfg.node_id).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -140,6 +141,19 @@ impl Config {
                 humantime::format_duration(SyncConfig::max_gap(sync.interval.0).saturating_mul(2))
             )));
         }
+        if let Some(remote) = &self.ledger.remote {
+            check_remote_url(remote).map_err(|m| bad(format!("ledger.remote: {m}")))?;
+        }
+        if let Some(host) = &self.ledger.token_host
+            && (host.is_empty()
+                || !host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')))
+        {
+            return Err(bad(format!(
+                "ledger.token_host {host:?} must be a host name like \"git.example.com\" (no scheme or path)"
+            )));
+        }
         if let Some(since) = &self.ledger.since
             && chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").is_err()
         {
@@ -173,6 +187,10 @@ impl Config {
         if let Ok(remote) = std::env::var("GITMESH_REMOTE")
             && !remote.is_empty()
         {
+            check_remote_url(&remote).map_err(|message| ConfigError::Invalid {
+                path: "GITMESH_REMOTE".into(),
+                message,
+            })?;
             cfg.ledger.remote = Some(remote);
         }
         Ok(cfg)

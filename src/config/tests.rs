@@ -165,3 +165,41 @@ fn clock_tolerance_is_range_checked() {
         assert!(err.contains("sync.clock_tolerance"), "{err}");
     }
 }
+
+#[test]
+fn remote_urls_with_credentials_are_refused_and_redacted() {
+    for bad in [
+        "https://bot:s3cret@example.com/o/r.git",
+        "https://ghp_s3cret@github.com/o/r.git",
+        "http://u:s3cret@127.0.0.1:8080/r.git",
+        "ssh://git:s3cret@example.com/r.git",
+    ] {
+        let m = check_remote_url(bad).unwrap_err();
+        assert!(!m.contains("s3cret"), "{m}");
+        assert!(
+            m.contains("credential helper") && m.contains("GITMESH_GIT_TOKEN"),
+            "{m}"
+        );
+    }
+    for good in [
+        "https://github.com/o/r.git",
+        "ssh://git@example.com/r.git",
+        "git@github.com:o/r.git",
+        "/srv/mesh.git",
+        "https://host/o/r@v1.git",
+    ] {
+        assert_eq!(check_remote_url(good), Ok(()), "{good}");
+    }
+    let text = "[ledger]\nremote = \"https://bot:s3cret@example.com/r.git\"\n";
+    let e = Config::parse(&format!("node_id = \"a\"\n{text}"), Path::new("mesh.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ledger.remote") && !e.contains("s3cret"), "{e}");
+    let e = Config::parse(
+        "node_id = \"a\"\nbogus = \"https://u:s3cret@h/x\"\n",
+        Path::new("m"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(!e.contains("s3cret"), "{e}");
+}

@@ -29,26 +29,7 @@ pub fn redact(text: &str) -> String {
             out = out.replace(&tok, "***");
         }
     }
-    // user:password@host in URLs: only an `@` before the path ends the credentials.
-    let mut result = String::with_capacity(out.len());
-    for word in out.split_inclusive(char::is_whitespace) {
-        let userinfo = word.find("://").and_then(|scheme| {
-            let authority = &word[scheme + 3..];
-            let end = authority.find(['/', '\'', '"']).unwrap_or(authority.len());
-            authority[..end]
-                .rfind('@')
-                .map(|at| (scheme + 3, scheme + 3 + at))
-        });
-        match userinfo {
-            Some((start, at)) => {
-                result.push_str(&word[..start]);
-                result.push_str("***");
-                result.push_str(&word[at..]);
-            }
-            None => result.push_str(word),
-        }
-    }
-    result
+    crate::config::redact_urls(&out)
 }
 
 /// Makes a git child die with gitmesh, so a killed sync leaves no git running on.
@@ -83,7 +64,7 @@ fn die_with_parent(_cmd: &mut Command) {}
 pub fn run(repo: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(repo);
-    if let Some(header) = token_header() {
+    if let Some(header) = token_header(repo) {
         // Passed per invocation through the environment-backed config, never written to disk.
         cmd.env("GIT_CONFIG_COUNT", "1")
             .env("GIT_CONFIG_KEY_0", "http.extraheader")
@@ -110,11 +91,115 @@ pub fn run(repo: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
     }
 }
 
-/// An `Authorization` header for https remotes from `GITMESH_GIT_TOKEN` or `GITHUB_TOKEN`.
-fn token_header() -> Option<String> {
-    let token = TOKEN_VARS
+/// The host the token variable goes to without configuration: a GitHub token is for GitHub.
+pub const TOKEN_DEFAULT_HOST: &str = "github.com";
+
+/// Key in the ledger repository's git config naming one more host the token may go to
+/// (written from `[ledger] token_host` whenever the repository is set up).
+pub const TOKEN_HOST_KEY: &str = "gitmesh.tokenhost";
+
+/// Whether the token variable goes to a remote, and why not (pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// https to the token's host, and no credential helper: send it.
+    Send,
+    /// The remote is not an `https://` URL: a token would cross the network in clear
+    /// text (or mean nothing to ssh and local paths).
+    NotHttps,
+    /// The remote is on another host than the one the token is for.
+    OtherHost,
+    /// A credential helper is configured for the URL: git's own credentials win.
+    Helper,
+}
+
+/// The host of an URL, lowercased, without user part or port.
+pub fn url_host(url: &str) -> Option<String> {
+    let start = url.find("://")? + 3;
+    let rest = &url[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split_once(']').map_or(v6, |(h, _)| h)
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Decides whether the token variable may be sent to `url` (pure): only over https,
+/// only to github.com or `extra_host`, and never over a configured credential helper.
+pub fn token_use(url: &str, extra_host: Option<&str>, helper_configured: bool) -> TokenUse {
+    if !url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return TokenUse::NotHttps;
+    }
+    let host = url_host(url);
+    let allowed = |h: &str| {
+        let h = h.trim().trim_start_matches('[').trim_end_matches(']');
+        host.as_deref()
+            .is_some_and(|host| host.eq_ignore_ascii_case(h))
+    };
+    if !(allowed(TOKEN_DEFAULT_HOST) || extra_host.is_some_and(allowed)) {
+        return TokenUse::OtherHost;
+    }
+    if helper_configured {
+        return TokenUse::Helper;
+    }
+    TokenUse::Send
+}
+
+/// The token from `GITMESH_GIT_TOKEN` or `GITHUB_TOKEN`, if one is set.
+pub fn token() -> Option<String> {
+    TOKEN_VARS
         .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))?;
+        .find_map(|v| std::env::var(v).ok().filter(|t| !t.is_empty()))
+}
+
+/// What the token policy decides for the `origin` of `repo`; `None` when no token is set
+/// or the repository has no `origin`.
+pub fn token_use_for(repo: &Path) -> Option<TokenUse> {
+    token()?;
+    let cfg = git2::Repository::open_bare(repo).ok()?.config().ok()?;
+    let url = cfg.get_string("remote.origin.url").ok()?;
+    let extra = cfg.get_string(TOKEN_HOST_KEY).ok();
+    // Decide on scheme and host first: the helper lookup runs a git process.
+    let first = token_use(&url, extra.as_deref(), false);
+    if first != TokenUse::Send {
+        return Some(first);
+    }
+    Some(token_use(
+        &url,
+        extra.as_deref(),
+        helper_configured(repo, &url),
+    ))
+}
+
+/// Whether git has a credential helper for `url` (system, global or repository config).
+fn helper_configured(repo: &Path, url: &str) -> bool {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
+        .arg(repo)
+        .args(["config", "--get-urlmatch", "credential.helper", url])
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
+    die_with_parent(&mut cmd);
+    cmd.output()
+        .is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+}
+
+/// An `Authorization` header from the token variable, when the policy lets it go to
+/// `repo`'s `origin` (see [`token_use`]).
+fn token_header(repo: &Path) -> Option<String> {
+    match token_use_for(repo)? {
+        TokenUse::Send => {}
+        other => {
+            tracing::debug!(reason = ?other, "token variable not sent to this remote");
+            return None;
+        }
+    }
+    let token = token()?;
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
     Some(format!("Authorization: basic {basic}"))
 }

@@ -240,7 +240,10 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
             local_seq: head.own_seq,
         });
     };
-    let key = crate::keys::NodeKey::load(&node.paths).map_err(LedgerError::from)?;
+    let key = node
+        .signing_key()
+        .map_err(LedgerError::from)?
+        .map(|(k, _)| k);
     let (lines, next_offset, complete) =
         collect(node, &st, head.log_len, max_events, key.as_ref())?;
 

@@ -212,7 +212,9 @@ pub fn verify(
         .checked_add_signed(prev_len)
         .and_then(|t| t.checked_add_signed(tol))
         .is_some_and(|limit| p.expires() > limit);
-    let early = taken_at.checked_add_signed(tol).is_none_or(|t| t < p.expires());
+    let early = taken_at
+        .checked_add_signed(tol)
+        .is_none_or(|t| t < p.expires());
     if lease.leader_id != p.leader_id && early && !implausible {
         return Err(LeaseRefusal::TakenBeforeExpiry {
             holder: p.leader_id.clone(),

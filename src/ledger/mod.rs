@@ -94,6 +94,26 @@ before it appends new ones, and the remote is unreachable: {source}"
         /// Why the remote could not be reached.
         source: GitError,
     },
+    /// The ledger holds this node's events under another key than the node root has:
+    /// the root lost its key. Nothing is appended or exported until the key is back.
+    #[error(
+        "the ledger holds node {node}'s events through seq {ledger_seq} under key {ledger_key}, but this \
+node root's key is {local_key}: the node's signing key was lost with its root. Restore the key \
+(GITMESH_SIGNING_KEY, [identity] key_file, or state/event_mesh/keys/node.ed25519 from a backup) and run \
+`gitmesh mesh-init` again; or start this machine as a new node (another --node-id); or, if the \
+key is lost for good, `gitmesh mesh-init --replace-lost-key` (peers then hold the node's new events \
+until an operator runs `gitmesh nodes trust`). Until then nothing is appended to this root"
+    )]
+    ForeignKey {
+        /// This node.
+        node: String,
+        /// The highest own seq the ledger holds.
+        ledger_seq: u64,
+        /// The public key the ledger's manifest holds for this node.
+        ledger_key: String,
+        /// The public key of this root's signing key.
+        local_key: String,
+    },
     /// The local event log failed.
     #[error(transparent)]
     Log(#[from] crate::log::LogError),
@@ -121,6 +141,7 @@ impl LedgerError {
             LedgerError::SeqGap { .. } => "seq_gap",
             LedgerError::Key(_) => "key",
             LedgerError::OwnFork { .. } => "own_fork",
+            LedgerError::ForeignKey { .. } => "foreign_key",
             LedgerError::RestoredOffline { .. } => "stale_node",
             LedgerError::Log(_) => "log",
             LedgerError::Node(e) => e.kind(),

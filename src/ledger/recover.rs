@@ -24,6 +24,20 @@ use crate::store::layout::Layout;
 use git2::{Oid, Repository};
 use serde::{Deserialize, Serialize};
 
+/// Removes the lost-key marker, if there is one.
+fn remove_marker(path: &std::path::Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(crate::fsutil::PathError {
+            op: "remove",
+            path: path.to_path_buf(),
+            source: e,
+        }
+        .into()),
+    }
+}
+
 /// What a recovery did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RecoverReport {
@@ -59,6 +73,73 @@ impl RootIdentity {
 
 fn identity_path(paths: &NodePaths) -> std::path::PathBuf {
     paths.state().join("root_identity.json")
+}
+
+/// Written when the ledger showed this node's events under another key than the root's
+/// (`LedgerError::ForeignKey`): while it exists, nothing appends to the root.
+fn foreign_key_path(paths: &NodePaths) -> std::path::PathBuf {
+    paths.state().join("foreign_key.json")
+}
+
+/// Written by `mesh-init --replace-lost-key`: the root's key may replace the one key
+/// the ledger holds for this node (recorded here once seen).
+fn replace_key_path(paths: &NodePaths) -> std::path::PathBuf {
+    paths.state().join("replace_key.json")
+}
+
+/// What `replace_key.json` records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplaceKey {
+    /// The lost key this root's key replaces; `None` until the ledger was read.
+    pub replaced_key: Option<String>,
+}
+
+/// Lets this root's key replace the node's lost key (`mesh-init --replace-lost-key`):
+/// clears the lost-key block; peers then hold the node's new events until an operator
+/// trusts the new key (`gitmesh nodes trust`).
+pub fn allow_key_replacement(paths: &NodePaths) -> Result<()> {
+    state::save(&replace_key_path(paths), &ReplaceKey::default())?;
+    remove_marker(&foreign_key_path(paths))
+}
+
+/// What `foreign_key.json` records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    /// The highest own seq the ledger holds.
+    pub ledger_seq: u64,
+    /// The public key the ledger's manifest holds for this node.
+    pub ledger_key: String,
+    /// The public key of the root's signing key when it was found.
+    pub local_key: String,
+}
+
+impl ForeignKey {
+    fn error(self, node: &str) -> LedgerError {
+        LedgerError::ForeignKey {
+            node: node.to_string(),
+            ledger_seq: self.ledger_seq,
+            ledger_key: self.ledger_key,
+            local_key: self.local_key,
+        }
+    }
+}
+
+/// The key conflict recorded for this root, if any (see [`recover_own`]).
+pub fn foreign_key(paths: &NodePaths) -> Result<Option<ForeignKey>> {
+    Ok(crate::fsutil::read_json(&foreign_key_path(paths))?)
+}
+
+/// Decides whether this root's key may speak for the node the ledger knows (pure):
+/// a manifest that names another key than `local` is a lost key.
+pub fn check_key(manifest_key: Option<&str>, local: &str, ledger_seq: u64) -> Option<ForeignKey> {
+    match manifest_key {
+        Some(k) if k != local => Some(ForeignKey {
+            ledger_seq,
+            ledger_key: k.to_string(),
+            local_key: local.to_string(),
+        }),
+        _ => None,
+    }
 }
 
 /// The current identity of the node root.
@@ -103,6 +184,10 @@ pub fn mark_identity(paths: &NodePaths) -> Result<()> {
 /// Before appending own events: if the root was copied or restored since its identity was
 /// recorded, fetch and recover its own events first. `None` when nothing had to be done.
 pub fn guard(node: &Node) -> Result<Option<RecoverReport>> {
+    // A root that lost its key appends nothing until `mesh-init` with the key clears it.
+    if let Some(f) = foreign_key(&node.paths)? {
+        return Err(f.error(node.id()));
+    }
     let path = identity_path(&node.paths);
     let now = current_identity(&node.paths)?;
     let recorded: Option<RootIdentity> = crate::fsutil::read_json(&path)?;
@@ -187,19 +272,56 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
     let me = node.id();
     // In per-node-refs mode the node's own files live on its own ref.
     let branch = &super::refs::own_branch(&node.config);
-    let mut best: Option<(u64, Option<Oid>)> = None;
+    let mut best: Option<(u64, Option<Oid>, Option<String>)> = None;
     for r in [tracking_ref(branch), local_ref(branch)] {
         let root =
             tree::tree_of(&repo, tree::ref_target(&repo, &r).in_repo(&path)?).in_repo(&path)?;
         if let Some(m) = super::manifest::at(&repo, root, &layout.manifest(me))
-            && best.is_none_or(|(s, _)| m.exported_through_seq > s)
+            && best
+                .as_ref()
+                .is_none_or(|(s, _, _)| m.exported_through_seq > *s)
         {
-            best = Some((m.exported_through_seq, root));
+            best = Some((m.exported_through_seq, root, m.public_key));
         }
     }
-    let Some((ledger_seq, root)) = best else {
+    let key = node
+        .signing_key()
+        .map_err(LedgerError::from)?
+        .map(|(k, _)| k);
+    let marker = foreign_key_path(&node.paths);
+    let Some((ledger_seq, root, ledger_key)) = best else {
+        remove_marker(&marker)?;
         return Ok(RecoverReport::default());
     };
+    // The ledger speaks for this node with another key: this root lost the node's key.
+    if let Some(k) = &key
+        && let Some(f) = check_key(ledger_key.as_deref(), &k.public_hex(), ledger_seq)
+    {
+        let replace_path = replace_key_path(&node.paths);
+        let replace: Option<ReplaceKey> = crate::fsutil::read_json(&replace_path)?;
+        match replace {
+            // The operator gave up the old key: this one key is replaced, once.
+            Some(r)
+                if r.replaced_key
+                    .as_ref()
+                    .is_none_or(|old| *old == f.ledger_key) =>
+            {
+                if r.replaced_key.is_none() {
+                    let accepted = ReplaceKey {
+                        replaced_key: Some(f.ledger_key.clone()),
+                    };
+                    state::save(&replace_path, &accepted)?;
+                    tracing::warn!(old_key = %f.ledger_key, new_key = %f.local_key,
+                        "node key replaced: peers hold its new events until `gitmesh nodes trust`");
+                }
+            }
+            _ => {
+                state::save(&marker, &f)?;
+                return Err(f.error(me));
+            }
+        }
+    }
+    remove_marker(&marker)?;
     let mut report = RecoverReport {
         recovered_events: 0,
         ledger_seq,
@@ -217,10 +339,14 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
         .iter()
         .rposition(|(s, _)| *s <= head.own_seq.max(1))
         .unwrap_or(0);
-    let key = crate::keys::NodeKey::load(&node.paths).map_err(LedgerError::from)?;
-    let public = match &key {
-        Some(k) => Some(crate::keys::parse_public(me, &k.public_hex()).map_err(LedgerError::from)?),
-        None => None,
+    // Own events in the ledger are signed by the key its manifest publishes (the root's
+    // own key, or the one it replaced with `mesh-init --replace-lost-key`).
+    let public = match (&ledger_key, &key) {
+        (Some(k), _) => Some(crate::keys::parse_public(me, k).map_err(LedgerError::from)?),
+        (None, Some(k)) => {
+            Some(crate::keys::parse_public(me, &k.public_hex()).map_err(LedgerError::from)?)
+        }
+        (None, None) => None,
     };
     let limits = ImportLimits::new(node.config.payload_limits());
     let mut chain = OwnChain::new(head.own_seq, &head.own_prev);

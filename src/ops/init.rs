@@ -25,6 +25,12 @@ pub struct InitOptions {
     pub since: Option<chrono::NaiveDate>,
     /// `[mesh] trust`.
     pub trust: Option<crate::config::TrustMode>,
+    /// `[ledger] token_host`: one more host the token variable may be sent to.
+    pub token_host: Option<String>,
+    /// `[identity] key_file`: the node's secret key lives in this file.
+    pub key_file: Option<std::path::PathBuf>,
+    /// The node's old key is lost for good: this root's key replaces it (peers alert).
+    pub replace_lost_key: bool,
 }
 
 /// What `mesh-init` did.
@@ -44,6 +50,8 @@ pub struct InitReport {
     pub made: Vec<String>,
     /// This node's ed25519 public key (hex), as published in its manifest.
     pub public_key: String,
+    /// Where the signing key came from (`env`, `file` or `root`); never the key itself.
+    pub key_source: crate::keys::KeySource,
     /// Publishing this node's manifest to the shared repository (`offline` when unreachable).
     pub ledger: crate::ops::sync::PushReport,
     /// The version of the mesh roster this node trusts (0: none yet).
@@ -78,6 +86,10 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
         (Config::new(node_id.clone()), true)
     };
     let mut changed = created;
+    if let Some(remote) = &opts.remote {
+        crate::config::check_remote_url(remote)
+            .map_err(|m| OpsError::Usage(format!("--remote: {m}")))?;
+    }
     if let Some(remote) = &opts.remote
         && cfg.ledger.remote.as_deref() != Some(remote.as_str())
     {
@@ -85,7 +97,7 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
             return Err(OpsError::Usage(format!(
                 "{} already uses remote {:?}; edit ledger.remote in mesh.toml to move the node",
                 cfg_path.display(),
-                cfg.ledger.remote.as_deref().unwrap_or_default()
+                crate::config::redact_url(cfg.ledger.remote.as_deref().unwrap_or_default())
             )));
         }
         cfg.ledger.remote = Some(remote.clone());
@@ -122,6 +134,23 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
             changed = true;
         }
     }
+    if let Some(host) = &opts.token_host
+        && cfg.ledger.token_host.as_deref() != Some(host.as_str())
+    {
+        cfg.ledger.token_host = Some(host.clone());
+        changed = true;
+    }
+    if let Some(file) = &opts.key_file
+        && cfg.identity.key_file.as_ref() != Some(file)
+    {
+        cfg.identity.key_file = Some(file.clone());
+        changed = true;
+    }
+    // The same checks as loading it: a bad value never reaches the file.
+    Config::parse(
+        &toml::to_string(&cfg).map_err(|e| OpsError::Usage(e.to_string()))?,
+        &cfg_path,
+    )?;
     for dir in [paths.artifacts(), paths.state(), paths.quarantine()] {
         if dir.is_dir() {
             continue;
@@ -149,17 +178,23 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
         existing.push(rel(root, &paths.ledger_repo()));
     }
     // The signing key: created once, never printed; only its public half is published.
-    let (key, key_created) =
-        crate::keys::NodeKey::load_or_create(&paths).map_err(crate::ledger::LedgerError::from)?;
-    if key_created {
-        made.push(rel(root, &crate::keys::key_path(&paths)));
-    } else {
-        existing.push(rel(root, &crate::keys::key_path(&paths)));
+    // A key from a secret (GITMESH_SIGNING_KEY, [identity] key_file) is used as it is.
+    let key_file = cfg.identity.key_file.as_ref().map(|p| root.join(p));
+    let (key, key_source, key_created) =
+        crate::keys::NodeKey::resolve_or_create(&paths, key_file.as_deref())
+            .map_err(crate::ledger::LedgerError::from)?;
+    match (&key_source, key_created) {
+        (crate::keys::KeySource::Root { path }, true) => made.push(rel(root, path)),
+        (crate::keys::KeySource::Root { path }, false) => existing.push(rel(root, path)),
+        (other, _) => existing.push(format!("signing key from {other}")),
     }
     // Opening the log creates it and its derived files.
     crate::log::EventLog::new(&paths, &cfg.node_id).head()?;
     // Fetch the mesh and announce this node; an unreachable remote is reported, not fatal.
     let node = crate::node::Node::open(root)?;
+    if opts.replace_lost_key {
+        crate::ledger::recover::allow_key_replacement(&paths)?;
+    }
     let (ledger, roster_created) = crate::ops::sync::announce(&node)?;
     let roster_version = crate::ledger::roster::load_trusted(&paths)?.map_or(0, |r| r.version);
     // Announcing fetched and recovered any own events the ledger holds beyond the log,
@@ -173,11 +208,12 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport> {
             .unwrap_or(root.to_path_buf())
             .display()
             .to_string(),
-        remote: crate::store::repo::remote_url(&cfg, &paths),
+        remote: crate::store::repo::display_url(&cfg, &paths),
         created,
         existing,
         made,
         public_key: key.public_hex(),
+        key_source,
         ledger,
         roster_version,
         roster_created,

@@ -2,8 +2,10 @@
 //! reports (sync, status, init, queries). The daemon and the CLI call these.
 
 pub mod append;
+pub mod doctor;
 pub mod error;
 pub mod health;
+pub mod identity;
 pub mod init;
 pub mod query;
 pub mod roster;

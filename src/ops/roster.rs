@@ -79,8 +79,10 @@ pub fn change(node: &Node, change: Change) -> Result<Roster> {
             base.version
         )));
     }
-    let key = crate::keys::NodeKey::load(&node.paths)
+    let key = node
+        .signing_key()
         .map_err(LedgerError::from)?
+        .map(|(k, _)| k)
         .ok_or_else(|| OpsError::NotFound("this node has no signing key".into()))?;
     let mut next = base
         .successor(&crate::event::now_timestamp())

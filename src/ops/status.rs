@@ -230,7 +230,7 @@ pub fn status(node: &Node) -> Result<Status> {
             .unwrap_or(node.paths.root.clone())
             .display()
             .to_string(),
-        remote: repo::remote_url(&node.config, &node.paths),
+        remote: repo::display_url(&node.config, &node.paths),
         event_count: head.event_count,
         own_event_count: head.own_count,
         imported_event_count: head.event_count - head.own_count,

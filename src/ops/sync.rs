@@ -283,10 +283,11 @@ pub fn announce(node: &Node) -> Result<(PushReport, bool)> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
     let mut push = PushReport::default();
     fetch_or_offline(node, &mut push)?;
+    // A root re-created on a ledger that already holds this node's events takes them
+    // back first (or stops, when its key is not the node's), so it never reuses a seq.
+    crate::ledger::recover::recover_own(node, &lock)?;
     let genesis = !push.offline && ledger_is_empty(node)?;
-    if genesis
-        && let Some(key) = crate::keys::NodeKey::load(&node.paths).map_err(LedgerError::from)?
-    {
+    if genesis && let Some((key, _)) = node.signing_key().map_err(LedgerError::from)? {
         let r =
             crate::ledger::roster::Roster::genesis(node.id(), &key, &crate::event::now_timestamp());
         crate::ledger::roster::stage(&node.paths, &r)?;
@@ -538,7 +539,7 @@ fn compose(
             None
         };
         if let Some(mut next) = next
-            && let Some(key) = crate::keys::NodeKey::load(&node.paths).map_err(LedgerError::from)?
+            && let Some((key, _)) = node.signing_key().map_err(LedgerError::from)?
         {
             next.sign(&key);
             let mut bytes = serde_json::to_vec_pretty(&next)
@@ -572,9 +573,10 @@ fn may_lead(node: &Node) -> Result<bool> {
     use crate::ledger::roster::{self, Role, Standing};
     let r = roster::load_trusted(&node.paths)?;
     let Some(r) = r else { return Ok(true) };
-    let own = crate::keys::NodeKey::load(&node.paths)
+    let own = node
+        .signing_key()
         .map_err(LedgerError::from)?
-        .map(|k| k.public_hex());
+        .map(|(k, _)| k.public_hex());
     Ok(matches!(
         roster::standing(
             Some(&r),

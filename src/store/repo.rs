@@ -30,6 +30,11 @@ pub fn remote_url(cfg: &Config, paths: &NodePaths) -> String {
     }
 }
 
+/// [`remote_url`] with any user part replaced by `***`, for reports and logs.
+pub fn display_url(cfg: &Config, paths: &NodePaths) -> String {
+    crate::config::redact_url(&remote_url(cfg, paths))
+}
+
 fn absolute(p: &std::path::Path) -> std::path::PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -60,6 +65,19 @@ pub fn ensure(cfg: &Config, paths: &NodePaths) -> Result<RepoSetup, GitError> {
         Ok(_) => repo.remote_set_url("origin", &url).in_repo(&path)?,
         Err(_) => {
             repo.remote("origin", &url).in_repo(&path)?;
+        }
+    }
+    // The token policy of `git::cli` reads the extra host from the repository's config.
+    let mut git_cfg = repo.config().in_repo(&path)?;
+    let key = crate::git::cli::TOKEN_HOST_KEY;
+    let recorded = git_cfg
+        .open_level(git2::ConfigLevel::Local)
+        .and_then(|c| c.get_string(key))
+        .ok();
+    if recorded != cfg.ledger.token_host {
+        match &cfg.ledger.token_host {
+            Some(host) => git_cfg.set_str(key, host).in_repo(&path)?,
+            None => git_cfg.remove(key).in_repo(&path)?,
         }
     }
     Ok(setup)

@@ -87,7 +87,9 @@ fn a_changed_key_is_held_until_an_operator_trusts_it() {
     deliver(&a, &b, 1);
     // The key of a is replaced (a reinstalled machine, or an impostor).
     std::fs::remove_file(a.join("state/event_mesh/keys/node.ed25519")).unwrap();
-    let new_key = json_ok(&a, &["mesh-init", "--node-id", "a"])["public_key"]
+    let (_, refused) = json_err(&a, &["mesh-init", "--node-id", "a"]);
+    assert_eq!(refused["error"]["kind"], "foreign_key", "{refused}");
+    let new_key = json_ok(&a, &["mesh-init", "--node-id", "a", "--replace-lost-key"])["public_key"]
         .as_str()
         .unwrap()
         .to_string();

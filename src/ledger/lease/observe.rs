@@ -63,7 +63,7 @@ fn versions(
 /// What the roster (or the pins, in open mode) says of `leader` for the leader role.
 fn taker(node: &Node, roster: Option<&Roster>, leader: &str) -> Result<Standing, LedgerError> {
     let pinned = if leader == node.id() {
-        crate::keys::NodeKey::load(&node.paths)?.map(|k| k.public_hex())
+        node.signing_key()?.map(|(k, _)| k.public_hex())
     } else {
         crate::keys::KnownNodes::load(&node.paths)?
             .trusted_key(leader)

@@ -101,10 +101,16 @@ fn a_signed_lease_by_an_eligible_taker_verifies_and_its_successor_too() {
     let first = signed(next(None, "a", &clk(0)).unwrap(), 1);
     assert_eq!(verify(&first, None, &trusted(1), 3600, 60), Ok(()));
     let renewed = signed(next(Some(&first), "a", &clk(90)).unwrap(), 1);
-    assert_eq!(verify(&renewed, Some(&first), &trusted(1), 3600, 60), Ok(()));
+    assert_eq!(
+        verify(&renewed, Some(&first), &trusted(1), 3600, 60),
+        Ok(())
+    );
     let taken = signed(next(Some(&renewed), "b", &clk(300)).unwrap(), 2);
     assert_eq!(taken.epoch, 2);
-    assert_eq!(verify(&taken, Some(&renewed), &trusted(2), 3600, 60), Ok(()));
+    assert_eq!(
+        verify(&taken, Some(&renewed), &trusted(2), 3600, 60),
+        Ok(())
+    );
 }
 
 #[test]

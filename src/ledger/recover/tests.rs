@@ -78,3 +78,14 @@ fn an_empty_log_takes_the_ledger_from_seq_one() {
     assert_eq!(c.next(2, "e2", "e1"), Next::Take);
     assert_eq!(c.through(), 2);
 }
+
+#[test]
+fn a_manifest_under_another_key_is_a_lost_key() {
+    assert_eq!(check_key(None, "aa", 0), None);
+    assert_eq!(check_key(Some("aa"), "aa", 7), None);
+    let f = check_key(Some("bb"), "aa", 7).unwrap();
+    assert_eq!(
+        (f.ledger_seq, f.ledger_key.as_str(), f.local_key.as_str()),
+        (7, "bb", "aa")
+    );
+}

@@ -458,3 +458,90 @@ impl Drop for GitDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// `scripts/git-http-server` on 127.0.0.1: git smart HTTP behind basic auth, over
+/// https with a self-signed certificate (or plain http), killed by pid on drop.
+pub struct GitHttpServer {
+    child: Child,
+    port: u16,
+    https: bool,
+    state: PathBuf,
+}
+
+impl GitHttpServer {
+    /// Serves the bare repositories under `base` to the password `token`; `extra`
+    /// are more flags of the script (`--read-token T`, `--anonymous-read`, `--plain`).
+    pub fn start(base: &Path, state: &Path, token: &str, extra: &[&str]) -> GitHttpServer {
+        std::fs::create_dir_all(state).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/git-http-server");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg("--root")
+            .arg(base)
+            .arg("--state")
+            .arg(state)
+            .args(["--token", token, "--max-seconds", "300"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start scripts/git-http-server");
+        let mut server = GitHttpServer {
+            child,
+            port: 0,
+            https: !extra.contains(&"--plain"),
+            state: state.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while server.port == 0 {
+            if let Ok(p) = std::fs::read_to_string(state.join("port")) {
+                server.port = p.trim().parse().unwrap();
+                break;
+            }
+            assert!(
+                server.child.try_wait().unwrap().is_none(),
+                "git-http-server exited early"
+            );
+            assert!(Instant::now() < deadline, "git-http-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// A fresh bare `mesh.git` under `dir/http`, served with [`GitHttpServer::start`]
+    /// (state in `dir/server`).
+    pub fn mesh(dir: &Path, token: &str, extra: &[&str]) -> GitHttpServer {
+        let served = dir.join("http");
+        std::fs::create_dir_all(&served).unwrap();
+        bare_remote(&served, "mesh.git");
+        GitHttpServer::start(&served, &dir.join("server"), token, extra)
+    }
+
+    /// The URL of a repository under the served directory.
+    pub fn url(&self, repo: &str) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// The certificate git must trust (`GIT_SSL_CAINFO`).
+    pub fn ca(&self) -> PathBuf {
+        self.state.join("ca.pem")
+    }
+
+    /// One line per request served so far: `METHOD PATH auth=none|empty|good|read|bad`.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.state.join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -62,7 +62,8 @@ pub fn write_lease(root: &Path, leader: &str, epoch: u64, expires_in_secs: i64) 
         ttl_sec: 120,
         // Taken at most one ttl before its expiry, as a real holder's clock would have it.
         taken_at: gitmesh::event::format_timestamp(
-            now.min(expires).max(expires - chrono::Duration::seconds(120)),
+            now.min(expires)
+                .max(expires - chrono::Duration::seconds(120)),
         ),
         sig: None,
     };
