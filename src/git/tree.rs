@@ -417,3 +417,27 @@ pub fn set_ref(repo: &Repository, name: &str, oid: Oid, log: &str) -> Result<(),
 
 #[cfg(test)]
 mod tests;
+
+/// A blob read only after its object header was checked (see [`blob_capped`]).
+pub enum Capped<'r> {
+    /// The blob, at most the cap.
+    Blob(git2::Blob<'r>),
+    /// A blob of this many bytes, over the cap: nothing of it was loaded.
+    TooLarge(u64),
+    /// Not a blob at all (a tree, commit or tag where a file belongs).
+    NotBlob,
+}
+
+/// Reads blob `oid` only when its object header says it is a blob of at most `max`
+/// bytes. The header gives the size without inflating the object, so a small,
+/// highly compressible object that would expand to gigabytes is never loaded.
+pub fn blob_capped(repo: &Repository, oid: Oid, max: u64) -> Result<Capped<'_>, git2::Error> {
+    let (size, kind) = repo.odb()?.read_header(oid)?;
+    if kind != ObjectType::Blob {
+        return Ok(Capped::NotBlob);
+    }
+    if size as u64 > max {
+        return Ok(Capped::TooLarge(size as u64));
+    }
+    Ok(Capped::Blob(repo.find_blob(oid)?))
+}
