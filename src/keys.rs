@@ -162,6 +162,11 @@ impl NodeKey {
         hex::encode(self.signing.verifying_key().as_bytes())
     }
 
+    /// Signs `msg` as it is and returns the hex signature (for files other than events).
+    pub fn sign_bytes(&self, msg: &[u8]) -> String {
+        hex::encode(self.signing.sign(msg).to_bytes())
+    }
+
     /// Signs the canonical envelope (without `sig`) and returns the hex signature.
     pub fn sign(&self, env: &Envelope) -> Result<String, KeyError> {
         let msg = signing_bytes(env)?;

@@ -49,7 +49,7 @@ pub struct PushReport {
     pub contended: bool,
     /// The ledger commit built (pushed or waiting).
     pub commit: Option<String>,
-    /// Own-outbox files that differ between the remote and this node (the remote's copy was kept).
+    /// Own-outbox files someone else changed on the remote (this node's copy was restored): an alert.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
     /// Why the remote was not reached, when it was not.
@@ -357,7 +357,9 @@ fn compose(
         let theirs = tree::subtree_at(&repo, remote_tree, &outbox).in_repo(&path)?;
         let mine = tree::subtree_at(&repo, local_tree, &outbox).in_repo(&path)?;
         let mut found = Vec::new();
-        let merged = tree::union(&repo, theirs, mine, &mut found).in_repo(&path)?;
+        // A node owns its outbox: where the remote holds another file at one of this
+        // node's paths, this node's copy is written back (never adopted).
+        let merged = tree::union(&repo, mine, theirs, &mut found).in_repo(&path)?;
         let merged = compact::apply_pending(&repo, node, theirs, merged)?;
         if merged != theirs {
             match merged {
@@ -366,7 +368,7 @@ fn compose(
             }
         }
         for f in found {
-            tracing::warn!(file = %format!("{outbox}/{f}"), "own batch differs between the remote and this node; the remote's copy is kept");
+            tracing::warn!(file = %format!("{outbox}/{f}"), "own batch was changed on the remote by someone else; this node's copy is restored");
             conflicts.push(format!("{outbox}/{f}"));
         }
         let manifest = layout.manifest(me);
@@ -382,7 +384,7 @@ fn compose(
     if target.shared || !refs::per_node(&node.config) {
         leader = tree::entry_at(&repo, remote_tree, &layout.lease())
             .in_repo(&path)?
-            .and_then(|(oid, _)| repo.find_blob(oid).ok())
+            .and_then(|(oid, _)| crate::ledger::manifest::small_blob(&repo, oid))
             .and_then(|b| serde_json::from_slice(b.content()).ok());
     }
     if target.shared {

@@ -218,3 +218,159 @@ fn schema_publish_refuses_a_builtin_type() {
     let (_, v) = crate::common::json_err(&p, &["schema", "publish", src.to_str().unwrap()]);
     assert!(v.to_string().contains("built-in type"), "{v}");
 }
+
+/// Nodes `p` and `victim` on one remote, `p` having published and pushed `n` events.
+fn two_nodes_p_synced(n: usize) -> (TestEnv, std::path::PathBuf, std::path::PathBuf) {
+    let env = TestEnv::with_remote();
+    let [p, victim] = env.nodes(["p", "victim"]);
+    publish(&p, n, "p");
+    sync(&p);
+    (env, p, victim)
+}
+
+/// The bytes of `rel` on the remote's `main`, if present.
+fn remote_file(remote: &Path, rel: &str) -> Option<String> {
+    let listed = git(remote, &["ls-tree", "--name-only", "main", rel]);
+    (!listed.trim().is_empty()).then(|| git(remote, &["show", &format!("main:{rel}")]))
+}
+
+#[test]
+fn junk_at_a_nodes_paths_never_blocks_or_replaces_its_batches() {
+    let (env, p, victim) = two_nodes_p_synced(2);
+    let first = only_batch(env.remote(), "p");
+    let genuine = remote_file(env.remote(), &first).unwrap();
+    let day = first.split('/').nth(3).unwrap().to_string();
+    // The attacker plants files where p's next batch would go (old and new name forms)
+    // and rewrites p's pushed batch.
+    let work = Work::clone(&env.url(), &env.path().join("work"));
+    let old_name = format!("event_mesh/outbox/p/{day}/000000000003.ndjson");
+    let new_name = format!("event_mesh/outbox/p/{day}/000000000003.0123456789abcdef.ndjson");
+    work.push_files(
+        &[
+            (&old_name, b"{\"junk\":1}\n"),
+            (&new_name, b"{\"junk\":2}\n"),
+            (&first, b"{\"junk\":3}\n"),
+        ],
+        "plant junk at p's paths",
+    );
+
+    // p restores its own batch, reports it, and writes its next batch under a new name.
+    publish(&p, 1, "next");
+    let v = sync(&p);
+    assert_eq!(v["push"]["conflicts"], serde_json::json!([first]), "{v}");
+    assert_eq!(remote_file(env.remote(), &first).unwrap(), genuine);
+    let written = v["export"]["batches"][0].as_str().unwrap().to_string();
+    assert!(written != old_name && written != new_name, "{written}");
+
+    // Control: a peer imports all three genuine events in order; the junk is quarantined.
+    let v = sync(&victim);
+    assert_eq!(v["import"]["imported_events"], 3, "{v}");
+    assert_eq!(
+        reasons(&v["import"]),
+        ["invalid_event", "invalid_event"],
+        "{v}"
+    );
+    assert!(v["import"]["gaps"].as_array().unwrap().is_empty(), "{v}");
+    assert!(v["import"]["held"].as_array().unwrap().is_empty(), "{v}");
+}
+
+#[test]
+fn an_edited_manifest_is_ignored_by_peers_and_restored_by_its_node() {
+    let (env, p, victim) = two_nodes_p_synced(2);
+    sync(&victim);
+    let rel = "event_mesh/nodes/p.json";
+    let genuine = remote_file(env.remote(), rel).unwrap();
+    let mut m: Value = serde_json::from_str(&genuine).unwrap();
+    assert!(m["sig"].is_string(), "manifests are signed: {m}");
+    m["exported_through_seq"] = Value::from(1000);
+    let work = Work::clone(&env.url(), &env.path().join("work"));
+    work.push_files(&[(rel, m.to_string().as_bytes())], "edit p's manifest");
+
+    // A peer ignores it with an alert and still imports p's genuine events.
+    publish(&p, 1, "before-restore");
+    let v = sync(&victim);
+    let alerts = v["import"]["manifest_alerts"].to_string();
+    assert!(alerts.contains("manifest of p ignored"), "{v}");
+
+    // p is not fooled into a stale-root refusal: it reports the change and restores it.
+    let v = sync(&p);
+    assert!(v["export"]["foreign_manifest"].is_string(), "{v}");
+    let restored: Value = serde_json::from_str(&remote_file(env.remote(), rel).unwrap()).unwrap();
+    assert_eq!(restored["exported_through_seq"], 3, "{restored}");
+    // Control: the restored manifest is accepted and p's events flow.
+    publish(&p, 1, "after");
+    let v = sync(&p);
+    assert!(v["export"].get("foreign_manifest").is_none(), "{v}");
+    let v = sync(&victim);
+    assert_eq!(v["import"]["imported_events"], 2, "{v}");
+    assert!(v["import"].get("manifest_alerts").is_none(), "{v}");
+}
+
+#[test]
+fn a_tree_nested_4000_levels_is_one_quarantine_record() {
+    let (env, p, victim) = two_nodes_p_synced(1);
+    let work = Work::clone(&env.url(), &env.path().join("work"));
+    work.refresh();
+    // Build a/a/a/... 4,000 levels deep with a file at the bottom, then commit it under p's outbox.
+    let repo = git2::Repository::open(&work.dir).unwrap();
+    let blob = repo.blob(b"{}\n").unwrap();
+    let mut tb = repo.treebuilder(None).unwrap();
+    tb.insert("x.ndjson", blob, 0o100644).unwrap();
+    let mut t = tb.write().unwrap();
+    for _ in 0..4000 {
+        let mut tb = repo.treebuilder(None).unwrap();
+        tb.insert("a", t, 0o040000).unwrap();
+        t = tb.write().unwrap();
+    }
+    // `git read-tree` refuses such depth, so the commit is built with libgit2:
+    // event_mesh/outbox/p/deep/<4,000 levels>.
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    let base = head.tree().unwrap();
+    let dirs = ["event_mesh", "outbox", "p", "deep"];
+    let mut sub = t;
+    for i in (0..dirs.len()).rev() {
+        let parent = dirs[..i].join("/");
+        let existing = if i == 0 {
+            Some(base.clone())
+        } else {
+            base.get_path(Path::new(&parent))
+                .ok()
+                .and_then(|e| repo.find_tree(e.id()).ok())
+        };
+        let mut tb = repo.treebuilder(existing.as_ref()).unwrap();
+        tb.insert(dirs[i], sub, 0o040000).unwrap();
+        sub = tb.write().unwrap();
+    }
+    let root = repo.find_tree(sub).unwrap();
+    let who = git2::Signature::now("attacker", "a@example.com").unwrap();
+    repo.commit(Some("HEAD"), &who, &who, "deep tree", &root, &[&head])
+        .unwrap();
+    // Recent git refuses such trees itself (a fetch fails); older git fetches them, so
+    // the nodes' clones are set to accept them, to exercise gitmesh's own walk.
+    for r in [
+        env.remote().to_path_buf(),
+        p.join("state/github_coordination"),
+        victim.join("state/github_coordination"),
+    ] {
+        git(&r, &["config", "core.maxTreeDepth", "100000"]);
+    }
+    git(
+        &work.dir,
+        &[
+            "-c",
+            "core.maxTreeDepth=100000",
+            "push",
+            "--quiet",
+            "origin",
+            "HEAD:main",
+        ],
+    );
+
+    publish(&p, 1, "after");
+    sync(&p);
+    let v = sync(&victim);
+    assert_eq!(v["import"]["imported_events"], 2, "{v}");
+    assert_eq!(reasons(&v["import"]), ["unexpected_path"], "{v}");
+    let detail = v["import"]["rejected"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("deeper than"), "{detail}");
+}
