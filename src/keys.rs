@@ -272,7 +272,7 @@ impl NodeKey {
         }
     }
 
-    /// Signs arbitrary bytes (a roster version, a lease) and returns the hex signature.
+    /// Signs `msg` as it is and returns the hex signature (roster versions, leases, manifests).
     pub fn sign_bytes(&self, msg: &[u8]) -> String {
         hex::encode(self.signing.sign(msg).to_bytes())
     }

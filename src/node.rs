@@ -54,7 +54,9 @@ impl NodeError {
     pub fn kind(&self) -> &'static str {
         match self {
             NodeError::Config(_) => "config",
-            NodeError::Event(EventError::Payload { .. }) => "invalid_payload",
+            NodeError::Event(EventError::Payload { .. } | EventError::NonCanonical { .. }) => {
+                "invalid_payload"
+            }
             NodeError::Event(_) => "invalid_event",
             NodeError::BatchLine { source, .. } => source.kind(),
             NodeError::Log(_) => "log",
@@ -206,8 +208,9 @@ impl Node {
         &self.config.node_id
     }
 
-    /// Checks a draft before anything is written.
-    pub fn check_draft(&self, d: &Draft) -> Result<()> {
+    /// Checks a draft before anything is written; returns the payload in its
+    /// stored form (`event::ijson::canonical_payload`), the one to publish.
+    pub fn check_draft(&self, d: &Draft) -> Result<Map<String, Value>> {
         validate_topic(&d.topic)?;
         validate_event_type(&d.event_type)?;
         if !d.causation_id.is_empty() && crate::log::index_key(&d.causation_id).is_none() {
@@ -245,15 +248,16 @@ impl Node {
             }
             .into());
         }
-        check_payload(&d.payload, &self.config.payload_limits())?;
+        let payload = crate::event::ijson::canonical_payload(d.payload.clone());
+        check_payload(&payload, &self.config.payload_limits())?;
         self.schemas()?.check_publish(
             &d.topic,
             &d.event_type,
             d.schema_version,
-            &d.payload,
+            &payload,
             self.config.strict_schemas,
         )?;
-        Ok(())
+        Ok(payload)
     }
 
     /// Publishes drafts as one all-or-nothing append with one fsync.
@@ -261,9 +265,12 @@ impl Node {
     /// Every draft is checked first; a bad one fails the whole batch with its
     /// (1-based) position and nothing is written.
     pub fn publish(&self, drafts: &[Draft]) -> Result<Vec<Published>> {
+        let mut payloads = Vec::with_capacity(drafts.len());
         for (i, d) in drafts.iter().enumerate() {
-            self.check_draft(d)
-                .map_err(|e| batch_error(drafts.len(), i, e))?;
+            payloads.push(
+                self.check_draft(d)
+                    .map_err(|e| batch_error(drafts.len(), i, e))?,
+            );
         }
         let mut w = self.log.writer()?;
         let now = chrono::Utc::now();
@@ -277,8 +284,14 @@ impl Node {
         let mut slots: Vec<Slot> = Vec::with_capacity(drafts.len());
         let mut fresh: Vec<Envelope> = Vec::with_capacity(drafts.len());
         let mut in_batch: HashMap<String, usize> = HashMap::new();
-        for d in drafts {
-            let mut env = self.draft_envelope(d.clone(), ts)?;
+        for (d, payload) in drafts.iter().zip(payloads) {
+            let mut env = self.draft_envelope(
+                Draft {
+                    payload,
+                    ..d.clone()
+                },
+                ts,
+            )?;
             // Only keyed ids can repeat: plain ids carry a timestamp that only moves forward.
             if env.dedupe_key.is_some() {
                 if let Some(&i) = in_batch.get(&env.event_id) {

@@ -96,7 +96,13 @@ fn list(root: &Path) -> Result<Output, Error> {
         }
         rows.push(row);
     }
-    Ok(Output::new(json!({"schemas": rows}), h))
+    for r in reg.refused() {
+        let _ = writeln!(h, "refused: {} ({})", r.location, r.reason);
+    }
+    Ok(Output::new(
+        json!({"schemas": rows, "refused": reg.refused()}),
+        h,
+    ))
 }
 
 fn source_name(s: gitmesh::schema::SchemaSource) -> String {

@@ -154,6 +154,9 @@ impl Config {
                 "ledger.token_host {host:?} must be a host name like \"git.example.com\" (no scheme or path)"
             )));
         }
+        if let Some(e) = self.out_of_range().into_iter().next() {
+            return Err(bad(e));
+        }
         if let Some(since) = &self.ledger.since
             && chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").is_err()
         {
@@ -162,6 +165,118 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// Every duration and size that lies outside its documented range, as
+    /// `<key> = <value> is out of range (<range>)` (docs/configuration.md, "Ranges").
+    pub fn out_of_range(&self) -> Vec<String> {
+        use std::time::Duration;
+        let mut out = Vec::new();
+        let mut dur = |key: String, v: Duration, min: Duration, max: Duration| {
+            if v < min || v > max {
+                out.push(format!(
+                    "{key} = {} is out of range ({} to {})",
+                    humantime::format_duration(v),
+                    humantime::format_duration(min),
+                    humantime::format_duration(max)
+                ));
+            }
+        };
+        let ms = Duration::from_millis(1);
+        let max = MAX_DURATION;
+        let hour = Duration::from_secs(3600);
+        dur(
+            "ledger.retention".into(),
+            self.ledger.retention.0,
+            Duration::from_secs(1),
+            max,
+        );
+        dur("sync.interval".into(), self.sync.interval.0, ms, max);
+        dur(
+            "sync.stale_after".into(),
+            self.sync.stale_after.0,
+            Duration::from_secs(1),
+            max,
+        );
+        dur(
+            "sync.lease_ttl".into(),
+            self.sync.lease_ttl.0,
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+        );
+        dur(
+            "sync.lock_wait".into(),
+            self.sync.lock_wait.0,
+            Duration::ZERO,
+            hour,
+        );
+        dur(
+            "policy.command_freshness".into(),
+            self.policy.command_freshness.0,
+            Duration::from_secs(1),
+            max,
+        );
+        for l in &self.lanes {
+            dur(format!("lanes.{}.timeout", l.id), l.timeout.0, ms, hour);
+        }
+        for h in &self.handlers {
+            dur(
+                format!("handlers.{}.timeout", h.name),
+                h.timeout.0,
+                ms,
+                hour,
+            );
+            dur(
+                format!("handlers.{}.backoff", h.name),
+                h.backoff.0,
+                Duration::ZERO,
+                hour,
+            );
+            dur(
+                format!("handlers.{}.breaker_cooldown", h.name),
+                h.breaker_cooldown.0,
+                Duration::ZERO,
+                max,
+            );
+        }
+        let mut count = |key: String, v: u64, min: u64, max: u64| {
+            if v < min || v > max {
+                out.push(format!("{key} = {v} is out of range ({min} to {max})"));
+            }
+        };
+        count(
+            "ledger.compact_after_files".into(),
+            self.ledger.compact_after_files,
+            0,
+            10_000_000,
+        );
+        count(
+            "sync.push_retries".into(),
+            self.sync.push_retries.into(),
+            0,
+            100,
+        );
+        count(
+            "limits.max_payload_bytes".into(),
+            self.limits.max_payload_bytes as u64,
+            2,
+            1_000_000,
+        );
+        for h in &self.handlers {
+            count(
+                format!("handlers.{}.retries", h.name),
+                h.retries.into(),
+                0,
+                100,
+            );
+            count(
+                format!("handlers.{}.breaker_threshold", h.name),
+                h.breaker_threshold.into(),
+                0,
+                10_000,
+            );
+        }
+        out
     }
 
     /// Loads `mesh.toml` from a node root and applies `GITMESH_NODE_ID` / `GITMESH_REMOTE`.

@@ -203,3 +203,41 @@ fn remote_urls_with_credentials_are_refused_and_redacted() {
     .to_string();
     assert!(!e.contains("s3cret"), "{e}");
 }
+
+#[test]
+fn out_of_range_durations_and_sizes_name_their_key() {
+    let base = "node_id = \"a\"\n";
+    for (extra, key) in [
+        (
+            "[sync]\ninterval = \"0s\"\n",
+            "sync.interval = 0s is out of range",
+        ),
+        ("[sync]\nlease_ttl = \"2days\"\n", "sync.lease_ttl"),
+        ("[sync]\npush_retries = 1000\n", "sync.push_retries = 1000"),
+        (
+            "[limits]\nmax_payload_bytes = 5000000\n",
+            "limits.max_payload_bytes",
+        ),
+        (
+            "[policy]\ncommand_freshness = \"0s\"\n",
+            "policy.command_freshness",
+        ),
+        (
+            "[[handlers]]\nname = \"h\"\nmatch = \"a.*\"\nrun = [\"true\"]\ntimeout = \"0s\"\n",
+            "handlers.h.timeout",
+        ),
+        (
+            "[[lanes]]\nid = \"l\"\nstart = [\"true\"]\nstop = [\"true\"]\ntimeout = \"2h\"\n",
+            "lanes.l.timeout",
+        ),
+    ] {
+        let text = format!("{base}{extra}");
+        let err = Config::parse(&text, Path::new("mesh.toml"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains(key), "{extra}: {err}");
+    }
+    // The defaults and the documented example are in range.
+    assert!(Config::parse(base, Path::new("mesh.toml")).is_ok());
+}

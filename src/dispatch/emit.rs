@@ -34,7 +34,7 @@ pub fn derive(
         correlation_id: correlation,
         seq: 0,
         prev: String::new(),
-        payload: f.payload,
+        payload: crate::event::ijson::canonical_payload(f.payload),
         dedupe_key: None,
         handler: Some(f.handler),
         schema_version: None,

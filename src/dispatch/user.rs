@@ -166,7 +166,7 @@ pub fn parse_output(
         validate_event_type(event_type).map_err(|e| at(e.to_string()))?;
         let payload = match v.get("payload") {
             None => Map::new(),
-            Some(Value::Object(m)) => m.clone(),
+            Some(Value::Object(m)) => crate::event::ijson::canonical_payload(m.clone()),
             Some(_) => return Err(at("payload must be an object".into())),
         };
         check_payload(&payload, limits).map_err(|e| at(e.to_string()))?;

@@ -2,6 +2,7 @@
 
 pub mod canon;
 mod id;
+pub mod ijson;
 pub mod pattern;
 pub mod strict;
 mod validate;
@@ -32,6 +33,14 @@ pub enum EventError {
         /// JSON path of the offending value inside the payload.
         path: String,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// A payload number whose written form is not the form its id and signature cover.
+    #[error("payload {path}: {reason}")]
+    NonCanonical {
+        /// JSON path of the number inside the payload.
+        path: String,
+        /// Why it cannot be stored as written.
         reason: String,
     },
     /// The id does not match the one recomputed from the content.

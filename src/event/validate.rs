@@ -176,11 +176,14 @@ pub fn validate_envelope(env: &Envelope, limits: &PayloadLimits) -> Result<(), E
         return Err(field("handler", "must be 1 to 128 characters"));
     }
     if let Some(sig) = &env.sig
-        && (sig.len() != 128 || !sig.bytes().all(|b| b.is_ascii_hexdigit()))
+        && (sig.len() != 128
+            || !sig
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
     {
         return Err(field(
             "sig",
-            "must be 128 hex digits (an ed25519 signature)",
+            "must be 128 lowercase hex digits (an ed25519 signature)",
         ));
     }
     if env.schema_version == Some(0) {
@@ -197,7 +200,7 @@ pub fn validate_envelope(env: &Envelope, limits: &PayloadLimits) -> Result<(), E
     Ok(())
 }
 
-/// Checks size, nesting depth and secrets; errors carry the JSON path of the offending value.
+/// Checks size, nesting depth, secrets and I-JSON numbers (`event::ijson`); errors carry the JSON path of the offending value.
 pub fn check_payload(
     payload: &Map<String, Value>,
     limits: &PayloadLimits,
@@ -287,6 +290,13 @@ fn walk_value(
             }
             Ok(())
         }
+        Value::Number(n) => match super::ijson::number_problem(n) {
+            Some(reason) => Err(EventError::NonCanonical {
+                path: path.clone(),
+                reason,
+            }),
+            None => Ok(()),
+        },
         Value::String(s) => match secret_in_text(s) {
             Some(what) => Err(EventError::Payload {
                 path: path.clone(),

@@ -181,18 +181,24 @@ pub struct TreeChange {
     pub before: Option<Oid>,
 }
 
+/// Deepest directory level [`diff_entries`] walks. A directory nested deeper is not
+/// read: it is reported as one entry with mode [`MODE_TREE`], so a hostile tree
+/// nested thousands of levels deep costs one entry, never the stack.
+pub const MAX_TREE_DEPTH: usize = 32;
+
 /// Entries (other than directories) that differ between two trees, deletions included:
 /// the newer tree's changes in tree order, then what only the older tree held.
 ///
 /// Subtrees with equal ids are skipped without being read, so the cost is
 /// proportional to the directories that changed, not to the size of the trees.
+/// The walk stops at [`MAX_TREE_DEPTH`] levels.
 pub fn diff_entries(
     repo: &Repository,
     old: Option<Oid>,
     new: Option<Oid>,
 ) -> Result<Vec<TreeChange>, git2::Error> {
     let mut out = Vec::new();
-    diff_into(repo, old, new, "", &mut out)?;
+    diff_into(repo, old, new, "", 0, &mut out)?;
     Ok(out)
 }
 
@@ -216,9 +222,23 @@ fn diff_into(
     old: Option<Oid>,
     new: Option<Oid>,
     prefix: &str,
+    depth: usize,
     out: &mut Vec<TreeChange>,
 ) -> Result<(), git2::Error> {
     if old == new {
+        return Ok(());
+    }
+    if depth >= MAX_TREE_DEPTH {
+        // Not walked: the new side is reported as one directory entry; a deep
+        // old side was reported when it was new.
+        if let Some(t) = new {
+            out.push(TreeChange {
+                path: prefix.to_string(),
+                oid: Some(t),
+                mode: MODE_TREE,
+                before: None,
+            });
+        }
         return Ok(());
     }
     let old_list = entries_of(repo, old)?;
@@ -246,7 +266,7 @@ fn diff_into(
         let old_tree = before.filter(|(_, m)| *m == MODE_TREE).map(|(o, _)| o);
         let old_file = before.filter(|(_, m)| *m != MODE_TREE).map(|(o, _)| o);
         if *mode == MODE_TREE {
-            diff_into(repo, old_tree, Some(*oid), &path, out)?;
+            diff_into(repo, old_tree, Some(*oid), &path, depth + 1, out)?;
             if let Some(b) = old_file {
                 out.push(TreeChange {
                     path,
@@ -257,7 +277,7 @@ fn diff_into(
             }
         } else {
             if old_tree.is_some() {
-                diff_into(repo, old_tree, None, &path, out)?;
+                diff_into(repo, old_tree, None, &path, depth + 1, out)?;
             }
             out.push(TreeChange {
                 path,
@@ -273,7 +293,7 @@ fn diff_into(
         }
         let path = join(name);
         if *mode == MODE_TREE {
-            diff_into(repo, Some(*oid), None, &path, out)?;
+            diff_into(repo, Some(*oid), None, &path, depth + 1, out)?;
         } else {
             out.push(TreeChange {
                 path,
@@ -417,3 +437,27 @@ pub fn set_ref(repo: &Repository, name: &str, oid: Oid, log: &str) -> Result<(),
 
 #[cfg(test)]
 mod tests;
+
+/// A blob read only after its object header was checked (see [`blob_capped`]).
+pub enum Capped<'r> {
+    /// The blob, at most the cap.
+    Blob(git2::Blob<'r>),
+    /// A blob of this many bytes, over the cap: nothing of it was loaded.
+    TooLarge(u64),
+    /// Not a blob at all (a tree, commit or tag where a file belongs).
+    NotBlob,
+}
+
+/// Reads blob `oid` only when its object header says it is a blob of at most `max`
+/// bytes. The header gives the size without inflating the object, so a small,
+/// highly compressible object that would expand to gigabytes is never loaded.
+pub fn blob_capped(repo: &Repository, oid: Oid, max: u64) -> Result<Capped<'_>, git2::Error> {
+    let (size, kind) = repo.odb()?.read_header(oid)?;
+    if kind != ObjectType::Blob {
+        return Ok(Capped::NotBlob);
+    }
+    if size as u64 > max {
+        return Ok(Capped::TooLarge(size as u64));
+    }
+    Ok(Capped::Blob(repo.find_blob(oid)?))
+}

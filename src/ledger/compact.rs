@@ -150,7 +150,7 @@ fn own_batches(
         }
         for f in repo.find_tree(day.id())?.iter() {
             let Ok(name) = f.name() else { continue };
-            let Some(first_seq) = name.strip_suffix(".ndjson").and_then(|s| s.parse().ok()) else {
+            let Some(first_seq) = super::export::batch_first_seq(name) else {
                 continue;
             };
             out.push(BatchFile {
@@ -276,7 +276,11 @@ fn compact_at_least(node: &Node, _lock: &SyncLock, min: usize) -> Result<Compact
         let Some((oid, _)) = tree::entry_at(&repo, outbox, &rel).in_repo(&path)? else {
             continue;
         };
-        let blob = repo.find_blob(oid).in_repo(&path)?;
+        let tree::Capped::Blob(blob) =
+            tree::blob_capped(&repo, oid, super::verify::MAX_FILE_BYTES).in_repo(&path)?
+        else {
+            continue;
+        };
         let content = blob.content();
         let last = batches
             .get(i + 1)

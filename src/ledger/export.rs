@@ -23,6 +23,37 @@ pub const MAX_BATCH_BYTES: usize = 1_000_000;
 /// No ledger directory written by export holds more than this many entries.
 pub const MAX_DIR_ENTRIES: usize = 3000;
 
+/// The file name of a batch: its first seq (12 digits) and the first 16 hex digits
+/// of the BLAKE3 hash of its bytes, `<seq>.<hash>.ndjson`. Nobody can pre-empt the
+/// name by planting a file there before the batch exists: another content has
+/// another name.
+pub fn batch_file_name(first_seq: u64, bytes: &[u8]) -> String {
+    let hash = blake3::hash(bytes).to_hex();
+    format!("{first_seq:012}.{}.ndjson", &hash[..16])
+}
+
+/// The first seq a batch file name claims: `<seq>.<hash>.ndjson`, or the older
+/// `<seq>.ndjson`, which is still read.
+pub fn batch_first_seq(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".ndjson")?;
+    let seq = match stem.split_once('.') {
+        Some((seq, hash))
+            if hash.len() == 16
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            seq
+        }
+        Some(_) => return None,
+        None => stem,
+    };
+    if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    seq.parse().ok()
+}
+
 /// What an export did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ExportReport {
@@ -38,6 +69,10 @@ pub struct ExportReport {
     pub manifest_updated: bool,
     /// Schema files carried into the ledger.
     pub schemas: Vec<String>,
+    /// Why a copy of this node's manifest was ignored and overwritten: someone else
+    /// changed it (an alert).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub foreign_manifest: Option<String>,
     /// The local ledger commit made, if anything changed.
     pub commit: Option<String>,
     /// False when `--max-events` left own events for the next export.
@@ -129,6 +164,7 @@ pub fn manifest_update(
     let old = old?;
     let same = Manifest {
         last_seen: old.last_seen.clone(),
+        sig: old.sig.clone(),
         ..desired.clone()
     } == *old;
     let fresh = crate::event::parse_timestamp(&old.last_seen)
@@ -220,16 +256,43 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
     let base_tree = tree::tree_of(&repo, base).in_repo(&path)?;
     let remote_tree = tree::tree_of(&repo, remote).in_repo(&path)?;
     let manifest_path = layout.manifest(me);
-    let old_manifest = super::manifest::at(&repo, base_tree, &manifest_path);
-    let ledger_seq = [
-        old_manifest.as_ref(),
-        super::manifest::at(&repo, remote_tree, &manifest_path).as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|m| m.exported_through_seq)
-    .max()
-    .unwrap_or(0);
+    let key = node
+        .signing_key()
+        .map_err(LedgerError::from)?
+        .map(|(k, _)| k);
+    let public = key.as_ref().map(|k| k.public_hex());
+    // A node owns its manifest: with a key, only a copy it signed itself counts; any
+    // other is someone else's change, reported and overwritten by this export.
+    let own = |m: Option<Manifest>, report: &mut Option<String>| match (&public, m) {
+        (Some(k), Some(m)) if !m.signed_by(k) => {
+            let why = match m.check_signature() {
+                super::manifest::Signed::Valid => "signed by another key".to_string(),
+                super::manifest::Signed::Keyless => "publishes no key".to_string(),
+                super::manifest::Signed::Invalid(why) => why,
+            };
+            tracing::warn!(file = %manifest_path, %why, "own manifest changed by someone else; ignored and restored");
+            *report = Some(why);
+            None
+        }
+        (_, m) => m,
+    };
+    let mut foreign = None;
+    let mut old_manifest = super::manifest::at(&repo, base_tree, &manifest_path);
+    // One this node wrote before manifests were signed is trusted once and re-signed below.
+    let unsigned_before = old_manifest.as_ref().is_some_and(|m| m.sig.is_none());
+    if !unsigned_before {
+        old_manifest = own(old_manifest, &mut foreign);
+    }
+    let remote_manifest = own(
+        super::manifest::at(&repo, remote_tree, &manifest_path),
+        &mut foreign,
+    );
+    let ledger_seq = [old_manifest.as_ref(), remote_manifest.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|m| m.exported_through_seq)
+        .max()
+        .unwrap_or(0);
 
     let saved: ExportState = state::load(&node.paths.export_seen())?;
     let head = node.log.head()?;
@@ -240,10 +303,6 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
             local_seq: head.own_seq,
         });
     };
-    let key = node
-        .signing_key()
-        .map_err(LedgerError::from)?
-        .map(|(k, _)| k);
     let (lines, next_offset, complete) =
         collect(node, &st, head.log_len, max_events, key.as_ref())?;
 
@@ -263,8 +322,12 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
     };
     let mut edits = Vec::with_capacity(batches.len() + 2);
     for b in &batches {
-        let file = format!("{outbox}/{}/{:012}.ndjson", b.dir, b.first_seq);
         let bytes = batch_bytes(&lines[b.lines.clone()]);
+        let file = format!(
+            "{outbox}/{}/{}",
+            b.dir,
+            batch_file_name(b.first_seq, &bytes)
+        );
         edits.push(Edit::blob(file.clone(), repo.blob(&bytes).in_repo(&path)?));
         report.batches.push(file);
     }
@@ -280,21 +343,27 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
         node_id: me.to_string(),
         capabilities: node.config.capabilities.clone(),
         labels: node.config.labels.clone(),
-        public_key: key
-            .as_ref()
-            .map(|k| k.public_hex())
+        public_key: public
+            .clone()
             .or_else(|| old_manifest.as_ref().and_then(|m| m.public_key.clone())),
         version: env!("CARGO_PKG_VERSION").to_string(),
         last_seen: crate::event::format_timestamp(now),
         exported_through_seq: st.exported_through_seq,
         imported_through: imports.imported_through(),
+        sig: None,
     };
     let heartbeat = node.config.sync.stale_after.0 / 3;
     let update = match &old_manifest {
-        Some(old) => manifest_update(Some(old), desired, now, heartbeat),
-        None => Some(desired),
+        Some(_) if unsigned_before && key.is_some() => Some(desired),
+        Some(old) if foreign.is_none() => manifest_update(Some(old), desired, now, heartbeat),
+        _ => Some(desired),
     };
+    report.foreign_manifest = foreign;
     if let Some(m) = update {
+        let m = match &key {
+            Some(k) => m.signed(k),
+            None => m,
+        };
         let mut bytes = serde_json::to_vec_pretty(&m).map_err(|e| LedgerError::BadFile {
             path: manifest_path.clone(),
             reason: format!("cannot serialize the manifest: {e}"),

@@ -31,6 +31,8 @@ pub enum Reason {
     InvalidEvent,
     /// An id that does not match the event's content.
     IdMismatch,
+    /// A payload number not written in the form its id and signature cover (I-JSON).
+    NonCanonical,
     /// An event whose `node_id` is not the outbox it was found in.
     WrongNode,
     /// A one-event file whose name is not its event id.
@@ -67,6 +69,7 @@ impl Reason {
             Reason::InvalidJson => "invalid_json",
             Reason::InvalidEvent => "invalid_event",
             Reason::IdMismatch => "id_mismatch",
+            Reason::NonCanonical => "non_canonical",
             Reason::WrongNode => "wrong_node",
             Reason::NameMismatch => "name_mismatch",
             Reason::SchemaViolation => "schema_violation",

@@ -246,11 +246,7 @@ fn own_batches(
             continue;
         }
         for f in repo.find_tree(day.id())?.iter() {
-            let seq = f
-                .name()
-                .ok()
-                .and_then(|n| n.strip_suffix(".ndjson"))
-                .and_then(|n| n.parse::<u64>().ok());
+            let seq = f.name().ok().and_then(super::export::batch_first_seq);
             if let Some(seq) = seq
                 && f.filemode() == tree::MODE_BLOB
             {
@@ -352,7 +348,11 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
     let mut chain = OwnChain::new(head.own_seq, &head.own_prev);
     let mut recovered: Vec<Envelope> = Vec::new();
     'files: for (_, oid) in &batches[start..] {
-        let blob = repo.find_blob(*oid).in_repo(&path)?;
+        let tree::Capped::Blob(blob) =
+            tree::blob_capped(&repo, *oid, limits.max_file_bytes).in_repo(&path)?
+        else {
+            continue;
+        };
         for r in verify::check_batch(me, blob.content(), &limits) {
             let verify::LineResult::Event(env) = r else {
                 continue;

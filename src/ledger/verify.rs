@@ -174,7 +174,15 @@ pub fn check_event(
         ));
     }
     match validate_envelope(&env, &limits.payload) {
-        Ok(()) => Ok(env),
+        Ok(()) => {
+            // Keys in canonical order: every node stores the bytes that were signed.
+            let mut env = env;
+            env.payload = crate::event::ijson::canonical_payload(std::mem::take(&mut env.payload));
+            Ok(env)
+        }
+        Err(e @ crate::event::EventError::NonCanonical { .. }) => {
+            Err((Reason::NonCanonical, format!("event {}: {e}", env.event_id)))
+        }
         Err(e @ crate::event::EventError::IdMismatch { .. }) => {
             Err((Reason::IdMismatch, e.to_string()))
         }

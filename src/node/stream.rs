@@ -82,10 +82,11 @@ impl Node {
                 return Err(bad(format!("longer than {max} bytes")));
             }
             let text = std::str::from_utf8(&line).map_err(|_| bad("not UTF-8".into()))?;
-            let Some(d) = Draft::parse_line(text, number, source)? else {
+            let Some(mut d) = Draft::parse_line(text, number, source)? else {
                 continue;
             };
-            self.check_draft(&d).map_err(|e| NodeError::BatchLine {
+            // The spool holds the stored form: the payload as checked and canonicalized.
+            d.payload = self.check_draft(&d).map_err(|e| NodeError::BatchLine {
                 line: number,
                 source: Box::new(e),
             })?;

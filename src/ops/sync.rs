@@ -50,7 +50,7 @@ pub struct PushReport {
     pub contended: bool,
     /// The ledger commit built (pushed or waiting).
     pub commit: Option<String>,
-    /// Own-outbox files that differ between the remote and this node (the remote's copy was kept).
+    /// Own-outbox files someone else changed on the remote (this node's copy was restored): an alert.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflicts: Vec<String>,
     /// Why the remote was not reached, when it was not.
@@ -495,7 +495,9 @@ fn compose(
         let theirs = tree::subtree_at(&repo, remote_tree, &outbox).in_repo(&path)?;
         let mine = tree::subtree_at(&repo, local_tree, &outbox).in_repo(&path)?;
         let mut found = Vec::new();
-        let merged = tree::union(&repo, theirs, mine, &mut found).in_repo(&path)?;
+        // A node owns its outbox: where the remote holds another file at one of this
+        // node's paths, this node's copy is written back (never adopted).
+        let merged = tree::union(&repo, mine, theirs, &mut found).in_repo(&path)?;
         let merged = compact::apply_pending(&repo, node, theirs, merged)?;
         if merged != theirs {
             match merged {
@@ -504,7 +506,7 @@ fn compose(
             }
         }
         for f in found {
-            tracing::warn!(file = %format!("{outbox}/{f}"), "own batch differs between the remote and this node; the remote's copy is kept");
+            tracing::warn!(file = %format!("{outbox}/{f}"), "own batch was changed on the remote by someone else; this node's copy is restored");
             conflicts.push(format!("{outbox}/{f}"));
         }
         let manifest = layout.manifest(me);

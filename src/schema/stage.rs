@@ -46,6 +46,15 @@ pub fn publish_dir(
     }
     let mut checked = Vec::with_capacity(files.len());
     for (key, file) in files {
+        if super::registry::is_builtin_type(&key.topic, &key.event_type) {
+            return Err(SchemaError::Layout {
+                path: file.display().to_string(),
+                reason: format!(
+                    "{}/{} is a built-in type: peers refuse a ledger schema for it",
+                    key.topic, key.event_type
+                ),
+            });
+        }
         let text = std::fs::read_to_string(&file).ctx("read", &file)?;
         let upcast = check_schema_text(&text, Some(key.version)).map_err(|reason| {
             SchemaError::BadSchema {

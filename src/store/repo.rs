@@ -111,7 +111,11 @@ fn newest_ref(cfg: &Config, paths: &NodePaths, fetched_first: bool) -> Option<St
     order.into_iter().find(|r| repo.find_reference(r).is_ok())
 }
 
-/// Reads one file of the ledger at `refname`; `None` when the repo, ref or file is absent.
+/// Largest file [`read_file`] loads (its size is read from the object header first).
+pub const MAX_READ_BYTES: u64 = 1024 * 1024;
+
+/// Reads one file of the ledger at `refname`; `None` when the repo, ref or file is
+/// absent, or the entry is not a blob of at most [`MAX_READ_BYTES`] (logged).
 pub fn read_file(
     paths: &NodePaths,
     refname: &str,
@@ -128,6 +132,11 @@ pub fn read_file(
     let Ok(entry) = tree.get_path(std::path::Path::new(file)) else {
         return Ok(None);
     };
-    let blob = repo.find_blob(entry.id()).in_repo(&path)?;
-    Ok(Some(blob.content().to_vec()))
+    match crate::git::tree::blob_capped(&repo, entry.id(), MAX_READ_BYTES).in_repo(&path)? {
+        crate::git::tree::Capped::Blob(blob) => Ok(Some(blob.content().to_vec())),
+        _ => {
+            tracing::warn!(file, "not a file of at most 1 MiB in the ledger; ignored");
+            Ok(None)
+        }
+    }
 }

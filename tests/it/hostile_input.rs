@@ -191,6 +191,26 @@ fn hostile_ledger_input_is_quarantined_and_changes_nothing_stored() {
     let mut j = m.json();
     j.insert("sig".into(), Value::from("zz"));
     m.expect_line("signature not hex", "p", &line_of(j), "invalid_event");
+    let mut j = m.json();
+    let upper = j["sig"].as_str().unwrap().to_ascii_uppercase();
+    j.insert("sig".into(), Value::from(upper));
+    m.expect_line(
+        "signature in uppercase hex",
+        "p",
+        &line_of(j),
+        "invalid_event",
+    );
+    // Signed by p over the canonical form, in which this integer rounds to 2^53.
+    let big = m.mutated(true, |e| {
+        e.payload
+            .insert("n".into(), Value::from(9_007_199_254_740_993u64));
+    });
+    m.expect_line(
+        "integer beyond 2^53 (id and signature correct)",
+        "p",
+        &big,
+        "non_canonical",
+    );
     let by_q = signed_line(&m.next, &m.qkey);
     m.expect_line(
         "signed by another node's key",

@@ -78,9 +78,15 @@ fn batches_follow_the_documented_layout() {
     assert_eq!(lines.len(), 1, "{files}");
     let name = lines[0];
     let day = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    // `<seq>.<first 16 hex digits of the BLAKE3 hash of the file>.ndjson`.
+    let body = git(env.remote(), &["show", &format!("main:{name}")]);
+    let hash = blake3::hash(body.as_bytes()).to_hex();
     assert_eq!(
         name,
-        format!("event_mesh/outbox/a/{day}/000000000001.ndjson")
+        format!(
+            "event_mesh/outbox/a/{day}/000000000001.{}.ndjson",
+            &hash[..16]
+        )
     );
     // The batch holds the log's events, each signed at export time.
     let batch = git(env.remote(), &["show", &format!("main:{name}")]);

@@ -36,6 +36,7 @@ mod ledger_sync;
 mod ledger_sync_batches;
 mod log_segments;
 mod log_segments_recovery;
+mod owned_input;
 mod races;
 mod resilience_support;
 mod schema_cli;

@@ -104,13 +104,8 @@ fn publish_stages_valid_files_and_uses_them_at_once() {
         &src.join("monitoring/host.seen/v2.json"),
         r#"{"type": "object", "required": ["hostname"], "x-gitmesh-upcast": {"from": 1, "steps": [{"rename": {"from": "host", "to": "hostname"}}]}}"#,
     );
-    let builtin = json_ok(&root, &["schema", "show", "scheduling", "task.scheduled"]);
-    write(
-        &src.join("scheduling/task.scheduled/v1.json"),
-        &serde_json::to_string_pretty(&builtin["schema"]).unwrap(),
-    );
     let v = json_ok(&root, &["schema", "publish", src.to_str().unwrap()]);
-    assert_eq!(v["count"], 3);
+    assert_eq!(v["count"], 2);
     let staged = v["staged"].as_array().unwrap();
     let find = |et: &str, ver: u64| -> Value {
         staged
@@ -121,11 +116,9 @@ fn publish_stages_valid_files_and_uses_them_at_once() {
     };
     assert_eq!(find("host.seen", 2)["upcast_from"], 1);
     assert_eq!(find("host.seen", 1)["replaces"], Value::Null);
-    assert_eq!(find("task.scheduled", 1)["replaces"], "builtin");
     for rel in [
         "monitoring/host.seen/v1.json",
         "monitoring/host.seen/v2.json",
-        "scheduling/task.scheduled/v1.json",
     ] {
         let want = std::fs::read(src.join(rel)).unwrap();
         for base in ["state/event_mesh/schema_outbox", "state/event_mesh/schemas"] {
@@ -151,10 +144,7 @@ fn publish_stages_valid_files_and_uses_them_at_once() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|s| {
-            s["topic"] == "monitoring" && s["event_type"] == "host.seen"
-                || s["event_type"] == "task.scheduled"
-        })
+        .filter(|s| s["topic"] == "monitoring" && s["event_type"] == "host.seen")
         .map(|s| {
             (
                 s["event_type"].as_str().unwrap(),
@@ -164,11 +154,7 @@ fn publish_stages_valid_files_and_uses_them_at_once() {
         .collect();
     assert_eq!(
         sources,
-        vec![
-            ("host.seen", "local"),
-            ("host.seen", "local"),
-            ("task.scheduled", "local")
-        ]
+        vec![("host.seen", "local"), ("host.seen", "local")]
     );
     let v1 = json_ok(
         &root,
@@ -191,7 +177,6 @@ fn publish_stages_valid_files_and_uses_them_at_once() {
         vec![
             "monitoring/host.seen/v1.json",
             "monitoring/host.seen/v2.json",
-            "scheduling/task.scheduled/v1.json"
         ]
     );
     // After the push, the exporter clears what it pushed; a file re-staged meanwhile stays.

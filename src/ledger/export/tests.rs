@@ -92,3 +92,26 @@ fn a_scan_offset_past_the_log_end_restarts_the_scan() {
     let st = resume_point(&state(3, 5000), 3, 3, 1000).unwrap();
     assert_eq!(st, state(3, 0));
 }
+
+#[test]
+fn batch_names_carry_the_content_hash_and_old_names_still_parse() {
+    let a = batch_file_name(5, b"one\n");
+    let b = batch_file_name(5, b"two\n");
+    assert_ne!(a, b);
+    assert!(
+        a.starts_with("000000000005.") && a.ends_with(".ndjson"),
+        "{a}"
+    );
+    assert_eq!(batch_first_seq(&a), Some(5));
+    assert_eq!(batch_first_seq("000000000007.ndjson"), Some(7));
+    for bad in [
+        "x.ndjson",
+        "5.XYZ.ndjson",
+        "5.0123.ndjson",
+        ".ndjson",
+        "5.json",
+        "000000000001-000000000002.ndjson",
+    ] {
+        assert_eq!(batch_first_seq(bad), None, "{bad}");
+    }
+}

@@ -26,13 +26,12 @@ impl Archived {
         a
     }
 
-    /// Whether the deleted batch `<node>/<day>/<first seq>.ndjson` starts inside an added archive.
+    /// Whether the deleted batch `<node>/<day>/<first seq>[.<hash>].ndjson` starts inside an added archive.
     pub(super) fn covers(&self, node: &str, rel: &str) -> bool {
         let first = rel
             .rsplit('/')
             .next()
-            .and_then(|f| f.strip_suffix(".ndjson"))
-            .and_then(|f| f.parse::<u64>().ok());
+            .and_then(crate::ledger::export::batch_first_seq);
         match (first, self.ranges.get(node)) {
             (Some(seq), Some(ranges)) => ranges.iter().any(|(a, b)| (*a..=*b).contains(&seq)),
             _ => false,

@@ -7,7 +7,7 @@
 use super::archive::Archived;
 use super::run::Run;
 use crate::git::RepoContext;
-use crate::git::tree::{self, MODE_COMMIT, MODE_LINK, TreeChange};
+use crate::git::tree::{self, MODE_COMMIT, MODE_LINK, MODE_TREE, TreeChange};
 use crate::ledger::Result;
 use crate::ledger::compact;
 use crate::ledger::quarantine::Reason;
@@ -85,6 +85,13 @@ pub(super) fn triage(
         reason,
         detail: detail.to_string(),
     };
+    if c.mode == MODE_TREE {
+        let detail = format!(
+            "a directory nested deeper than {} levels; not walked",
+            tree::MAX_TREE_DEPTH
+        );
+        return reject(Reason::UnexpectedPath, &detail, true);
+    }
     match shape {
         Shape::Bad(reason, detail) => reject(*reason, detail, false),
         _ if c.mode == MODE_LINK => reject(Reason::Symlink, "symbolic links are not read", false),

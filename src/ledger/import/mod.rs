@@ -61,6 +61,10 @@ pub struct ImportReport {
     pub held: Vec<HeldFile>,
     /// Peers whose manifest offers a key that differs from the pinned one.
     pub key_alerts: Vec<String>,
+    /// Peers' manifests ignored by this import: they publish a key but carry no valid
+    /// signature by it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub manifest_alerts: Vec<String>,
     /// Forks and history rewrites seen so far (kept until acknowledged).
     pub alerts: Vec<Alert>,
     /// Peers whose files the mesh roster does not allow (held), or whose manifest key differs from it.
@@ -106,9 +110,10 @@ pub fn import_with(
     // The roster first: it decides whose files may be read at all.
     run.roster = super::roster::observe(node, head, true)?;
     if let Some(head) = head {
-        let published = pinning::manifest_keys(&repo, &layout, head)
-            .in_repo(&path)
-            .map_err(LedgerError::from)?;
+        let published =
+            pinning::manifest_keys(&repo, &layout, head, &mut run.report.manifest_alerts)
+                .in_repo(&path)
+                .map_err(LedgerError::from)?;
         let pinned_before = known.clone();
         run.keys = pinning::key_states(node.id(), &published, &mut known);
         if known != pinned_before {

@@ -2,7 +2,7 @@
 
 use crate::git::tree;
 use crate::keys::{self, KnownNodes, Pin};
-use crate::ledger::{Manifest, verify};
+use crate::ledger::Manifest;
 use crate::store::layout::Layout;
 use git2::{Oid, Repository};
 use std::collections::HashMap;
@@ -20,11 +20,14 @@ pub(super) enum KeyState {
     Unknown,
 }
 
-/// Public keys published in the manifests of the tree of `commit`, by node.
+/// Public keys published in the manifests of the tree of `commit`, by node. A
+/// manifest that publishes a key without a valid signature by it is ignored,
+/// with an alert pushed to `alerts`.
 pub(super) fn manifest_keys(
     repo: &Repository,
     layout: &Layout,
     commit: Oid,
+    alerts: &mut Vec<String>,
 ) -> Result<HashMap<String, Option<String>>, git2::Error> {
     let mut out = HashMap::new();
     let root = tree::tree_of(repo, Some(commit))?;
@@ -38,15 +41,17 @@ pub(super) fn manifest_keys(
         if e.filemode() != tree::MODE_BLOB && e.filemode() != tree::MODE_EXEC {
             continue;
         }
-        let Ok(blob) = repo.find_blob(e.id()) else {
+        let Some(blob) = crate::ledger::manifest::small_blob(repo, e.id()) else {
             continue;
         };
-        if blob.size() > verify::MAX_LINE_BYTES {
-            continue;
-        }
         if let Ok(m) = serde_json::from_slice::<Manifest>(blob.content())
             && m.node_id == node
         {
+            if let crate::ledger::manifest::Signed::Invalid(why) = m.check_signature() {
+                tracing::warn!(node, %why, "manifest ignored");
+                alerts.push(format!("manifest of {node} ignored: {why}"));
+                continue;
+            }
             out.insert(node.to_string(), m.public_key);
         }
     }

@@ -3,6 +3,7 @@
 
 use super::SchemaKey;
 use crate::config::Config;
+use crate::git::tree::Capped;
 use crate::paths::NodePaths;
 use crate::schema::SchemaError;
 use crate::store::{layout::Layout, repo};
@@ -106,11 +107,17 @@ pub fn scan_dir(
     Ok(out)
 }
 
+/// Largest schema file read from the ledger; its size is read from the object
+/// header, so a larger one is never loaded.
+pub const MAX_SCHEMA_BYTES: u64 = 1024 * 1024;
+
 /// Every schema file in the ledger's `<dir>/schemas` at the node's view, as
-/// (key, location, text); other files there are skipped with a warning.
+/// (key, location, text); other files there are skipped with a warning, and a
+/// file over [`MAX_SCHEMA_BYTES`] or not a file is refused into `refused`.
 pub(super) fn ledger_schemas(
     paths: &NodePaths,
     config: &Config,
+    refused: &mut Vec<super::Refused>,
 ) -> Result<Vec<(SchemaKey, String, String)>, SchemaError> {
     let mut out = Vec::new();
     let Some(refname) = repo::view_ref(config, paths) else {
@@ -148,7 +155,22 @@ pub(super) fn ledger_schemas(
                     tracing::warn!(%location, "ignoring a file that is not <topic>/<event_type>/v<N>.json");
                     continue;
                 };
-                let blob = repo.find_blob(file.id()).map_err(git)?;
+                let blob = match crate::git::tree::blob_capped(&repo, file.id(), MAX_SCHEMA_BYTES)
+                    .map_err(git)?
+                {
+                    Capped::Blob(b) => b,
+                    Capped::TooLarge(size) => {
+                        refused.push(super::Refused::new(
+                            location,
+                            format!("{size} bytes; the cap is {MAX_SCHEMA_BYTES}"),
+                        ));
+                        continue;
+                    }
+                    Capped::NotBlob => {
+                        refused.push(super::Refused::new(location, "not a file".into()));
+                        continue;
+                    }
+                };
                 let text = String::from_utf8_lossy(blob.content()).into_owned();
                 out.push((key, location, text));
             }

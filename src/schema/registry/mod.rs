@@ -9,7 +9,7 @@ mod files;
 mod location;
 
 pub use entry::{DRAFT_2020_12, SchemaEntry, SchemaKey, SchemaSource, check_schema_text};
-pub use files::{layout_key, parse_version_file, scan_dir};
+pub use files::{MAX_SCHEMA_BYTES, layout_key, parse_version_file, scan_dir};
 pub use location::{json_path, push_property};
 
 use super::SchemaError;
@@ -31,10 +31,37 @@ pub enum Checked {
     NoSchema,
 }
 
+/// A schema file of the ledger that was not loaded, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Refused {
+    /// Where it is (`ledger:<path>`).
+    pub location: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl Refused {
+    /// A refusal of the file at `location`, logged as a warning.
+    pub fn new(location: String, reason: String) -> Refused {
+        tracing::warn!(%location, %reason, "ledger schema refused");
+        Refused { location, reason }
+    }
+}
+
+/// True when `topic`/`event_type` has a built-in schema: the types the built-in
+/// handlers (routing, scheduling, scaling, commands) act on. The ledger can neither
+/// replace their schemas nor add versions (and so upcasters) to them.
+pub fn is_builtin_type(topic: &str, event_type: &str) -> bool {
+    BUILTINS
+        .iter()
+        .any(|b| b.topic == topic && b.event_type == event_type)
+}
+
 /// Every schema a node knows.
 #[derive(Debug, Default)]
 pub struct Registry {
     entries: BTreeMap<SchemaKey, SchemaEntry>,
+    refused: Vec<Refused>,
 }
 
 impl Registry {
@@ -88,10 +115,27 @@ impl Registry {
     }
 
     fn load_ledger(&mut self, paths: &NodePaths, config: &Config) -> Result<(), SchemaError> {
-        for (key, location, text) in files::ledger_schemas(paths, config)? {
+        let mut refused = Vec::new();
+        for (key, location, text) in files::ledger_schemas(paths, config, &mut refused)? {
+            if is_builtin_type(&key.topic, &key.event_type) {
+                refused.push(Refused::new(
+                    location,
+                    format!(
+                        "{}/{} is a built-in type: its schema ships in the binary and the ledger cannot replace or upcast it",
+                        key.topic, key.event_type
+                    ),
+                ));
+                continue;
+            }
             self.add(key, SchemaSource::Ledger, location, Cow::Owned(text));
         }
+        self.refused.extend(refused);
         Ok(())
+    }
+
+    /// Ledger schema files that were not loaded, with why.
+    pub fn refused(&self) -> &[Refused] {
+        &self.refused
     }
 
     /// Adds every `<topic>/<event_type>/v<N>.json` under `dir` (absent dir: nothing).

@@ -231,9 +231,7 @@ pub fn check_remote(remote: &Path) -> (usize, usize) {
         let first: u64 = path
             .rsplit('/')
             .next()
-            .unwrap()
-            .trim_end_matches(".ndjson")
-            .parse()
+            .and_then(gitmesh::ledger::export::batch_first_seq)
             .unwrap();
         for (i, line) in body.lines().enumerate() {
             let v: Value = serde_json::from_str(line)
