@@ -118,6 +118,9 @@ impl Config {
                 self.ledger.dir
             )));
         }
+        if let Some(e) = self.out_of_range().into_iter().next() {
+            return Err(bad(e));
+        }
         let sync = &self.sync;
         let (lo, hi) = CLOCK_TOLERANCE_RANGE;
         if sync.clock_tolerance.0 < lo || sync.clock_tolerance.0 > hi {
@@ -153,9 +156,6 @@ impl Config {
             return Err(bad(format!(
                 "ledger.token_host {host:?} must be a host name like \"git.example.com\" (no scheme or path)"
             )));
-        }
-        if let Some(e) = self.out_of_range().into_iter().next() {
-            return Err(bad(e));
         }
         if let Some(since) = &self.ledger.since
             && chrono::NaiveDate::parse_from_str(since, "%Y-%m-%d").is_err()

@@ -272,9 +272,11 @@ fn a_command_from_a_non_leader_peer_is_refused_and_the_leaders_command_runs() {
     sync(&b);
 
     // c, an enrolled member, publishes commands naming the leader: one at the leader's
-    // epoch, one at epoch u64::MAX (which would fence the real leader out if applied).
+    // epoch, one at the largest epoch a payload can carry (2^53 - 1; publish refuses
+    // u64::MAX as a number that does not round-trip), which would fence the real
+    // leader out if applied.
     command(&c, "cmd_forged", 1, "a", "b");
-    command(&c, "cmd_poison", u64::MAX, "a", "b");
+    command(&c, "cmd_poison", (1u64 << 53) - 1, "a", "b");
     sync(&c);
     sync(&b);
     assert_eq!(outcome(&b, "cmd_forged"), "rejected_not_leader_signed");
