@@ -38,6 +38,9 @@ fn main() -> ExitCode {
     let json = cli.global.json;
     match cli::run(cli) {
         Ok(out) => {
+            if out.streamed {
+                return ExitCode::from(out.code as u8);
+            }
             if json {
                 let mut obj = serde_json::Map::new();
                 obj.insert("ok".into(), serde_json::Value::Bool(true));

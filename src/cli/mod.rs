@@ -136,7 +136,11 @@ See docs/scaling.md."
     /// List events in the log, oldest first.
     #[command(
         after_help = "Examples:\n  gitmesh events --limit 20\n  gitmesh events --topic scaling \
---since 1h\n  gitmesh events --node ws1 --json\n  gitmesh events --ndjson > backup.ndjson"
+--since 1h\n  gitmesh events --node ws1 --json\n  gitmesh events --ndjson > backup.ndjson\n  \
+gitmesh events --follow --pattern 'routing.**' --json\n  gitmesh events --follow --after evt_0123456789abcdef0123456789abcdef\n\n\
+--follow prints each matching event once, in log order, as it is appended; it starts at the end of \
+the log unless --after, --from-offset, --limit or --since ask for stored events first. See \
+docs/operations.md (\"Following the log\")."
     )]
     Events(events::Args),
     /// Show this node's health, last syncs, counts, lag, peers and leader.
@@ -214,6 +218,8 @@ pub struct Output {
     pub human: String,
     /// Exit code on success paths (75 for "did local work, remote unreachable").
     pub code: i32,
+    /// Already printed as it happened (a follow): nothing is left to print.
+    pub streamed: bool,
 }
 
 impl Output {
@@ -232,6 +238,17 @@ impl Output {
             json,
             human,
             code: 0,
+            streamed: false,
+        }
+    }
+
+    /// The output of a command that printed as it ran.
+    pub fn streamed() -> Output {
+        Output {
+            json: Map::new(),
+            human: String::new(),
+            code: 0,
+            streamed: true,
         }
     }
 }
@@ -247,7 +264,7 @@ pub fn run(cli: Cli) -> Result<Output, gitmesh::Error> {
     match cli.command {
         Command::MeshInit(a) => init::run(&root, a),
         Command::MeshPublish(a) => publish::run(&root, a),
-        Command::Events(a) => events::run(&root, a),
+        Command::Events(a) => events::run(&root, a, json),
         Command::MeshImport(a) => import::run(&root, a, json),
         Command::MeshExport(a) => export::run(&root, a),
         Command::MeshSync(a) => sync::run(&root, a, json),

@@ -5,7 +5,6 @@
 
 use super::runner::{Shared, stopped};
 use super::tail::Tail;
-use notify::{EventKind, RecursiveMode, Watcher};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -23,7 +22,12 @@ pub(crate) async fn follow(
     let log = node.log.clone();
     let log_path = node.log.path().clone();
     let wake = Arc::new(Notify::new());
-    let _watcher = start_watcher(&node.paths.artifacts(), &log_path, wake.clone());
+    let _watcher = {
+        let wake = wake.clone();
+        crate::log::watch::watch_log(&node.paths.artifacts(), &log_path, move || {
+            wake.notify_one()
+        })
+    };
 
     let mut tail = Tail::new(node.id());
     let started = std::time::Instant::now();
@@ -100,38 +104,4 @@ pub(crate) async fn follow(
         }
         shared.dispatch_wanted.notify_one();
     }
-}
-
-/// Watches the log's directory; returns the watcher (dropping it stops watching).
-fn start_watcher(
-    dir: &std::path::Path,
-    log_path: &std::path::Path,
-    wake: Arc<Notify>,
-) -> Option<notify::RecommendedWatcher> {
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        tracing::warn!(dir = %dir.display(), error = %e, "cannot create the log directory; polling only");
-        return None;
-    }
-    let name = log_path.file_name().map(|n| n.to_os_string());
-    let handler = move |res: notify::Result<notify::Event>| {
-        let Ok(ev) = res else { return };
-        if matches!(ev.kind, EventKind::Access(_)) {
-            return;
-        }
-        if ev.paths.iter().any(|p| p.file_name() == name.as_deref()) {
-            wake.notify_one();
-        }
-    };
-    let mut watcher = match notify::recommended_watcher(handler) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!(error = %e, "file notifications unavailable; polling the log instead");
-            return None;
-        }
-    };
-    if let Err(e) = watcher.watch(dir, RecursiveMode::NonRecursive) {
-        tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the log directory; polling instead");
-        return None;
-    }
-    Some(watcher)
 }

@@ -12,10 +12,12 @@
 //! One concern per module: `types` (error, head, recovery report), `handle`
 //! (the [`EventLog`] and its paths), `read` (lock-free scans), `writer` (the
 //! lock and the [`LogWriter`]'s lifecycle), `lookup` (ids to offsets),
-//! `append`, `seal`, `quarantine` (cutting off a bad tail) and `recover`
+//! `append`, `find` (lock-free positioning for readers that resume), `watch`
+//! (waking on appends), `seal`, `quarantine` (cutting off a bad tail) and `recover`
 //! (repairs when a writer opens the log).
 
 mod append;
+mod find;
 mod handle;
 mod index;
 mod lookup;
@@ -29,6 +31,7 @@ pub mod segments;
 pub mod sorted;
 mod stream;
 mod types;
+pub mod watch;
 mod writer;
 
 #[cfg(test)]

@@ -19,14 +19,7 @@ impl EventLog {
 
     /// Reads the newest events first, from the committed end `to` back to the start.
     pub fn scan_rev(&self, to: u64) -> Result<RevScan, LogError> {
-        let (view, active) = self.layout.open_for_read()?;
-        Ok(RevScan::new(scan::pieces(
-            &self.layout,
-            &view,
-            active,
-            0,
-            to,
-        )))
+        self.scan_rev_from(0, to)
     }
 
     /// Reads the one event stored at global `offset`.

@@ -4,6 +4,7 @@
 pub mod append;
 pub mod doctor;
 pub mod error;
+pub mod follow;
 pub mod health;
 pub mod identity;
 pub mod init;
