@@ -4,15 +4,18 @@ mod server;
 
 use super::metrics::{self, Format, Snapshot};
 use super::runner::{Shared, stopped};
+use crate::ops::OpsError;
+use crate::ops::follow::{Follower, Resume, resume_offset};
+use crate::ops::query::{EventFilter, Selector};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::Stream;
 use serde_json::{Map, Value, json};
 use std::convert::Infallible;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::broadcast::error::RecvError;
@@ -99,7 +102,7 @@ impl Drop for CancelOnDrop {
 
 /// Runs blocking file work off the async threads and maps failures to 500.
 async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::ops::OpsError> + Send + 'static,
+    f: impl FnOnce() -> Result<T, OpsError> + Send + 'static,
 ) -> Result<T, Response> {
     cancellable(move |_| f()).await
 }
@@ -107,7 +110,7 @@ async fn blocking<T: Send + 'static>(
 /// Runs blocking work within [`HTTP_WORKERS`]; the work sees a flag that is set
 /// when the client goes away, and holds its worker until it has really ended.
 async fn cancellable<T: Send + 'static>(
-    f: impl FnOnce(&AtomicBool) -> Result<T, crate::ops::OpsError> + Send + 'static,
+    f: impl FnOnce(&AtomicBool) -> Result<T, OpsError> + Send + 'static,
 ) -> Result<T, Response> {
     let permit = match workers().acquire_owned().await {
         Ok(p) => p,
@@ -144,7 +147,7 @@ async fn dashboard(State(shared): State<Arc<Shared>>) -> Response {
     let node = shared.node();
     let initial = blocking(move || {
         let status = crate::ops::status::status(&node)?;
-        let filter = crate::ops::query::EventFilter {
+        let filter = EventFilter {
             limit: Some(100),
             ..Default::default()
         };
@@ -251,37 +254,210 @@ impl Drop for ClientGuard {
     }
 }
 
-enum Next {
-    Line(Arc<str>),
-    Lagged(u64),
-    End,
+/// Most `/events/stream` connections open at once; one more gets 503.
+///
+/// Below [`server::MAX_CONNECTIONS`], so streams never take every connection slot
+/// from the other endpoints.
+pub const MAX_STREAMS: usize = 64;
+/// Log lines one stream reads per look: what it may hold for a client that reads slowly.
+const STREAM_BATCH: usize = 256;
+/// A stream looks at the log at least this often, even without a wake.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The permits of [`MAX_STREAMS`], shared by every server of this process.
+fn streams() -> Arc<tokio::sync::Semaphore> {
+    static POOL: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)))
+        .clone()
 }
 
-async fn stream(
-    State(shared): State<Arc<Shared>>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = shared.events.subscribe();
-    let stop = shared.stop.clone();
-    let guard = ClientGuard::new(shared);
-    let s =
-        futures_util::stream::unfold((rx, stop, guard), |(mut rx, mut stop, guard)| async move {
-            let next = tokio::select! {
-                _ = stopped(&mut stop) => Next::End,
-                r = rx.recv() => match r {
-                    Ok(line) => Next::Line(line),
-                    Err(RecvError::Lagged(n)) => Next::Lagged(n),
-                    Err(RecvError::Closed) => Next::End,
-                },
-            };
-            let event = match next {
-                Next::Line(line) => Event::default().data(&*line),
-                // A slow reader missed events: say how many, so it can re-fetch.
-                Next::Lagged(n) => Event::default().event("lagged").data(n.to_string()),
-                Next::End => return None,
-            };
-            Some((Ok(event), (rx, stop, guard)))
+/// What `/events/stream` was asked for: filters and where to resume.
+#[derive(Debug, Default)]
+struct StreamQuery {
+    filter: EventFilter,
+    last_event_id: Option<String>,
+}
+
+/// Reads `topic`, `type`, `pattern` (repeatable) and `last_event_id` from a query string.
+fn stream_query(query: &str) -> Result<StreamQuery, String> {
+    let mut q = StreamQuery::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(v)
+            .decode_utf8()
+            .map_err(|_| format!("query parameter {k:?} is not UTF-8"))?
+            .into_owned();
+        match k {
+            "topic" => q.filter.topic = Some(v),
+            "type" | "event_type" => q.filter.event_type = Some(v),
+            "pattern" => q.filter.patterns.push(v),
+            "last_event_id" => q.last_event_id = Some(v),
+            other => {
+                return Err(format!(
+                    "unknown query parameter {other:?}; known: topic, type, pattern, last_event_id"
+                ));
+            }
+        }
+    }
+    Ok(q)
+}
+
+/// One message a stream has read and not yet sent.
+struct Pending {
+    id: String,
+    line: String,
+}
+
+/// The state of one `/events/stream` connection between two messages.
+struct StreamState {
+    shared: Arc<Shared>,
+    selector: Arc<Selector>,
+    follower: Follower,
+    pending: std::collections::VecDeque<Pending>,
+    first: Option<Event>,
+    wake: tokio::sync::broadcast::Receiver<Arc<str>>,
+    stop: tokio::sync::watch::Receiver<Option<&'static str>>,
+    _guard: ClientGuard,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl StreamState {
+    /// The next message, reading the log as needed; `None` when the daemon stops.
+    async fn next(&mut self) -> Option<Event> {
+        if let Some(e) = self.first.take() {
+            return Some(e);
+        }
+        loop {
+            if let Some(p) = self.pending.pop_front() {
+                return Some(Event::default().id(p.id).data(p.line));
+            }
+            let caught_up = self.read().await;
+            if !self.pending.is_empty() {
+                continue;
+            }
+            if caught_up {
+                // Any broadcast, even a lagged one, only means "look again".
+                tokio::select! {
+                    _ = stopped(&mut self.stop) => return None,
+                    r = self.wake.recv() => if matches!(r, Err(RecvError::Closed)) { return None },
+                    _ = tokio::time::sleep(STREAM_POLL) => {},
+                }
+            }
+        }
+    }
+
+    /// Reads one batch of committed lines on an HTTP worker; whether it reached the end.
+    async fn read(&mut self) -> bool {
+        let node = self.shared.node();
+        let sel = self.selector.clone();
+        let mut follower = self.follower.clone();
+        let job = cancellable(move |_| {
+            let mut got = Vec::new();
+            let p = follower.poll(&node.log, &sel, STREAM_BATCH, |_, e| {
+                got.push(Pending {
+                    id: e.event_id.clone(),
+                    line: e.to_json_line().trim_end().to_string(),
+                });
+                ControlFlow::Continue(())
+            })?;
+            Ok((follower, got, p.caught_up))
         });
-    Sse::new(s).keep_alive(KeepAlive::default())
+        match job.await {
+            Ok((f, got, caught_up)) => {
+                self.follower = f;
+                self.pending.extend(got);
+                caught_up
+            }
+            Err(_) => {
+                tracing::warn!(
+                    offset = self.follower.offset(),
+                    "reading the log for /events/stream failed; retrying"
+                );
+                true
+            }
+        }
+    }
+}
+
+/// `/events/stream`: server-sent events, one per stored event, `id:` being its event id.
+///
+/// Starts at the end of the log, or right after `Last-Event-ID` (header, or the
+/// `last_event_id` query parameter) so a reconnecting client misses nothing and
+/// sees nothing twice. Filters as in `gitmesh events`. Each stream reads the log
+/// itself in batches of [`STREAM_BATCH`] lines, so a slow client holds at most
+/// one batch and no worker while it is not reading.
+async fn stream(State(shared): State<Arc<Shared>>, headers: HeaderMap, uri: Uri) -> Response {
+    let q = match stream_query(uri.query().unwrap_or("")) {
+        Ok(q) => q,
+        Err(m) => return error_response(StatusCode::BAD_REQUEST, "usage", m),
+    };
+    let selector = match q.filter.compile() {
+        Ok(s) => Arc::new(s),
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, e.kind(), e.to_string()),
+    };
+    let from_header = headers
+        .get("last-event-id")
+        .map(|v| v.to_str().map(str::to_string));
+    let last = match from_header {
+        Some(Ok(h)) if !h.is_empty() => Some(h),
+        Some(Err(_)) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "usage",
+                "Last-Event-ID is not text".into(),
+            );
+        }
+        _ => q.last_event_id.filter(|v| !v.is_empty()),
+    };
+    let Ok(slot) = streams().try_acquire_owned() else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("{MAX_STREAMS} event streams are open already; retry later"),
+        );
+    };
+    // Subscribed before the start is fixed, so no append between the two goes unnoticed.
+    let wake = shared.events.subscribe();
+    let node = shared.node();
+    let start = blocking(move || {
+        let end = node.log.read_head()?.log_len;
+        let Some(id) = last else {
+            return Ok((end, None));
+        };
+        match resume_offset(&node, &Resume::After(id.clone())) {
+            Ok(at) => Ok((at, None)),
+            Err(OpsError::NotFound(m)) => Ok((end, Some((id, m)))),
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+    let (offset, unknown) = match start {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    // An id this log does not hold (a restored root, another node's stream): say so,
+    // then stream from the end rather than replay or refuse.
+    let first = unknown.map(|(id, m)| {
+        Event::default()
+            .event("reset")
+            .data(json!({"last_event_id": id, "reason": m}).to_string())
+    });
+    let state = StreamState {
+        stop: shared.stop.clone(),
+        _guard: ClientGuard::new(shared.clone()),
+        shared,
+        selector,
+        follower: Follower::new(offset),
+        pending: std::collections::VecDeque::new(),
+        first,
+        wake,
+        _slot: slot,
+    };
+    let s = futures_util::stream::unfold(state, |mut st| async move {
+        let e = st.next().await?;
+        Some((Ok::<_, Infallible>(e), st))
+    });
+    Sse::new(s).keep_alive(KeepAlive::default()).into_response()
 }
 
 async fn recent(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
@@ -303,7 +479,7 @@ async fn recent(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
         }
     };
     let node = shared.node();
-    let filter = crate::ops::query::EventFilter {
+    let filter = EventFilter {
         limit: Some(limit),
         ..Default::default()
     };
@@ -345,3 +521,6 @@ async fn not_found(uri: Uri) -> Response {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests;
