@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
+mod batch;
+pub use batch::{VERIFY_BATCH, verify_many, verify_threads};
+
 /// Errors about keys and signatures.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -335,19 +338,13 @@ pub fn parse_public(node: &str, hex_key: &str) -> Result<VerifyingKey, KeyError>
 
 /// Checks an event's signature against a node's public key.
 pub fn verify(env: &Envelope, public: &VerifyingKey) -> Result<(), KeyError> {
-    let bad = || KeyError::BadSignature {
-        event_id: env.event_id.clone(),
-        node: env.node_id.clone(),
-    };
-    let Some(sig_hex) = &env.sig else {
-        return Err(bad());
-    };
-    let mut sig = [0u8; 64];
-    hex::decode_to_slice(sig_hex, &mut sig).map_err(|_| bad())?;
-    let msg = signing_bytes(env)?;
+    let (msg, sig) = batch::prepare(env)?;
     public
-        .verify(&msg, &Signature::from_bytes(&sig))
-        .map_err(|_| bad())
+        .verify(&msg, &sig)
+        .map_err(|_| KeyError::BadSignature {
+            event_id: env.event_id.clone(),
+            node: env.node_id.clone(),
+        })
 }
 
 /// Whether `sig_hex` is a valid signature of `msg` by `public` (rosters and leases).

@@ -1,55 +1,68 @@
-//! Signature checks of one file's events, spread over a few threads for large files.
+//! Signature checks of one file's events: batch verification of the pinned key across the cores.
 
 use super::file::Item;
 use super::pinning::KeyState;
+use crate::keys::{verify_many, verify_threads};
 use crate::ledger::quarantine::Reason;
 use crate::ledger::verify::{self, KeyCheck};
-
-/// Below this many events a file's signatures are checked on one thread.
-const PARALLEL_VERIFY_MIN: usize = 256;
 
 /// A signature verdict: fine, or the reason and detail to quarantine the event with.
 pub(super) type SigVerdict = Result<(), (Reason, String)>;
 
-/// The signature verdict for every item (Ok for items that are already rejected),
-/// computed on up to four threads: verification is the costly part of an import.
+/// The signature verdict for every item (Ok for items that are already rejected).
+///
+/// With a pinned key, the signed events go through ed25519 batch verification
+/// (`keys::verify_many`) on every available core: verification is the costly
+/// part of an import. A failed batch is re-checked one by one, so the verdict
+/// still names each bad event; an unsigned event keeps its own reason.
 pub(super) fn check_signatures(
     items: &[Item<'_>],
     key: &KeyState,
     node: &str,
     require: bool,
 ) -> Vec<SigVerdict> {
-    let one = |item: &Item<'_>| {
-        let Ok(env) = &item.2 else { return Ok(()) };
-        match key {
-            KeyState::Pinned(k) => verify::check_signature(env, KeyCheck::Pinned(k)),
-            KeyState::Invalid(e) => Err((
-                Reason::BadSignature,
-                format!("node {node} publishes an unusable key: {e}"),
-            )),
-            KeyState::Unknown | KeyState::Untrusted => {
-                verify::check_signature(env, KeyCheck::Unknown { require })
-            }
+    let pinned = match key {
+        KeyState::Pinned(k) => k,
+        KeyState::Invalid(e) => {
+            return items
+                .iter()
+                .map(|item| match &item.2 {
+                    Ok(_) => Err((
+                        Reason::BadSignature,
+                        format!("node {node} publishes an unusable key: {e}"),
+                    )),
+                    Err(_) => Ok(()),
+                })
+                .collect();
+        }
+        KeyState::Unknown | KeyState::Untrusted => {
+            return items
+                .iter()
+                .map(|item| match &item.2 {
+                    Ok(env) => verify::check_signature(env, KeyCheck::Unknown { require }),
+                    Err(_) => Ok(()),
+                })
+                .collect();
         }
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(4);
-    if threads < 2 || items.len() < PARALLEL_VERIFY_MIN || !matches!(key, KeyState::Pinned(_)) {
-        return items.iter().map(one).collect();
+    let mut verdicts: Vec<SigVerdict> = vec![Ok(()); items.len()];
+    let mut signed = Vec::with_capacity(items.len());
+    let mut at = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Ok(env) = &item.2 else { continue };
+        if env.sig.is_none() {
+            // The same verdict and wording as a one-by-one check.
+            verdicts[i] = verify::check_signature(env, KeyCheck::Pinned(pinned));
+        } else {
+            signed.push(env);
+            at.push(i);
+        }
     }
-    let chunk = items.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(v) => v,
-                Err(p) => std::panic::resume_unwind(p),
-            })
-            .collect()
-    })
+    for (i, r) in at
+        .into_iter()
+        .zip(verify_many(&signed, pinned, verify_threads()))
+    {
+        verdicts[i] = r.map_err(|e| (Reason::BadSignature, e.to_string()));
+    }
+    verdicts
 }
