@@ -25,6 +25,7 @@ mod dispatch_runaway;
 mod dispatch_support;
 mod dispatch_user;
 mod doctor;
+mod events_follow;
 mod failure_kinds;
 mod fuzz_envelope;
 mod health;

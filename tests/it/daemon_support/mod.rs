@@ -203,12 +203,21 @@ pub struct Sse {
 impl Sse {
     /// Connects and reads the response head.
     pub fn open(addr: &str) -> Sse {
+        Sse::open_at(addr, "/events/stream", &[])
+    }
+
+    /// Connects to `path` (a query string included) with extra request headers.
+    pub fn open_at(addr: &str, path: &str, headers: &[(&str, &str)]) -> Sse {
         let mut s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         write!(
             s,
-            "GET /events/stream HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{extra}\r\n"
         )
         .expect("write");
         let mut reader = BufReader::new(s);
@@ -261,6 +270,61 @@ impl Sse {
             }
         }
     }
+}
+
+impl Sse {
+    /// The next message with data (bounded by [`WAIT`]): its `event:` name, `id:` and `data:`.
+    pub fn next_message(&mut self) -> SseMessage {
+        let start = Instant::now();
+        let mut msg = SseMessage::default();
+        let mut line = String::new();
+        loop {
+            assert!(start.elapsed() < WAIT, "no message on the stream");
+            line.clear();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => panic!("stream closed"),
+                Ok(_) => {
+                    let l = line.trim_end();
+                    if let Some(v) = l.strip_prefix("id: ") {
+                        msg.id = Some(v.to_string());
+                    } else if let Some(v) = l.strip_prefix("event: ") {
+                        msg.event = Some(v.to_string());
+                    } else if let Some(v) = l.strip_prefix("data: ") {
+                        msg.data = v.to_string();
+                    } else if l.is_empty() && !msg.data.is_empty() {
+                        return msg;
+                    }
+                }
+                Err(_) => continue,
+            }
+        }
+    }
+
+    /// Whether no message with data arrives within `d`.
+    pub fn quiet_for(&mut self, d: Duration) -> bool {
+        let start = Instant::now();
+        let mut line = String::new();
+        while start.elapsed() < d {
+            line.clear();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return true,
+                Ok(_) if line.starts_with("data: ") => return false,
+                _ => continue,
+            }
+        }
+        true
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SseMessage {
+    /// Its `event:` name (`None` for a plain message).
+    pub event: Option<String>,
+    /// Its `id:`.
+    pub id: Option<String>,
+    /// Its `data:`.
+    pub data: String,
 }
 
 /// Publishes a `task.enqueued` event for `task_id`; returns its envelope.
