@@ -171,7 +171,7 @@ fn dashboard_is_one_self_contained_page() {
     let d = Daemon::start(&root, &[]);
     let (code, page) = http_get(&d.addr, "/").unwrap();
     assert_eq!(code, 200);
-    assert!(page.contains("<html") && page.contains("EventSource(\"/events/stream\")"));
+    assert!(page.contains("<html") && page.contains("EventSource(\"/events/stream\""));
     for external in ["src=\"http", "href=\"http", "@import", "url(http", "//cdn"] {
         assert!(
             !page.contains(external),
