@@ -123,6 +123,8 @@ pub fn import_with(
             let mismatched = pinning::apply_roster(node.id(), r, &published, &mut run.keys);
             run.unauthorized.extend(mismatched);
         }
+        // Schemas before events: the events of this pass are judged by verified schemas only.
+        super::schema_trust::observe(node, &repo, Some(head), run.roster.as_ref(), &known)?;
         run.legs(&mut writer, &layout, head)?;
         if run.report.complete {
             run.retry_held(&mut writer, head)?;
