@@ -56,5 +56,5 @@ pub fn save(paths: &NodePaths, st: &VerifiedState) -> Result<(), PathError> {
 /// Keeps the verified copy of the schema at `key`.
 pub fn store(paths: &NodePaths, key: &SchemaKey, text: &[u8]) -> Result<(), PathError> {
     let file = paths.schemas_verified().join(rel_path(key));
-    Ok(write_atomic(&file, text, true)?)
+    write_atomic(&file, text, true)
 }
