@@ -138,7 +138,14 @@ fn an_unsigned_or_forged_schema_and_upcaster_are_ignored_and_signed_events_still
 
     // Control: p, the mesh's schema publisher, publishes v2 over the planted one; the
     // victim now upcasts v1 events through it and imports v2 events.
+    // The directory is a copy of the ledger's: its old signature file is skipped, the
+    // schema signed anew.
     let src = schemas_src(&env, "src", V2);
+    std::fs::write(
+        Path::new(&src).join("audit/login.seen/v3.sig.json"),
+        &forged,
+    )
+    .unwrap();
     json_ok(&p, &["schema", "publish", &src]);
     let v2 = login(&p, json!({"login": "carol"}), Some(2));
     sync(&p);
