@@ -109,7 +109,8 @@ fn an_unsigned_or_forged_schema_and_upcaster_are_ignored_and_signed_events_still
     let s = sync(&victim);
     assert_eq!(s["import"]["imported_events"], 2, "{s}");
     assert_eq!(s["import"]["quarantined"], 0, "{s}");
-    // Neither schema applies: the events are shown as signed, not upcast.
+    assert_eq!(s["import"]["schemas_refused"], 3, "{s}");
+    // No planted schema applies: the events are shown as signed, not upcast.
     let events = audit(&victim);
     for (id, user) in [(&v1["event_id"], "alice"), (&v1b["event_id"], "bob")] {
         let e = seen(&events, id);
