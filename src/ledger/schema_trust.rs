@@ -145,7 +145,7 @@ pub fn observe(
         }
         let rel = verified::rel_path(&f.key);
         let checked = match &f.sig {
-            Some(Err(size)) => Err(SigRefusal::TooLarge(*size)),
+            Some(Err(why)) => Err(SigRefusal::Unread(why.clone())),
             sig => verify(
                 &f.key,
                 &f.text,

@@ -60,6 +60,9 @@ pub enum SigRefusal {
     /// The signature file is larger than [`MAX_SIG_BYTES`].
     #[error("signature file of {0} bytes; the cap is {MAX_SIG_BYTES}")]
     TooLarge(u64),
+    /// The signature file was not read: over [`MAX_SIG_BYTES`] by its object header, or not a file.
+    #[error("signature file not read: {0}")]
+    Unread(String),
     /// The signature file is not a signature record.
     #[error("signature file is malformed: {0}")]
     Malformed(String),

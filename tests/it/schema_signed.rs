@@ -93,6 +93,8 @@ fn an_unsigned_or_forged_schema_and_upcaster_are_ignored_and_signed_events_still
         r#"{"type":"object","x-gitmesh-upcast":{"from":2,"steps":[{"remove":{"path":"login"}}]}}"#;
     let forged_key = gitmesh::keys::NodeKey::from_secret([42; 32]);
     let forged = schema_sig("audit", "login.seen", 3, v3.as_bytes(), "p", &forged_key);
+    // And a signature file of 16 MiB that compresses to a few KiB.
+    let huge = format!("{{\"pad\":\"{}\"}}", " ".repeat(16 << 20)).into_bytes();
     let upcaster = r#"{"type":"object","x-gitmesh-upcast":{"from":1,"steps":[{"rename":{"from":"user","to":"forged"}}]}}"#;
     work.push_files(
         &[
@@ -100,6 +102,8 @@ fn an_unsigned_or_forged_schema_and_upcaster_are_ignored_and_signed_events_still
             (&format!("{DIR}/v2.json"), upcaster.as_bytes()),
             (&format!("{DIR}/v3.json"), v3.as_bytes()),
             (&format!("{DIR}/v3.sig.json"), &forged),
+            (&format!("{DIR}/v4.json"), br#"{"type":"object"}"#),
+            (&format!("{DIR}/v4.sig.json"), &huge),
         ],
         "plant schemas",
     );
@@ -109,7 +113,7 @@ fn an_unsigned_or_forged_schema_and_upcaster_are_ignored_and_signed_events_still
     let s = sync(&victim);
     assert_eq!(s["import"]["imported_events"], 2, "{s}");
     assert_eq!(s["import"]["quarantined"], 0, "{s}");
-    assert_eq!(s["import"]["schemas_refused"], 3, "{s}");
+    assert_eq!(s["import"]["schemas_refused"], 4, "{s}");
     // No planted schema applies: the events are shown as signed, not upcast.
     let events = audit(&victim);
     for (id, user) in [(&v1["event_id"], "alice"), (&v1b["event_id"], "bob")] {
@@ -124,6 +128,11 @@ fn an_unsigned_or_forged_schema_and_upcaster_are_ignored_and_signed_events_still
         let a = alert(&victim, &format!("login.seen/{file}"));
         assert!(a["detail"].as_str().unwrap().contains("unsigned"), "{a}");
     }
+    let why = refusal(&victim, "login.seen/v4.json");
+    assert!(
+        why.contains("signature file not read") && why.contains("the cap is 4096"),
+        "{why}"
+    );
     let why = refusal(&victim, "login.seen/v3.json");
     assert!(
         why.contains("\"p\"") && why.contains("does not verify"),

@@ -127,9 +127,9 @@ pub struct LedgerSchemaFile {
     pub location: String,
     /// Its bytes (at most [`MAX_SCHEMA_BYTES`]).
     pub text: Vec<u8>,
-    /// `v<N>.sig.json` beside it: `None` when absent, `Err(size)` when over
-    /// [`MAX_SIG_BYTES`] (or not a file, size 0).
-    pub sig: Option<Result<Vec<u8>, u64>>,
+    /// `v<N>.sig.json` beside it: `None` when absent, `Err(why)` when it is over
+    /// [`MAX_SIG_BYTES`] (read from the object header) or not a file.
+    pub sig: Option<Result<Vec<u8>, String>>,
 }
 
 /// Every schema file under the ledger's schema tree `root` (the tree at `dir`), with its
@@ -187,8 +187,10 @@ pub fn ledger_schema_files(
                     Some(s) => Some(
                         match crate::git::tree::blob_capped(repo, s.id(), MAX_SIG_BYTES)? {
                             Capped::Blob(b) => Ok(b.content().to_vec()),
-                            Capped::TooLarge(size) => Err(size),
-                            Capped::NotBlob => Err(0),
+                            Capped::TooLarge(size) => {
+                                Err(format!("{size} bytes; the cap is {MAX_SIG_BYTES}"))
+                            }
+                            Capped::NotBlob => Err("not a file".into()),
                         },
                     ),
                 };

@@ -137,11 +137,12 @@ impl Registry {
                     .push(Refused::new(location, builtin_refusal(&key)));
                 continue;
             }
-            let text = std::fs::read_to_string(&path).map_err(|e| crate::fsutil::PathError {
+            let bytes = std::fs::read(&path).map_err(|e| crate::fsutil::PathError {
                 op: "read",
                 path: path.clone(),
                 source: e,
             })?;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
             self.add(key, SchemaSource::Ledger, location, Cow::Owned(text));
         }
         self.refused
