@@ -156,18 +156,23 @@ pub fn observe(
         match checked {
             Ok(signer) => {
                 let hash = digest(&f.text).unwrap_or_default();
-                if st.adopted.get(&rel).is_none_or(|a| a.schema_blake3 != hash) {
+                // The same bytes verified again keep the record of their first check.
+                if st
+                    .adopted
+                    .get(&rel)
+                    .is_none_or(|a| a.schema_blake3 != hash || a.signer != signer)
+                {
                     verified::store(&node.paths, &f.key, &f.text)?;
                     tracing::info!(schema = %f.key, %signer, "adopted a publisher-signed ledger schema");
+                    st.adopted.insert(
+                        rel,
+                        Adopted {
+                            signer,
+                            schema_blake3: hash,
+                            commit: commit.to_string(),
+                        },
+                    );
                 }
-                st.adopted.insert(
-                    rel,
-                    Adopted {
-                        signer,
-                        schema_blake3: hash,
-                        commit: commit.to_string(),
-                    },
-                );
             }
             Err(why) => {
                 let kept = match st.adopted.get(&rel) {
