@@ -4,7 +4,7 @@
 # Prints the median and p95 wall time of `gitmesh mesh-publish` over RUNS interleaved runs for:
 #   schema:    scheduling/task.enqueued (built-in schema, compiled on each run)
 #   no-schema: audit/login.seen (no schema known)
-#   ledger:    the same as "schema" with 20 extra schemas in the ledger view
+#   ledger:    the same as "schema" with 20 extra publisher-signed schemas from the ledger
 set -euo pipefail
 runs="${1:-200}"
 cd "$(dirname "$0")/.."
@@ -30,17 +30,19 @@ report() { # label
 
 "$bin" --root "$tmp/a" mesh-init --node-id bench-a > /dev/null
 "$bin" --root "$tmp/b" mesh-init --node-id bench-b > /dev/null
-# Node b views a ledger branch holding 20 more schemas.
-work="$tmp/work"
-mkdir -p "$work"
-git -C "$work" init -q -b main
+# Node b uses 20 more schemas from the ledger: it signs and publishes them (as the first
+# node of its mesh it is a schema publisher), syncs so its import verifies and keeps them,
+# then drops its local override copies so the ledger's are the ones read.
+src="$tmp/src"
 for i in $(seq 1 20); do
-    mkdir -p "$work/event_mesh/schemas/bench/type$i.seen"
-    echo '{"type": "object", "required": ["id"]}' > "$work/event_mesh/schemas/bench/type$i.seen/v1.json"
+    mkdir -p "$src/bench/type$i.seen"
+    echo '{"type": "object", "required": ["id"]}' > "$src/bench/type$i.seen/v1.json"
 done
-git -C "$work" add -A
-git -C "$work" -c user.name=bench -c user.email=bench@gitmesh.invalid commit -q -m schemas
-git -C "$work" push -q "$tmp/b/state/github_coordination" HEAD:refs/heads/main
+"$bin" --root "$tmp/b" schema publish "$src" > /dev/null
+"$bin" --root "$tmp/b" mesh-sync > /dev/null
+"$bin" --root "$tmp/b" mesh-sync > /dev/null
+rm -rf "$tmp/b/state/event_mesh/schemas"
+"$bin" --root "$tmp/b" --json schema list | grep -q '"source":"ledger"'
 
 task='{"task_id":"t-1","routing_options":[{"score":1,"healthy":true}]}'
 # Interleaved, so load from other processes affects the three cases alike.

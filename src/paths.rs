@@ -107,6 +107,14 @@ impl NodePaths {
     pub fn schemas_local(&self) -> PathBuf {
         self.state().join("schemas")
     }
+    /// Ledger schemas whose publisher signature verified, as last verified (`<topic>/<event_type>/v<N>.json`).
+    pub fn schemas_verified(&self) -> PathBuf {
+        self.state().join("schemas_verified")
+    }
+    /// What the last check of the ledger's schemas found (`schemas_verified.json`).
+    pub fn schemas_verified_state(&self) -> PathBuf {
+        self.state().join("schemas_verified.json")
+    }
     /// Schemas staged by `gitmesh schema publish` for the next export into the ledger.
     pub fn schema_outbox(&self) -> PathBuf {
         self.state().join("schema_outbox")

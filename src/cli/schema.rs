@@ -34,7 +34,8 @@ pub enum SchemaCommand {
         /// The file; a name v<N>.json also checks that its upcaster reads v<N-1>
         file: PathBuf,
     },
-    /// Check every <topic>/<event_type>/v<N>.json under DIR and stage them for the ledger.
+    /// Check every <topic>/<event_type>/v<N>.json under DIR, sign them as this node (it needs
+    /// the schema role) and stage them for the ledger.
     Publish {
         /// Directory laid out as <topic>/<event_type>/v<N>.json
         dir: PathBuf,
@@ -181,7 +182,7 @@ fn check(file: &Path) -> Result<Output, Error> {
 
 fn publish(root: &Path, dir: &Path) -> Result<Output, Error> {
     let node = Node::open(root)?;
-    let staged = gitmesh::schema::stage::publish_dir(&node.paths, node.schemas()?, dir)?;
+    let staged = gitmesh::ops::schema::publish(&node, dir)?;
     let mut h = String::new();
     for s in &staged {
         let _ = writeln!(
@@ -197,11 +198,12 @@ fn publish(root: &Path, dir: &Path) -> Result<Output, Error> {
     }
     let _ = writeln!(
         h,
-        "{} schema file(s) in use on this node now; the next mesh-sync adds them to the ledger",
-        staged.len()
+        "{} schema file(s) signed by {} and in use on this node now; the next mesh-sync adds them to the ledger",
+        staged.len(),
+        node.id()
     );
     Ok(Output::new(
-        json!({"staged": staged, "count": staged.len()}),
+        json!({"staged": staged, "count": staged.len(), "signed_by": node.id()}),
         h,
     ))
 }

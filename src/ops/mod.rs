@@ -10,6 +10,7 @@ pub mod identity;
 pub mod init;
 pub mod query;
 pub mod roster;
+pub mod schema;
 pub mod status;
 pub mod sync;
 

@@ -7,8 +7,10 @@
 
 mod builtin;
 pub mod registry;
+pub mod sign;
 pub mod stage;
 pub mod upcast;
+pub mod verified;
 
 pub use crate::config::ImportPolicy;
 pub use registry::{Checked, Registry, SchemaEntry, SchemaKey, SchemaSource};
@@ -64,6 +66,14 @@ pub enum SchemaError {
         /// What is wrong.
         reason: String,
     },
+    /// This node may not publish schemas (roster mode without the `schema` role, or no key).
+    #[error("node {node:?} may not publish schemas: {reason}")]
+    NotPublisher {
+        /// This node.
+        node: String,
+        /// Why, and how to fix it.
+        reason: String,
+    },
     /// The ledger repository could not be read.
     #[error("reading schemas from the ledger {path}: {reason}")]
     Ledger {
@@ -93,6 +103,7 @@ impl SchemaError {
             SchemaError::Unknown { .. } => "unknown_schema",
             SchemaError::BadSchema { .. } => "bad_schema",
             SchemaError::Layout { .. } => "bad_schema_layout",
+            SchemaError::NotPublisher { .. } => "not_schema_publisher",
             SchemaError::Ledger { .. } => "ledger",
             SchemaError::Io(_) => "io",
         }

@@ -2,7 +2,9 @@
 
 use super::SchemaError;
 use super::registry::{Registry, SchemaKey, SchemaSource, check_schema_text, scan_dir};
+use super::sign::{SchemaSig, sig_file_name};
 use crate::fsutil::{IoContext, write_atomic};
+use crate::keys::NodeKey;
 use crate::paths::NodePaths;
 use serde::Serialize;
 use std::path::Path;
@@ -24,12 +26,15 @@ pub struct Staged {
 }
 
 /// Checks every `<topic>/<event_type>/v<N>.json` under `dir` and, only when all are valid,
-/// writes each into the schema outbox (committed into the ledger by the next export) and
-/// into the local override directory (used by this node at once).
+/// writes each with its publisher signature (`v<N>.sig.json`, signed as `signer` with
+/// `node_key`) into the schema outbox (committed into the ledger by the next export), and the
+/// schema into the local override directory (used by this node at once).
 pub fn publish_dir(
     paths: &NodePaths,
     registry: &Registry,
     dir: &Path,
+    signer: &str,
+    node_key: &NodeKey,
 ) -> Result<Vec<Staged>, SchemaError> {
     if !dir.is_dir() {
         return Err(SchemaError::Layout {
@@ -56,12 +61,12 @@ pub fn publish_dir(
             });
         }
         let text = std::fs::read_to_string(&file).ctx("read", &file)?;
-        let upcast = check_schema_text(&text, Some(key.version)).map_err(|reason| {
-            SchemaError::BadSchema {
-                location: file.display().to_string(),
-                reason,
-            }
-        })?;
+        let bad = |reason| SchemaError::BadSchema {
+            location: file.display().to_string(),
+            reason,
+        };
+        let upcast = check_schema_text(&text, Some(key.version)).map_err(bad)?;
+        let sig = SchemaSig::create(&key, text.as_bytes(), signer, node_key).map_err(bad)?;
         let existing = registry.get(&key.topic, &key.event_type, key.version);
         let staged = Staged {
             upcast_from: upcast.map(|u| u.from),
@@ -70,13 +75,21 @@ pub fn publish_dir(
             file: file.display().to_string(),
             key,
         };
-        checked.push((staged, text));
+        checked.push((staged, text, sig));
     }
     let mut out = Vec::with_capacity(checked.len());
-    for (staged, text) in checked {
-        let rel = Path::new(&staged.key.topic)
-            .join(&staged.key.event_type)
-            .join(format!("v{}.json", staged.key.version));
+    for (staged, text, sig) in checked {
+        let at = Path::new(&staged.key.topic).join(&staged.key.event_type);
+        let rel = at.join(format!("v{}.json", staged.key.version));
+        // The signature first: an outbox schema is never exported without it.
+        write_atomic(
+            &paths
+                .schema_outbox()
+                .join(&at)
+                .join(sig_file_name(staged.key.version)),
+            &sig.to_file(),
+            true,
+        )?;
         write_atomic(&paths.schema_outbox().join(&rel), text.as_bytes(), true)?;
         write_atomic(&paths.schemas_local().join(&rel), text.as_bytes(), true)?;
         out.push(staged);

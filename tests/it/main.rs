@@ -44,4 +44,5 @@ mod schema_cli;
 mod schema_evolution;
 mod schema_mesh;
 mod schema_publish;
+mod schema_signed;
 mod trust;

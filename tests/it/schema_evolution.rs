@@ -2,7 +2,7 @@
 //! and schemas read from the ledger with local overrides on top.
 
 use crate::common::{
-    TestEnv, git, json_err, json_ok, printed, publish_args, publish_event, schema_row,
+    TestEnv, json_err, json_ok, printed, publish_args, publish_event, schema_row, sync,
 };
 use gitmesh::Envelope;
 use serde_json::{Value, json};
@@ -55,6 +55,16 @@ pub(crate) fn publish_host(root: &Path, payload: Value, version: Option<u32>) ->
 pub(crate) fn publish_v2_without_hostname(root: &Path) -> (i32, Value) {
     let extra = ["--schema-version", "2", "--payload-json", r#"{"host":"x"}"#];
     json_err(root, &publish_args("monitoring", "host.seen", &extra))
+}
+
+/// The `schema list` row of `event_type`, if the node knows it.
+fn schema_row_opt(root: &Path, event_type: &str) -> Option<Value> {
+    json_ok(root, &["schema", "list"])["schemas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["event_type"] == event_type)
+        .cloned()
 }
 
 fn events(root: &Path, raw: bool) -> Vec<Value> {
@@ -174,33 +184,32 @@ fn changing_a_schema_never_changes_an_existing_events_id() {
 
 #[test]
 fn schemas_in_the_ledger_are_used_and_local_overrides_win() {
-    let env = TestEnv::new();
+    use crate::common::mesh::{Work, key_of, schema_sig};
+    let env = TestEnv::with_remote();
     let root = env.node("n1");
-    // Another node's export put a v2 schema into the ledger branch this node views.
-    let work = env.path().join("work");
-    std::fs::create_dir_all(&work).unwrap();
-    git(&work, &["init", "-q", "-b", "main"]);
-    write(
-        &work.join("event_mesh/schemas/monitoring/host.seen/v2.json"),
-        V2,
-    );
-    write(
-        &work.join("event_mesh/schemas/monitoring/host.seen/README.md"),
-        "not a schema",
-    );
-    git(&work, &["add", "-A"]);
-    git(&work, &["commit", "-q", "-m", "schemas"]);
-    let ledger = root.join("state/github_coordination");
-    git(
-        &work,
+    // Another node's export put a v2 schema into the ledger, first without its signature.
+    let work = Work::clone(&env.url(), &env.path().join("work"));
+    let dir = "event_mesh/schemas/monitoring/host.seen";
+    work.push_files(
         &[
-            "push",
-            "-q",
-            ledger.to_str().unwrap(),
-            // The node's view already holds its own manifest commit: replace it wholesale.
-            "+HEAD:refs/heads/main",
+            (&format!("{dir}/v2.json"), V2.as_bytes()),
+            (&format!("{dir}/README.md"), b"not a schema"),
         ],
+        "schemas",
     );
+    sync(&root);
+    assert!(schema_row_opt(&root, "host.seen").is_none());
+    // Signed by n1, the mesh's first node and so a schema publisher: used after a sync.
+    let sig = schema_sig(
+        "monitoring",
+        "host.seen",
+        2,
+        V2.as_bytes(),
+        "n1",
+        &key_of(&root),
+    );
+    work.push_files(&[(&format!("{dir}/v2.sig.json"), &sig)], "signature");
+    sync(&root);
 
     let listed = json_ok(&root, &["schema", "list"]);
     let host: Vec<&Value> = listed["schemas"]

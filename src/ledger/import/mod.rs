@@ -65,6 +65,10 @@ pub struct ImportReport {
     /// signature by it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub manifest_alerts: Vec<String>,
+    /// Ledger schema files not used because no schema publisher signed them (or they are
+    /// too large, or for a built-in type); listed by `schema list` under `refused`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub schemas_refused: usize,
     /// Forks and history rewrites seen so far (kept until acknowledged).
     pub alerts: Vec<Alert>,
     /// Peers whose files the mesh roster does not allow (held), or whose manifest key differs from it.
@@ -123,6 +127,9 @@ pub fn import_with(
             let mismatched = pinning::apply_roster(node.id(), r, &published, &mut run.keys);
             run.unauthorized.extend(mismatched);
         }
+        // Schemas before events: the events of this pass are judged by verified schemas only.
+        run.report.schemas_refused =
+            super::schema_trust::observe(node, &repo, Some(head), run.roster.as_ref(), &known)?;
         run.legs(&mut writer, &layout, head)?;
         if run.report.complete {
             run.retry_held(&mut writer, head)?;
@@ -149,4 +156,8 @@ pub fn import_with(
     run.report.alerts = run.state.alerts.clone();
     run.report.unauthorized = run.unauthorized.iter().cloned().collect();
     Ok(run.report)
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -2,11 +2,10 @@
 //! directory and in the ledger's tree at the node's view.
 
 use super::SchemaKey;
-use crate::config::Config;
 use crate::git::tree::Capped;
-use crate::paths::NodePaths;
 use crate::schema::SchemaError;
-use crate::store::{layout::Layout, repo};
+use crate::schema::sign::{MAX_SIG_BYTES, is_sig_file_name, sig_file_name};
+use crate::schema::verified::MAX_LEDGER_SCHEMAS;
 use std::path::Path;
 
 /// Parses a schema file name `v<N>.json` (N >= 1, no leading zero).
@@ -34,8 +33,10 @@ pub fn layout_key(topic: &str, event_type: &str, name: &str) -> Option<SchemaKey
     })
 }
 
-/// Lists `<topic>/<event_type>/v<N>.json` files under `dir`. With `strict`, any other
-/// entry (except dot files) is an error naming it; otherwise it is skipped with a warning.
+/// Lists `<topic>/<event_type>/v<N>.json` files under `dir`. Signature files
+/// (`v<N>.sig.json`) are skipped, so a copy of the ledger's schema directory can be
+/// published again. With `strict`, any other entry (except dot files) is an error naming
+/// it; otherwise it is skipped with a warning.
 pub fn scan_dir(
     dir: &Path,
     strict: bool,
@@ -89,6 +90,12 @@ pub fn scan_dir(
                 continue;
             }
             for f in list(&e)? {
+                if f.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(is_sig_file_name)
+                {
+                    continue;
+                }
                 let name = |p: &Path| {
                     p.file_name()
                         .map(|n| n.to_string_lossy().into_owned())
@@ -111,35 +118,31 @@ pub fn scan_dir(
 /// header, so a larger one is never loaded.
 pub const MAX_SCHEMA_BYTES: u64 = 1024 * 1024;
 
-/// Every schema file in the ledger's `<dir>/schemas` at the node's view, as
-/// (key, location, text); other files there are skipped with a warning, and a
-/// file over [`MAX_SCHEMA_BYTES`] or not a file is refused into `refused`.
-pub(super) fn ledger_schemas(
-    paths: &NodePaths,
-    config: &Config,
+/// One schema file found in the ledger, with its signature file.
+#[derive(Debug, Clone)]
+pub struct LedgerSchemaFile {
+    /// Its key.
+    pub key: SchemaKey,
+    /// Where it is (`ledger:<dir>/schemas/<topic>/<event_type>/v<N>.json`).
+    pub location: String,
+    /// Its bytes (at most [`MAX_SCHEMA_BYTES`]).
+    pub text: Vec<u8>,
+    /// `v<N>.sig.json` beside it: `None` when absent, `Err(why)` when it is over
+    /// [`MAX_SIG_BYTES`] (read from the object header) or not a file.
+    pub sig: Option<Result<Vec<u8>, String>>,
+}
+
+/// Every schema file under the ledger's schema tree `root` (the tree at `dir`), with its
+/// signature file; other files are skipped (signature files silently, the rest with a
+/// warning), and a file over [`MAX_SCHEMA_BYTES`], not a file, or past
+/// [`MAX_LEDGER_SCHEMAS`] is refused into `refused`.
+pub fn ledger_schema_files(
+    repo: &git2::Repository,
+    root: &git2::Tree<'_>,
+    dir: &str,
     refused: &mut Vec<super::Refused>,
-) -> Result<Vec<(SchemaKey, String, String)>, SchemaError> {
+) -> Result<Vec<LedgerSchemaFile>, git2::Error> {
     let mut out = Vec::new();
-    let Some(refname) = repo::view_ref(config, paths) else {
-        return Ok(out);
-    };
-    let repo_path = paths.ledger_repo();
-    let git = |e: git2::Error| SchemaError::Ledger {
-        path: repo_path.display().to_string(),
-        reason: e.message().to_string(),
-    };
-    let repo = git2::Repository::open_bare(&repo_path).map_err(git)?;
-    let tree = repo
-        .find_reference(&refname)
-        .and_then(|r| r.peel_to_tree())
-        .map_err(git)?;
-    let dir = Layout::new(&config.ledger.dir).schemas();
-    let Ok(entry) = tree.get_path(Path::new(&dir)) else {
-        return Ok(out);
-    };
-    let Ok(root) = repo.find_tree(entry.id()) else {
-        return Ok(out);
-    };
     for topic in root.iter() {
         let (Ok(t), Ok(ttree)) = (topic.name(), repo.find_tree(topic.id())) else {
             continue;
@@ -150,15 +153,23 @@ pub(super) fn ledger_schemas(
             };
             for file in etree.iter() {
                 let Ok(name) = file.name() else { continue };
+                if is_sig_file_name(name) {
+                    continue;
+                }
                 let location = format!("ledger:{dir}/{t}/{e}/{name}");
                 let Some(key) = layout_key(t, e, name) else {
                     tracing::warn!(%location, "ignoring a file that is not <topic>/<event_type>/v<N>.json");
                     continue;
                 };
-                let blob = match crate::git::tree::blob_capped(&repo, file.id(), MAX_SCHEMA_BYTES)
-                    .map_err(git)?
-                {
-                    Capped::Blob(b) => b,
+                if out.len() >= MAX_LEDGER_SCHEMAS {
+                    refused.push(super::Refused::new(
+                        location,
+                        format!("more than {MAX_LEDGER_SCHEMAS} schema files in the ledger"),
+                    ));
+                    continue;
+                }
+                let text = match crate::git::tree::blob_capped(repo, file.id(), MAX_SCHEMA_BYTES)? {
+                    Capped::Blob(b) => b.content().to_vec(),
                     Capped::TooLarge(size) => {
                         refused.push(super::Refused::new(
                             location,
@@ -171,8 +182,24 @@ pub(super) fn ledger_schemas(
                         continue;
                     }
                 };
-                let text = String::from_utf8_lossy(blob.content()).into_owned();
-                out.push((key, location, text));
+                let sig = match etree.get_name(&sig_file_name(key.version)) {
+                    None => None,
+                    Some(s) => Some(
+                        match crate::git::tree::blob_capped(repo, s.id(), MAX_SIG_BYTES)? {
+                            Capped::Blob(b) => Ok(b.content().to_vec()),
+                            Capped::TooLarge(size) => {
+                                Err(format!("{size} bytes; the cap is {MAX_SIG_BYTES}"))
+                            }
+                            Capped::NotBlob => Err("not a file".into()),
+                        },
+                    ),
+                };
+                out.push(LedgerSchemaFile {
+                    key,
+                    location,
+                    text,
+                    sig,
+                });
             }
         }
     }

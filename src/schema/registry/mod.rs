@@ -9,7 +9,10 @@ mod files;
 mod location;
 
 pub use entry::{DRAFT_2020_12, SchemaEntry, SchemaKey, SchemaSource, check_schema_text};
-pub use files::{MAX_SCHEMA_BYTES, layout_key, parse_version_file, scan_dir};
+pub use files::{
+    LedgerSchemaFile, MAX_SCHEMA_BYTES, layout_key, ledger_schema_files, parse_version_file,
+    scan_dir,
+};
 pub use location::{json_path, push_property};
 
 use super::SchemaError;
@@ -32,7 +35,7 @@ pub enum Checked {
 }
 
 /// A schema file of the ledger that was not loaded, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Refused {
     /// Where it is (`ledger:<path>`).
     pub location: String,
@@ -55,6 +58,14 @@ pub fn is_builtin_type(topic: &str, event_type: &str) -> bool {
     BUILTINS
         .iter()
         .any(|b| b.topic == topic && b.event_type == event_type)
+}
+
+/// Why a ledger schema for a built-in type is refused.
+pub fn builtin_refusal(key: &SchemaKey) -> String {
+    format!(
+        "{}/{} is a built-in type: its schema ships in the binary and the ledger cannot replace or upcast it",
+        key.topic, key.event_type
+    )
 }
 
 /// Every schema a node knows.
@@ -83,8 +94,9 @@ impl Registry {
         r
     }
 
-    /// The registry of a node: built-ins, then the ledger view's `<dir>/schemas`, then the
-    /// local override directory; later sources win for the same key.
+    /// The registry of a node: built-ins, then the ledger's schemas that a publisher
+    /// signed (as last verified at import), then the local override directory; later
+    /// sources win for the same key.
     pub fn load(paths: &NodePaths, config: &Config) -> Result<Registry, SchemaError> {
         let mut r = Registry::builtin();
         r.load_ledger(paths, config)?;
@@ -114,22 +126,27 @@ impl Registry {
         );
     }
 
+    /// Adds the ledger's schemas as this node last verified them (publisher-signed copies
+    /// kept by the import, `crate::schema::verified`), and the refusals of that check.
     fn load_ledger(&mut self, paths: &NodePaths, config: &Config) -> Result<(), SchemaError> {
-        let mut refused = Vec::new();
-        for (key, location, text) in files::ledger_schemas(paths, config, &mut refused)? {
+        let dir = crate::store::layout::Layout::new(&config.ledger.dir).schemas();
+        for (key, path) in scan_dir(&paths.schemas_verified(), false)? {
+            let location = format!("ledger:{dir}/{}", crate::schema::verified::rel_path(&key));
             if is_builtin_type(&key.topic, &key.event_type) {
-                refused.push(Refused::new(
-                    location,
-                    format!(
-                        "{}/{} is a built-in type: its schema ships in the binary and the ledger cannot replace or upcast it",
-                        key.topic, key.event_type
-                    ),
-                ));
+                self.refused
+                    .push(Refused::new(location, builtin_refusal(&key)));
                 continue;
             }
+            let bytes = std::fs::read(&path).map_err(|e| crate::fsutil::PathError {
+                op: "read",
+                path: path.clone(),
+                source: e,
+            })?;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
             self.add(key, SchemaSource::Ledger, location, Cow::Owned(text));
         }
-        self.refused.extend(refused);
+        self.refused
+            .extend(crate::schema::verified::load(paths)?.refused);
         Ok(())
     }
 

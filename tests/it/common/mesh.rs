@@ -112,3 +112,23 @@ pub fn reasons(v: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The signature file `v<N>.sig.json` for the schema `text` at `topic/event_type/v<version>`,
+/// signed as `signer` with `key` (what `gitmesh schema publish` writes beside it).
+pub fn schema_sig(
+    topic: &str,
+    event_type: &str,
+    version: u32,
+    text: &[u8],
+    signer: &str,
+    key: &NodeKey,
+) -> Vec<u8> {
+    let k = gitmesh::schema::SchemaKey {
+        topic: topic.into(),
+        event_type: event_type.into(),
+        version,
+    };
+    gitmesh::schema::sign::SchemaSig::create(&k, text, signer, key)
+        .unwrap()
+        .to_file()
+}
