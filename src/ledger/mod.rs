@@ -11,6 +11,7 @@ pub mod quarantine;
 pub mod recover;
 pub mod refs;
 pub mod roster;
+pub mod rotations;
 pub mod seqs;
 pub mod state;
 pub mod trust;
