@@ -22,7 +22,9 @@ pub(super) fn check_signatures(
     let one = |item: &Item<'_>| {
         let Ok(env) = &item.2 else { return Ok(()) };
         match key {
-            KeyState::Pinned(k) => verify::check_signature(env, KeyCheck::Pinned(k)),
+            KeyState::Pinned(k) => {
+                verify::check_signature(env, KeyCheck::Pinned(k.for_seq(env.seq)))
+            }
             KeyState::Invalid(e) => Err((
                 Reason::BadSignature,
                 format!("node {node} publishes an unusable key: {e}"),
