@@ -63,8 +63,7 @@ fn follow_moves_the_pin_along_a_chain_in_any_file_order() {
     assert_eq!(f.history.current, key(3).public_hex());
     assert_eq!(f.history.current_from(), 9);
     let chain = KeyChain::from_history("a", &f.history).unwrap();
-    let pk =
-        |n: u8| ed25519_dalek::VerifyingKey::from(&ed25519_dalek::SigningKey::from_bytes(&[n; 32]));
+    let pk = |n: u8| VerifyingKey::from(&ed25519_dalek::SigningKey::from_bytes(&[n; 32]));
     assert_eq!(chain.for_seq(4), &pk(1));
     assert_eq!(chain.for_seq(5), &pk(2));
     assert_eq!(chain.for_seq(8), &pk(2));
