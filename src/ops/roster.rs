@@ -79,6 +79,10 @@ pub fn change(node: &Node, change: Change) -> Result<Roster> {
 
 /// [`change`] under a sync lock the caller holds.
 pub fn change_locked(node: &Node, _lock: &SyncLock, change: Change) -> Result<Roster> {
+    // An interrupted key rotation is finished first: the version is signed with the key
+    // the node signs with from now on.
+    crate::keys::rotation::local::finish(&node.paths, node.key_file().as_deref())
+        .map_err(LedgerError::from)?;
     let base = roster::newest(&node.paths)?.ok_or_else(|| {
         OpsError::NotFound(
             "this node trusts no mesh roster yet (mesh-init of the first node creates it; run mesh-sync to fetch it)".into(),

@@ -311,3 +311,49 @@ fn roster_mode_an_admins_rotation_stages_a_roster_version_signed_by_the_old_key(
     sync(&p);
     assert_eq!(json_ok(&p, &["roster", "show"])["trusted"]["version"], 3);
 }
+
+#[test]
+fn a_rotation_interrupted_after_any_step_leaves_a_node_that_signs_and_peers_that_verify() {
+    let env = TestEnv::with_remote();
+    let b = env.node("b");
+    let a = env.node("a");
+    publish(&a, 1, "before");
+    deliver_all(&a, &b, 1);
+    let keys = a.join("state/event_mesh/keys");
+    let old = key_of(&a);
+    let store = |k: &NodeKey, path: &Path| k.store(path).unwrap();
+
+    // Killed after step 1: a new key is pending, nothing names it. It is dropped.
+    let unused = NodeKey::from_secret([5; 32]);
+    store(&unused, &keys.join("next.ed25519"));
+    publish(&a, 1, "after-step-1");
+    deliver_all(&a, &b, 1);
+    assert!(!keys.join("next.ed25519").exists());
+    assert_eq!(
+        key_of(&a).public_hex(),
+        old.public_hex(),
+        "the key did not change"
+    );
+
+    // Killed after step 2: the statement is written, the key not yet switched. The next
+    // sync finishes the switch before it signs, and peers follow.
+    let new = NodeKey::from_secret([6; 32]);
+    store(&new, &keys.join("next.ed25519"));
+    let st = Rotation::new("a", &old, &new, 3, "2026-12-01T00:00:00.000000Z");
+    std::fs::create_dir_all(keys.join("rotations")).unwrap();
+    std::fs::write(keys.join("rotations").join(st.file_name()), st.to_file()).unwrap();
+    publish(&a, 1, "after-step-2");
+    let v = sync(&a);
+    assert_eq!(v["export"]["foreign_manifest"], Value::Null, "{v}");
+    assert_eq!(
+        key_of(&a).public_hex(),
+        new.public_hex(),
+        "the switch was finished"
+    );
+    assert!(!keys.join("next.ed25519").exists());
+    let v = sync(&b);
+    assert_eq!(v["import"]["imported_events"], 1, "{v}");
+    assert_eq!(v["import"]["key_alerts"], serde_json::json!([]), "{v}");
+    assert_eq!(v["import"]["rejected"], serde_json::json!([]), "{v}");
+    assert_eq!(seqs_of(&b, "a"), [1, 2, 3]);
+}
