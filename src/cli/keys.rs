@@ -18,7 +18,7 @@ pub enum KeysCommand {
         #[arg(long)]
         secret: bool,
     },
-    /// Replace the signing key: a new key, a rotation statement signed by the old and the new key (published by the next mesh-sync).
+    /// Replace the signing key; the old key signs the change (published by the next sync).
     Rotate,
 }
 

@@ -38,7 +38,7 @@ pub enum RosterCommand {
         /// The node id.
         node: String,
     },
-    /// Give a node the key it rotated to (`keys rotate` on it), from its signed statement (admin only).
+    /// Give a node the key it rotated to, from its signed statement (admin only).
     Rekey {
         /// The node id.
         node: String,
