@@ -108,6 +108,8 @@ pub fn rotate(node: &Node) -> Result<RotateReport> {
         .exported_through_seq
         .checked_add(1)
         .ok_or_else(|| OpsError::Usage("this node's seq cannot grow further".into()))?;
+    let stored_at = local::target(&source, &node.paths, key_file.as_deref());
+    local::check_writable(&stored_at).map_err(ledger_err)?;
     let new = NodeKey::generate();
     let statement = Rotation::new(me, &old, &new, from_seq, &crate::event::now_timestamp());
     // 1. The new key, durably, before anything names it.
@@ -128,15 +130,21 @@ pub fn rotate(node: &Node) -> Result<RotateReport> {
                 key: new.public_hex(),
             };
             roster_version_staged =
-                Some(super::roster::change_locked(node, &lock, change)?.version);
+                Some(super::roster::stage_signed(node, &lock, &old, change)?.version);
         } else {
             roster_rekey_needed = true;
         }
     }
     // 4. The switch: the new key where the node reads it; then the pending copy goes.
-    let stored_at = local::target(&source, &node.paths, key_file.as_deref());
     new.store(&stored_at).map_err(ledger_err)?;
     local::finish(&node.paths, key_file.as_deref()).map_err(ledger_err)?;
+    if source == KeySource::Env {
+        tracing::warn!(
+            file = %stored_at.display(),
+            "the old key came from {}: update the secret with the new key (`gitmesh keys export --secret`)",
+            crate::keys::SIGNING_KEY_VAR
+        );
+    }
     let layout = crate::store::layout::Layout::new(&node.config.ledger.dir);
     Ok(RotateReport {
         node_id: me.to_string(),

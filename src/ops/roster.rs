@@ -74,15 +74,26 @@ pub fn show(node: &Node) -> Result<RosterView> {
 /// and stages it; the next `mesh-sync` pushes it.
 pub fn change(node: &Node, change: Change) -> Result<Roster> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
-    change_locked(node, &lock, change)
-}
-
-/// [`change`] under a sync lock the caller holds.
-pub fn change_locked(node: &Node, _lock: &SyncLock, change: Change) -> Result<Roster> {
     // An interrupted key rotation is finished first: the version is signed with the key
     // the node signs with from now on.
     crate::keys::rotation::local::finish(&node.paths, node.key_file().as_deref())
         .map_err(LedgerError::from)?;
+    let key = node
+        .signing_key()
+        .map_err(LedgerError::from)?
+        .map(|(k, _)| k)
+        .ok_or_else(|| OpsError::NotFound("this node has no signing key".into()))?;
+    stage_signed(node, &lock, &key, change)
+}
+
+/// [`change`] signed with `key` (this node's key as the roster lists it), under a sync
+/// lock the caller holds: `keys rotate` signs an admin's new key with the old one.
+pub fn stage_signed(
+    node: &Node,
+    _lock: &SyncLock,
+    key: &crate::keys::NodeKey,
+    change: Change,
+) -> Result<Roster> {
     let base = roster::newest(&node.paths)?.ok_or_else(|| {
         OpsError::NotFound(
             "this node trusts no mesh roster yet (mesh-init of the first node creates it; run mesh-sync to fetch it)".into(),
@@ -95,16 +106,11 @@ pub fn change_locked(node: &Node, _lock: &SyncLock, change: Change) -> Result<Ro
             base.version
         )));
     }
-    let key = node
-        .signing_key()
-        .map_err(LedgerError::from)?
-        .map(|(k, _)| k)
-        .ok_or_else(|| OpsError::NotFound("this node has no signing key".into()))?;
     let mut next = base
         .successor(&crate::event::now_timestamp())
         .ok_or_else(|| OpsError::Usage("the roster version cannot grow further".into()))?;
     apply(&mut next, change)?;
-    next.sign(me, &key);
+    next.sign(me, key);
     roster::verify_update(&base, &next)
         .map_err(|e| OpsError::Usage(format!("the new roster version would be refused: {e}")))?;
     roster::stage(&node.paths, &next)?;

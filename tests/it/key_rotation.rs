@@ -357,3 +357,38 @@ fn a_rotation_interrupted_after_any_step_leaves_a_node_that_signs_and_peers_that
     assert_eq!(v["import"]["rejected"], serde_json::json!([]), "{v}");
     assert_eq!(seqs_of(&b, "a"), [1, 2, 3]);
 }
+
+#[test]
+fn a_key_from_a_key_file_is_rotated_in_that_file() {
+    let env = TestEnv::with_remote();
+    let b = env.node("b");
+    let dir = env.path().join("secrets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("a.key");
+    NodeKey::from_secret([4; 32]).store(&file).unwrap();
+    let a = env.path().join("a");
+    let f = file.to_str().unwrap();
+    let url = env.url();
+    let init = [
+        "mesh-init",
+        "--node-id",
+        "a",
+        "--remote",
+        &url,
+        "--trust",
+        "open",
+    ];
+    json_ok(&a, &[&init[..], &["--key-file", f]].concat());
+    publish(&a, 1, "old");
+    deliver_all(&a, &b, 1);
+
+    let r = json_ok(&a, &["keys", "rotate"]);
+    assert_eq!(r["old_source"]["kind"], "file", "{r}");
+    assert_eq!(r["stored_at"], f, "{r}");
+    let in_file = NodeKey::from_hex(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(in_file.public_hex(), r["new_public_key"].as_str().unwrap());
+    assert!(!a.join("state/event_mesh/keys/node.ed25519").exists());
+    publish(&a, 1, "new");
+    let v = crate::common::deliver(&a, &b, 1);
+    assert_eq!(v["import"]["key_alerts"], serde_json::json!([]), "{v}");
+}

@@ -83,6 +83,28 @@ pub fn target(source: &KeySource, paths: &NodePaths, key_file: Option<&Path>) ->
     }
 }
 
+/// Checks that a key can be written at `path` (its directory accepts a new file), so a
+/// rotation is refused before it is decided rather than left to finish later.
+pub fn check_writable(path: &Path) -> Result<(), KeyError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        // `NodeKey::store` creates a missing directory; its parent must accept it.
+        return Ok(());
+    }
+    let probe = dir.join(format!(".gitmesh-rotate-probe.{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|source| crate::fsutil::PathError {
+        op: "create",
+        path: probe.clone(),
+        source,
+    })?;
+    std::fs::remove_file(&probe).map_err(|source| crate::fsutil::PathError {
+        op: "remove",
+        path: probe,
+        source,
+    })?;
+    Ok(())
+}
+
 /// Whether this node rotated away from `public` (an old secret must not sign again).
 pub fn rotated_away(paths: &NodePaths, public: &str) -> Result<bool, KeyError> {
     Ok(load_own(paths)?.iter().any(|r| r.old_public_key == public))
