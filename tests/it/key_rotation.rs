@@ -392,3 +392,72 @@ fn a_key_from_a_key_file_is_rotated_in_that_file() {
     let v = crate::common::deliver(&a, &b, 1);
     assert_eq!(v["import"]["key_alerts"], serde_json::json!([]), "{v}");
 }
+
+#[test]
+fn sigkill_during_keys_rotate_never_breaks_signing_or_verification() {
+    let env = TestEnv::with_remote();
+    let b = env.node("b");
+    let a = env.node("a");
+    let mut published = 0u64;
+    // Kill moments spread over the command's run (a debug build takes tens of ms).
+    for (round, delay_ms) in [0u64, 2, 4, 7, 10, 15, 20, 30, 45, 80]
+        .into_iter()
+        .enumerate()
+    {
+        publish(&a, 1, &format!("round-{round}"));
+        published += 1;
+        let mut c = crate::common::gm(&a);
+        c.args(["--json", "keys", "rotate"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+
+        let v = sync(&a);
+        assert_eq!(
+            v["export"]["foreign_manifest"],
+            Value::Null,
+            "round {round}: {v}"
+        );
+        assert!(
+            !a.join("state/event_mesh/keys/next.ed25519").exists(),
+            "round {round}: a pending key outlived the next sync"
+        );
+        assert_eq!(
+            json_ok(&a, &["keys", "show"])["matches_ledger"],
+            true,
+            "round {round}"
+        );
+        let v = sync(&b);
+        assert_eq!(
+            v["import"]["rejected"],
+            serde_json::json!([]),
+            "round {round}: {v}"
+        );
+        assert_eq!(
+            v["import"]["key_alerts"],
+            serde_json::json!([]),
+            "round {round}: {v}"
+        );
+        assert_eq!(
+            v["import"]["held"],
+            serde_json::json!([]),
+            "round {round}: {v}"
+        );
+        assert_eq!(
+            seqs_of(&b, "a"),
+            (1..=published).collect::<Vec<_>>(),
+            "round {round}"
+        );
+    }
+    let decided = std::fs::read_dir(a.join("state/event_mesh/keys/rotations"))
+        .map_or(0, |d| d.count());
+    eprintln!("rotations decided before their kill or completed: {decided} of 10");
+    // A node joining afterwards verifies every event under whichever key signed it.
+    let c = env.node("c");
+    let v = sync(&c);
+    assert_eq!(v["import"]["rejected"], serde_json::json!([]), "{v}");
+    assert_eq!(seqs_of(&c, "a"), (1..=published).collect::<Vec<_>>(), "{v}");
+}
