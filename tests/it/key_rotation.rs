@@ -452,8 +452,8 @@ fn sigkill_during_keys_rotate_never_breaks_signing_or_verification() {
             "round {round}"
         );
     }
-    let decided = std::fs::read_dir(a.join("state/event_mesh/keys/rotations"))
-        .map_or(0, |d| d.count());
+    let decided =
+        std::fs::read_dir(a.join("state/event_mesh/keys/rotations")).map_or(0, |d| d.count());
     eprintln!("rotations decided before their kill or completed: {decided} of 10");
     // A node joining afterwards verifies every event under whichever key signed it.
     let c = env.node("c");
