@@ -54,6 +54,14 @@ pub enum KeyError {
         /// The key as published.
         key: String,
     },
+    /// One of this node's own rotation statements cannot be read.
+    #[error("{path}: not a key rotation statement: {reason}")]
+    BadRotation {
+        /// The statement file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The signature does not verify.
     #[error("event {event_id}: signature does not verify with node {node}'s key")]
     BadSignature {
@@ -157,10 +165,16 @@ impl NodeKey {
         if let Ok(text) = std::env::var(SIGNING_KEY_VAR)
             && !text.trim().is_empty()
         {
-            return Ok(Some((
-                Self::from_hex(&text).ok_or(KeyError::BadKeyVar)?,
-                KeySource::Env,
-            )));
+            let key = Self::from_hex(&text).ok_or(KeyError::BadKeyVar)?;
+            // A secret this node rotated away from never signs again: the new key
+            // was stored where the node reads it next (docs/operations.md).
+            if !rotation::local::rotated_away(paths, &key.public_hex())? {
+                return Ok(Some((key, KeySource::Env)));
+            }
+            tracing::warn!(
+                "{SIGNING_KEY_VAR} holds a key this node rotated away from; using the new key \
+                 stored in the node (update the secret: `gitmesh keys export --secret`)"
+            );
         }
         if let Some(path) = key_file {
             return match std::fs::read_to_string(path) {
@@ -366,6 +380,10 @@ pub struct KnownNode {
     /// A different key the manifest now shows, not trusted until an operator accepts it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offered_key: Option<String>,
+    /// Keys the node rotated away from (verified statements), oldest first: its events
+    /// below each `before_seq` stay verifiable with them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<rotation::PastKey>,
 }
 
 /// `known_nodes.json`: node id -> pinned key.
@@ -422,6 +440,7 @@ impl KnownNodes {
                         public_key: key.to_string(),
                         pinned_at: now.to_string(),
                         offered_key: None,
+                        history: Vec::new(),
                     },
                 );
             }
@@ -454,6 +473,36 @@ impl KnownNodes {
         }
     }
 
+    /// The node's pinned key with the keys it rotated away from, if pinned.
+    pub fn history(&self, node: &str) -> Option<rotation::KeyHistory> {
+        self.nodes.get(node).map(|k| rotation::KeyHistory {
+            past: k.history.clone(),
+            current: k.public_key.clone(),
+        })
+    }
+
+    /// Pins `h` for `node` after verified rotations: its current key becomes the pin (an
+    /// offer of that key is settled), its earlier keys the history.
+    pub fn follow(&mut self, node: &str, h: rotation::KeyHistory, now: &str) {
+        let entry = self
+            .nodes
+            .entry(node.to_string())
+            .or_insert_with(|| KnownNode {
+                public_key: h.current.clone(),
+                pinned_at: now.to_string(),
+                offered_key: None,
+                history: Vec::new(),
+            });
+        if entry.public_key != h.current {
+            entry.pinned_at = now.to_string();
+        }
+        if entry.offered_key.as_deref() == Some(h.current.as_str()) {
+            entry.offered_key = None;
+        }
+        entry.public_key = h.current;
+        entry.history = h.past;
+    }
+
     /// The key to verify a node's events with, if pinned.
     pub fn trusted_key(&self, node: &str) -> Option<&str> {
         self.nodes.get(node).map(|k| k.public_key.as_str())
@@ -471,3 +520,5 @@ impl KnownNodes {
 
 #[cfg(test)]
 mod tests;
+
+pub mod rotation;

@@ -1,4 +1,4 @@
-//! `gitmesh keys`: this node's signing key (show it, export it).
+//! `gitmesh keys`: this node's signing key (show it, export it, rotate it).
 
 use super::Output;
 use gitmesh::ops::identity;
@@ -18,6 +18,8 @@ pub enum KeysCommand {
         #[arg(long)]
         secret: bool,
     },
+    /// Replace the signing key; the old key signs the change (published by the next sync).
+    Rotate,
 }
 
 pub fn run(root: &Path, c: KeysCommand) -> Result<Output, Error> {
@@ -46,6 +48,42 @@ pub fn run(root: &Path, c: KeysCommand) -> Result<Output, Error> {
                 json!({"node_id": node.id(), "public_key": public}),
                 format!("{public}\n"),
             ))
+        }
+        KeysCommand::Rotate => {
+            let r = identity::rotate(&node)?;
+            let mut h = format!(
+                "node {}: key rotated\nold key {}\nnew key {} (signs from seq {})\nnew key stored in {}\n\
+                 statement {} is published by the next mesh-sync\n",
+                r.node_id,
+                r.old_public_key,
+                r.new_public_key,
+                r.from_seq,
+                r.stored_at.display(),
+                r.statement
+            );
+            if r.secret_must_be_updated {
+                h.push_str(&format!(
+                    "\nUPDATE THE SECRET: the old key came from {var}, which gitmesh cannot change.\n\
+                     This node now refuses the old secret and signs with the key stored above.\n\
+                     Store the new key as the secret, e.g.\n  \
+                     gitmesh keys export --secret | gh secret set {var}\n\
+                     (or `gitmesh keys export --secret > new.key` and paste it into your secret store).\n",
+                    var = gitmesh::keys::SIGNING_KEY_VAR
+                ));
+            }
+            if let Some(v) = r.roster_version_staged {
+                h.push_str(&format!(
+                    "roster version {v} with the new key, signed by the old key, is staged for the next mesh-sync\n"
+                ));
+            }
+            if r.roster_rekey_needed {
+                h.push_str(&format!(
+                    "this node is on the mesh roster: peers hold its new events until an admin runs \
+                     `gitmesh roster rekey {}` and syncs\n",
+                    r.node_id
+                ));
+            }
+            Ok(Output::new(r, h))
         }
         KeysCommand::Export { secret: true } => {
             if std::io::stdout().is_terminal() {

@@ -163,17 +163,22 @@ used until `nodes trust`; that peer's files are held back meanwhile."
     #[command(
         subcommand,
         after_help = "Examples:\n  gitmesh roster show\n  gitmesh roster enroll ws2 --key <64 hex> --role member --role leader\n  \
-gitmesh roster roles ws2 member\n  gitmesh roster retire ws2 --json\n  gitmesh roster rotate-admin --key <64 hex>\n\n\
+gitmesh roster roles ws2 member\n  gitmesh roster retire ws2 --json\n  gitmesh roster rotate-admin --key <64 hex>\n  \
+gitmesh roster rekey ws2\n\n\
 Each change is a new version signed by this node (an admin) and staged; the next mesh-sync \
 publishes it. See docs/roster.md."
     )]
     Roster(roster::RosterCommand),
-    /// Show or export this node's signing key.
+    /// Show, export or rotate this node's signing key.
     #[command(
         subcommand,
-        after_help = "Examples:\n  gitmesh keys show\n  gitmesh keys export --secret > node.key\n\n\
+        after_help = "Examples:\n  gitmesh keys show\n  gitmesh keys export --secret > node.key\n  \
+gitmesh keys rotate --json\n\n\
 The secret can then be given back to a new root through GITMESH_SIGNING_KEY or \
-[identity] key_file; `export --secret` never prints to a terminal."
+[identity] key_file; `export --secret` never prints to a terminal. `rotate` stores \
+the new key where the node's key comes from (for GITMESH_SIGNING_KEY: the key file \
+the node reads next; update the secret with `keys export --secret`) and the next \
+mesh-sync publishes the rotation. See docs/operations.md, \"Rotating a node's key\"."
     )]
     Keys(keys::KeysCommand),
     /// Check git, mesh.toml, the remote, the key, the clock and disk, with fixes.

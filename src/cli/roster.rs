@@ -38,6 +38,14 @@ pub enum RosterCommand {
         /// The node id.
         node: String,
     },
+    /// Give a node the key it rotated to, from its signed statement (admin only).
+    Rekey {
+        /// The node id.
+        node: String,
+        /// The new key, 64 hex digits [default: the end of the node's verified rotation statements]
+        #[arg(long, value_name = "HEX")]
+        key: Option<String>,
+    },
     /// Replace an admin's public key; the version is signed with the current key (admin only).
     RotateAdmin {
         /// The new ed25519 public key, 64 hex digits
@@ -71,6 +79,13 @@ pub fn run(root: &Path, c: RosterCommand) -> Result<Output, Error> {
             roles: roles.into_iter().collect(),
         },
         RosterCommand::Retire { node } => Change::Retire { node },
+        RosterCommand::Rekey { node: who, key } => {
+            let key = match key {
+                Some(k) => k,
+                None => roster::rotated_key(&node, &who)?,
+            };
+            Change::Rekey { node: who, key }
+        }
         RosterCommand::RotateAdmin { key, node: who } => Change::RotateAdmin {
             node: who.unwrap_or_else(|| node.id().to_string()),
             key,

@@ -122,7 +122,12 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
             "ALERT     {n}: manifest key changed; its events are held until `gitmesh nodes trust {n}`"
         );
     }
-    for a in s.fork_alerts.iter().chain(&s.rewrite_alerts) {
+    for a in s
+        .fork_alerts
+        .iter()
+        .chain(&s.rewrite_alerts)
+        .chain(&s.rotation_alerts)
+    {
         let _ = writeln!(h, "ALERT     {} {}: {}", a.kind.code(), a.node_id, a.detail);
     }
     for a in &s.authority_alerts {

@@ -245,6 +245,9 @@ pub fn schema_edits(
 
 /// Exports own events not yet in the ledger (at most `max_events`) into a local ledger commit.
 pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<ExportReport> {
+    // An interrupted key rotation is finished before anything is signed.
+    crate::keys::rotation::local::finish(&node.paths, node.key_file().as_deref())
+        .map_err(LedgerError::from)?;
     super::recover::recover_own(node, lock)?;
     let path = node.paths.ledger_repo();
     let repo = crate::store::repo::open_at(&path)?;
@@ -261,10 +264,15 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
         .map_err(LedgerError::from)?
         .map(|(k, _)| k);
     let public = key.as_ref().map(|k| k.public_hex());
-    // A node owns its manifest: with a key, only a copy it signed itself counts; any
-    // other is someone else's change, reported and overwritten by this export.
+    let rotations =
+        crate::keys::rotation::local::load_own(&node.paths).map_err(LedgerError::from)?;
+    // A node owns its manifest: with a key, only a copy it signed itself (with this key
+    // or one it rotated away from) counts; any other is someone else's change, reported
+    // and overwritten by this export.
     let own = |m: Option<Manifest>, report: &mut Option<String>| match (&public, m) {
-        (Some(k), Some(m)) if !m.signed_by(k) => {
+        (Some(k), Some(m))
+            if !m.signed_by(k) && !rotations.iter().any(|r| m.signed_by(&r.old_public_key)) =>
+        {
             let why = match m.check_signature() {
                 super::manifest::Signed::Valid => "signed by another key".to_string(),
                 super::manifest::Signed::Keyless => "publishes no key".to_string(),
@@ -371,6 +379,15 @@ pub fn export(node: &Node, lock: &SyncLock, max_events: Option<u64>) -> Result<E
         bytes.push(b'\n');
         edits.push(Edit::blob(manifest_path, repo.blob(&bytes).in_repo(&path)?));
         report.manifest_updated = true;
+    }
+    // This node's rotation statements: every export writes any the ledger lacks.
+    for r in &rotations {
+        let file = format!("{}/{}", layout.rotations(me), r.file_name());
+        let blob = repo.blob(&r.to_file()).in_repo(&path)?;
+        let there = tree::entry_at(&repo, base_tree, &file).in_repo(&path)?;
+        if there.map(|(o, _)| o) != Some(blob) {
+            edits.push(Edit::blob(file, blob));
+        }
     }
     let staged = staged_schemas(node)?;
     edits.extend(schema_edits(&repo, &layout, &staged).in_repo(&path)?);

@@ -12,6 +12,7 @@ pub mod recover;
 pub mod refs;
 pub mod roster;
 pub mod schema_trust;
+pub mod rotations;
 pub mod seqs;
 pub mod state;
 pub mod trust;

@@ -53,6 +53,9 @@ pub enum Reason {
     Fork,
     /// A batch that existed at the last imported commit was modified or deleted.
     HistoryRewrite,
+    /// A key rotation statement that is malformed, not signed by both keys, or not
+    /// signed by the key trusted for its node (forged or replayed).
+    BadRotation,
 }
 
 impl Reason {
@@ -80,6 +83,7 @@ impl Reason {
             Reason::UntrustedKey => "untrusted_key",
             Reason::Fork => "fork",
             Reason::HistoryRewrite => "history_rewrite",
+            Reason::BadRotation => "bad_rotation",
         }
     }
 }

@@ -289,9 +289,30 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
         remove_marker(&marker)?;
         return Ok(RecoverReport::default());
     };
+    // The node's rotations, from its root and from the ledger (a re-created root has
+    // only the latter): a key reached from the ledger's key through them is its own.
+    let mut rotations = crate::keys::rotation::local::load_own(&node.paths)?;
+    rotations.extend(
+        super::rotations::read_node(&repo, root, &layout, me)
+            .in_repo(&path)?
+            .into_iter()
+            .filter_map(|f| f.parsed.ok()),
+    );
+    let rotations = &rotations[..rotations
+        .len()
+        .min(crate::keys::rotation::MAX_STATEMENTS_PER_NODE * 2)];
+    let rotated_to = |from: &str| {
+        crate::keys::rotation::follow(
+            me,
+            &crate::keys::rotation::KeyHistory::single(from),
+            rotations,
+        )
+        .history
+    };
     // The ledger speaks for this node with another key: this root lost the node's key.
     if let Some(k) = &key
         && let Some(f) = check_key(ledger_key.as_deref(), &k.public_hex(), ledger_seq)
+        && rotated_to(&f.ledger_key).current != f.local_key
     {
         let replace_path = replace_key_path(&node.paths);
         let replace: Option<ReplaceKey> = crate::fsutil::read_json(&replace_path)?;
@@ -337,12 +358,19 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
         .unwrap_or(0);
     // Own events in the ledger are signed by the key its manifest publishes (the root's
     // own key, or the one it replaced with `mesh-init --replace-lost-key`).
-    let public = match (&ledger_key, &key) {
-        (Some(k), _) => Some(crate::keys::parse_public(me, k).map_err(LedgerError::from)?),
-        (None, Some(k)) => {
-            Some(crate::keys::parse_public(me, &k.public_hex()).map_err(LedgerError::from)?)
-        }
+    let latest = match (&ledger_key, &key) {
+        (Some(k), _) => Some(k.clone()),
+        (None, Some(k)) => Some(k.public_hex()),
         (None, None) => None,
+    };
+    // Older events stay signed by the keys the node rotated away from.
+    let public = match latest {
+        Some(k) => {
+            let first = crate::keys::rotation::origin(&k, rotations).to_string();
+            let h = rotated_to(&first);
+            Some(crate::keys::rotation::KeyChain::from_history(me, &h).map_err(LedgerError::from)?)
+        }
+        None => None,
     };
     let limits = ImportLimits::new(node.config.payload_limits());
     let mut chain = OwnChain::new(head.own_seq, &head.own_prev);
@@ -358,7 +386,7 @@ pub fn recover_own(node: &Node, _lock: &SyncLock) -> Result<RecoverReport> {
                 continue;
             };
             if let Some(p) = &public
-                && crate::keys::verify(&env, p).is_err()
+                && crate::keys::verify(&env, p.for_seq(env.seq)).is_err()
             {
                 tracing::warn!(event = %env.event_id, "own outbox holds an event not signed by this node's key; not recovered");
                 continue;

@@ -49,7 +49,14 @@ pub struct ImportState {
     /// Forks and history rewrites seen, for `mesh-status`.
     #[serde(default)]
     pub alerts: Vec<super::trust::Alert>,
+    /// Refused key rotation statements already quarantined (`path@blob`), so each is
+    /// reported once; at most [`MAX_REFUSED_ROTATIONS`].
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub refused_rotations: std::collections::BTreeSet<String>,
 }
+
+/// Most refused rotation statements remembered (beyond it, one may be reported again).
+pub const MAX_REFUSED_ROTATIONS: usize = 4096;
 
 /// Resume point of an import cut short by its event budget.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

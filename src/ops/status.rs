@@ -81,6 +81,9 @@ pub struct Status {
     pub fork_alerts: Vec<crate::ledger::trust::Alert>,
     /// Peers' batches that were modified or deleted after they were imported.
     pub rewrite_alerts: Vec<crate::ledger::trust::Alert>,
+    /// Key rotation statements refused: forged (not signed by the node's trusted key),
+    /// replayed or malformed; the node's key did not change.
+    pub rotation_alerts: Vec<crate::ledger::trust::Alert>,
     /// Ledger files held back (waiting for missing seqs, a trusted key, or a roster entry).
     pub held_files: u64,
     /// The leader lease's expiry has passed (false when there is no lease).
@@ -202,6 +205,7 @@ pub fn status(node: &Node) -> Result<Status> {
     let key_alerts = crate::keys::KnownNodes::load(&node.paths)?.alerts();
     let fork_alerts = alerts(&imports, crate::ledger::quarantine::Reason::Fork);
     let rewrite_alerts = alerts(&imports, crate::ledger::quarantine::Reason::HistoryRewrite);
+    let rotation_alerts = alerts(&imports, crate::ledger::quarantine::Reason::BadRotation);
     let sync = super::health::load(&node.paths);
     let disk = super::health::disk_status(&node.paths, node.config.health.min_free_mb);
     let health = super::health::assess(&super::health::HealthInputs {
@@ -217,6 +221,7 @@ pub fn status(node: &Node) -> Result<Status> {
                 fork_alerts
                     .iter()
                     .chain(&rewrite_alerts)
+                    .chain(&rotation_alerts)
                     .map(|a| format!("{} {}", a.kind.code(), a.node_id)),
             )
             .collect(),
@@ -250,6 +255,7 @@ pub fn status(node: &Node) -> Result<Status> {
         key_alerts,
         fork_alerts,
         rewrite_alerts,
+        rotation_alerts,
         held_files: imports.held.len() as u64,
         lease_expired,
         sync,

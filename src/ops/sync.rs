@@ -516,6 +516,14 @@ fn compose(
                 target: Some((oid, mode)),
             });
         }
+        // Its key rotation statements too: this node's copy replaces whatever the remote
+        // holds at its path (a planted statement is dropped).
+        let keys = layout.rotations(me);
+        if let Some(mine) = tree::subtree_at(&repo, local_tree, &keys).in_repo(&path)?
+            && tree::subtree_at(&repo, remote_tree, &keys).in_repo(&path)? != Some(mine)
+        {
+            edits.push(Edit::tree(keys, mine));
+        }
     }
     let mut staged = Vec::new();
     let mut leader = None;

@@ -50,4 +50,12 @@ impl Layout {
     pub fn roster(&self, version: u64) -> String {
         format!("{}/roster/{version:012}.json", self.dir)
     }
+    /// `<dir>/keys`: key rotation statements, one directory per node.
+    pub fn keys_dir(&self) -> String {
+        format!("{}/keys", self.dir)
+    }
+    /// `<dir>/keys/<node>`: the rotation statements of one node (its own files).
+    pub fn rotations(&self, node: &str) -> String {
+        format!("{}/keys/{node}", self.dir)
+    }
 }

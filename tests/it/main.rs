@@ -31,6 +31,7 @@ mod fuzz_envelope;
 mod health;
 mod hostile_input;
 mod identity;
+mod key_rotation;
 mod kill_loop;
 mod ledger_scale;
 mod ledger_sync;

@@ -5,7 +5,7 @@
 //! follows the new data, not the history.
 //!
 //! One concern per module: `archive` (deletions by compaction), `pinning`
-//! (peers' keys), `signatures` (parallel signature checks), `run` (the run's
+//! (peers' keys), `rekey` (peers' key rotations), `signatures` (parallel signature checks), `run` (the run's
 //! state and bookkeeping), `leg` (one diff's files; the diff itself is
 //! `git::tree::diff_entries`), `file` (reading one file), `apply` (the chain
 //! decision and carrying it out) and `held` (held files and their retries).
@@ -16,6 +16,7 @@ mod file;
 mod held;
 mod leg;
 mod pinning;
+mod rekey;
 mod run;
 mod signatures;
 
@@ -119,12 +120,21 @@ pub fn import_with(
                 .in_repo(&path)
                 .map_err(LedgerError::from)?;
         let pinned_before = known.clone();
+        // Verified key rotations move pins before manifests are compared with them.
+        let root = crate::git::tree::tree_of(&repo, Some(head))
+            .in_repo(&path)
+            .map_err(LedgerError::from)?;
+        let statements = super::rotations::read_all(&repo, root, &layout)
+            .in_repo(&path)
+            .map_err(LedgerError::from)?;
+        run.commit = head.to_string();
+        run.follow_rotations(statements, &published, &mut known)?;
         run.keys = pinning::key_states(node.id(), &published, &mut known);
         if known != pinned_before {
             known.save(&node.paths)?;
         }
         if let Some(r) = &run.roster {
-            let mismatched = pinning::apply_roster(node.id(), r, &published, &mut run.keys);
+            let mismatched = pinning::apply_roster(node.id(), r, &known, &published, &mut run.keys);
             run.unauthorized.extend(mismatched);
         }
         // Schemas before events: the events of this pass are judged by verified schemas only.

@@ -1,6 +1,7 @@
 //! Peers' signing keys for one import: read from the manifests, pinned on first sight.
 
 use crate::git::tree;
+use crate::keys::rotation::KeyChain;
 use crate::keys::{self, KnownNodes, Pin};
 use crate::ledger::Manifest;
 use crate::store::layout::Layout;
@@ -10,8 +11,9 @@ use std::collections::HashMap;
 /// What is known of a peer's signing key for this import.
 #[derive(Debug, Clone)]
 pub(super) enum KeyState {
-    /// Pinned (or pinned now, on first sight): signatures must verify with it.
-    Pinned(Box<ed25519_dalek::VerifyingKey>),
+    /// Pinned (or pinned now, on first sight): signatures must verify with it, or with
+    /// the key the node had at the event's seq before a verified rotation.
+    Pinned(Box<KeyChain>),
     /// The manifest offers a key that differs from the pinned one.
     Untrusted,
     /// The manifest's key is not a valid ed25519 key.
@@ -81,12 +83,15 @@ pub(super) fn key_states(
             out.insert(node.clone(), KeyState::Untrusted);
         }
     }
-    for (node, k) in &known.nodes {
+    for node in known.nodes.keys() {
         if out.contains_key(node) {
             continue;
         }
-        match keys::parse_public(node, &k.public_key) {
-            Ok(v) => out.insert(node.clone(), KeyState::Pinned(Box::new(v))),
+        let Some(h) = known.history(node) else {
+            continue;
+        };
+        match KeyChain::from_history(node, &h) {
+            Ok(c) => out.insert(node.clone(), KeyState::Pinned(Box::new(c))),
             Err(e) => out.insert(node.clone(), KeyState::Invalid(e.to_string())),
         };
     }
@@ -99,6 +104,7 @@ pub(super) fn key_states(
 pub(super) fn apply_roster(
     me: &str,
     roster: &crate::ledger::roster::Roster,
+    known: &KnownNodes,
     published: &HashMap<String, Option<String>>,
     states: &mut HashMap<String, KeyState>,
 ) -> Vec<String> {
@@ -120,7 +126,13 @@ pub(super) fn apply_roster(
             states.insert(node.clone(), KeyState::Untrusted);
             continue;
         }
-        states.insert(node.clone(), KeyState::Pinned(Box::new(key)));
+        // The keys the node rotated away from still verify its older events.
+        let chain = known
+            .history(node)
+            .filter(|h| h.current == entry.public_key)
+            .and_then(|h| KeyChain::from_history(node, &h).ok())
+            .unwrap_or_else(|| KeyChain::single(key));
+        states.insert(node.clone(), KeyState::Pinned(Box::new(chain)));
     }
     notes
 }

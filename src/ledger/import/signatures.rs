@@ -1,10 +1,12 @@
-//! Signature checks of one file's events: batch verification of the pinned key across the cores.
+//! Signature checks of one file's events: batch verification under each key a seq falls in, across the cores.
 
 use super::file::Item;
 use super::pinning::KeyState;
+use crate::event::Envelope;
 use crate::keys::{verify_many, verify_threads};
 use crate::ledger::quarantine::Reason;
 use crate::ledger::verify::{self, KeyCheck};
+use ed25519_dalek::VerifyingKey;
 
 /// A signature verdict: fine, or the reason and detail to quarantine the event with.
 pub(super) type SigVerdict = Result<(), (Reason, String)>;
@@ -46,23 +48,32 @@ pub(super) fn check_signatures(
         }
     };
     let mut verdicts: Vec<SigVerdict> = vec![Ok(()); items.len()];
-    let mut signed = Vec::with_capacity(items.len());
-    let mut at = Vec::with_capacity(items.len());
+    // Signed events grouped by the key their seq falls under: one group unless
+    // the node rotated its key within this file.
+    let mut groups: Vec<(&VerifyingKey, Vec<&Envelope>, Vec<usize>)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let Ok(env) = &item.2 else { continue };
+        let key = pinned.for_seq(env.seq);
         if env.sig.is_none() {
             // The same verdict and wording as a one-by-one check.
-            verdicts[i] = verify::check_signature(env, KeyCheck::Pinned(pinned));
-        } else {
-            signed.push(env);
-            at.push(i);
+            verdicts[i] = verify::check_signature(env, KeyCheck::Pinned(key));
+            continue;
+        }
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, signed, at)) => {
+                signed.push(env);
+                at.push(i);
+            }
+            None => groups.push((key, vec![env], vec![i])),
         }
     }
-    for (i, r) in at
-        .into_iter()
-        .zip(verify_many(&signed, pinned, verify_threads()))
-    {
-        verdicts[i] = r.map_err(|e| (Reason::BadSignature, e.to_string()));
+    for (key, signed, at) in groups {
+        for (i, r) in at
+            .into_iter()
+            .zip(verify_many(&signed, key, verify_threads()))
+        {
+            verdicts[i] = r.map_err(|e| (Reason::BadSignature, e.to_string()));
+        }
     }
     verdicts
 }
