@@ -320,3 +320,33 @@ fn one_bad_signature_among_many_quarantines_exactly_that_event() {
     assert!(!stored.contains(&events[bad].event_id));
     assert!(stored.contains(&events[bad - 1].event_id));
 }
+
+#[test]
+fn a_follow_ends_when_its_reader_goes_away_even_while_idle() {
+    let env = TestEnv::new();
+    let root = env.node("fo4");
+    let mut c = gm(&root);
+    c.args(["events", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().expect("spawn events --follow");
+    let mut out = child.stdout.take().expect("stdout");
+    // The table header shows it is running; then the reader closes the pipe.
+    let mut first = [0u8; 9];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    assert_eq!(&first, b"TIMESTAMP");
+    drop(out);
+    let started = std::time::Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if started.elapsed() > WAIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("events --follow kept running with no reader");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(st.success(), "{st}");
+}
