@@ -165,7 +165,13 @@ pub fn run(root: &Path, a: Args, global_json: bool) -> Result<Output, Error> {
         None if a.follow && a.limit.is_none() && a.since.is_none() => end,
         None => 0,
     };
-    let list = events_between(&node, &filter, start, end)?;
+    // A follow streams the stored events from its start in bounded batches; only
+    // "the newest N" (--limit) needs them listed first, and N bounds that list.
+    let (list, follow_from) = if a.follow && a.limit.is_none() {
+        (Vec::new(), start)
+    } else {
+        (events_between(&node, &filter, start, end)?, end)
+    };
     // The stored lines stay as they are; the listing shows each event upcast to the
     // newest schema version this node knows, marked with `upcast_from`, unless --raw.
     let registry = if a.raw || a.ndjson {
@@ -178,7 +184,7 @@ pub fn run(root: &Path, a: Args, global_json: bool) -> Result<Output, Error> {
         ndjson: a.ndjson,
     };
     if a.follow {
-        return follow(&node, &render, &selector, &list, end, json);
+        return follow(&node, &render, &selector, &list, follow_from, json);
     }
     let mut shown = Vec::with_capacity(list.len());
     let mut human = String::new();
@@ -194,13 +200,13 @@ pub fn run(root: &Path, a: Args, global_json: bool) -> Result<Output, Error> {
     Ok(Output::new(json!({"events": shown}), human))
 }
 
-/// Prints `past`, then every matching event appended after `end`, until a signal or closed output.
+/// Prints `past`, then every matching event stored from `from` on, until a signal or closed output.
 fn follow(
     node: &Node,
     render: &Render<'_>,
     selector: &gitmesh::ops::query::Selector,
     past: &[(u64, Envelope)],
-    end: u64,
+    from: u64,
     json: bool,
 ) -> Result<Output, Error> {
     let waiter = LogWaiter::new(node);
@@ -222,7 +228,7 @@ fn follow(
             return Ok(Output::streamed());
         }
     }
-    let mut follower = Follower::new(end);
+    let mut follower = Follower::new(from);
     while !stop.load(Ordering::Relaxed) {
         let p = follower.poll(&node.log, selector, FOLLOW_BATCH, |_, e| {
             put(&render.line(e, json))

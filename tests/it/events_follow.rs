@@ -320,3 +320,77 @@ fn one_bad_signature_among_many_quarantines_exactly_that_event() {
     assert!(!stored.contains(&events[bad].event_id));
     assert!(stored.contains(&events[bad - 1].event_id));
 }
+
+#[test]
+fn a_follow_ends_when_its_reader_goes_away_even_while_idle() {
+    let env = TestEnv::new();
+    let root = env.node("fo4");
+    let mut c = gm(&root);
+    c.args(["events", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = c.spawn().expect("spawn events --follow");
+    let mut out = child.stdout.take().expect("stdout");
+    // The table header shows it is running; then the reader closes the pipe.
+    let mut first = [0u8; 9];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    assert_eq!(&first, b"TIMESTAMP");
+    drop(out);
+    let started = std::time::Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if started.elapsed() > WAIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("events --follow kept running with no reader");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(st.success(), "{st}");
+}
+
+#[test]
+fn resume_points_are_found_across_sealed_segments_without_the_lock() {
+    use crate::log_segments::{lines_of, node, publish_batches, seg_dir};
+    use gitmesh::ops::follow::{Resume, resume_offset};
+    let env = TestEnv::new();
+    let n = node(&env, "fs1", 3000);
+    publish_batches(&n, 300);
+    let root = env.path().join("fs1");
+    let all = lines_of(&crate::log_segments::concatenated(&root));
+    assert!(crate::log_segments::sealed_files(&root).len() >= 5);
+    // Every id, sealed or active, resolves to its line; "after" is the next line's start.
+    for (i, (off, e)) in all.iter().enumerate() {
+        assert_eq!(n.log.find_id(&e.event_id).unwrap(), Some(*off));
+        let next = all
+            .get(i + 1)
+            .map_or(n.log.read_head().unwrap().log_len, |x| x.0);
+        assert_eq!(
+            resume_offset(&n, &Resume::After(e.event_id.clone())).unwrap(),
+            next
+        );
+        assert!(n.log.is_line_start(*off).unwrap());
+        assert!(!n.log.is_line_start(*off + 1).unwrap());
+    }
+    // A sealed segment whose index is gone is read instead (that segment only).
+    let idx: Vec<_> = std::fs::read_dir(seg_dir(&root))
+        .unwrap()
+        .map(|d| d.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "idx"))
+        .collect();
+    assert!(!idx.is_empty());
+    std::fs::remove_file(&idx[0]).unwrap();
+    for (off, e) in all.iter().take(20) {
+        assert_eq!(n.log.find_id(&e.event_id).unwrap(), Some(*off));
+    }
+    // Nothing was written back: a reader never rebuilds an index.
+    assert!(!idx[0].exists());
+    assert_eq!(
+        n.log
+            .find_id("evt_00000000000000000000000000000000")
+            .unwrap(),
+        None
+    );
+}
