@@ -4,6 +4,7 @@
 
 use crate::common::mesh::*;
 use crate::common::{TestEnv, git, json_ok, printed, publish_event, set_config_key, sync};
+use crate::daemon_support::{Daemon, parse_prometheus};
 use serde_json::Value;
 use std::path::Path;
 
@@ -498,4 +499,26 @@ fn a_flooded_outbox_is_read_in_bounded_steps_and_its_quarantine_is_capped() {
         human.contains("10 records") && human.contains("50 pruned"),
         "{human}"
     );
+    // The daemon shows the same in /status and /metrics.
+    let d = Daemon::start(&victim, &[]);
+    let st = d.get_json("/status");
+    let p_use = st["quarantine"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["peer"] == "p");
+    assert_eq!(p_use.unwrap()["pruned"], 50, "{st}");
+    let text = d.get("/metrics");
+    let m = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let p_label = [("peer", "p")];
+    assert_eq!(
+        m.value("gitmesh_quarantine_files", &p_label),
+        Some(10.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.value("gitmesh_quarantine_pruned_total", &p_label),
+        Some(50.0)
+    );
+    assert!(m.value("gitmesh_quarantine_bytes", &p_label).unwrap() > 0.0);
 }
