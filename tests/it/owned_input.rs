@@ -123,10 +123,7 @@ fn listed(root: &Path, topic: &str, raw: bool) -> Vec<Value> {
     if raw {
         args.push("--raw");
     }
-    crate::common::json_ok(root, &args)["events"]
-        .as_array()
-        .unwrap()
-        .clone()
+    json_ok(root, &args)["events"].as_array().unwrap().clone()
 }
 
 #[test]
@@ -156,7 +153,7 @@ fn a_ledger_schema_cannot_redefine_or_upcast_a_builtin_type() {
         &src.join("monitoring/host.seen/v2.json"),
         crate::schema_evolution::V2,
     );
-    crate::common::json_ok(&p, &["schema", "publish", src.to_str().unwrap()]);
+    json_ok(&p, &["schema", "publish", src.to_str().unwrap()]);
     publish_event(
         &p,
         "scaling",
@@ -172,7 +169,7 @@ fn a_ledger_schema_cannot_redefine_or_upcast_a_builtin_type() {
     let v = sync(&victim);
     assert_eq!(v["import"]["imported_events"], 2, "{v}");
     assert!(reasons(&v["import"]).is_empty(), "{v}");
-    let list = crate::common::json_ok(&victim, &["schema", "list"]);
+    let list = json_ok(&victim, &["schema", "list"]);
     let refused = list["refused"].as_array().unwrap();
     let why = |file: &str| {
         refused
