@@ -117,6 +117,52 @@ pub struct Config {
     /// Where the node's signing key comes from.
     #[serde(default, skip_serializing_if = "IdentityConfig::is_default")]
     pub identity: IdentityConfig,
+    /// Bounds on one import per peer: files and bytes read, quarantine kept.
+    #[serde(default)]
+    pub import: ImportConfig,
+}
+
+/// `[import]`: per-peer bounds, so one peer's outbox (or junk planted in it) costs
+/// a bounded amount of reading per sync and of quarantine on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    /// Quarantine records kept per peer; the oldest are removed past it.
+    #[serde(default = "default_quarantine_files")]
+    pub quarantine_max_files: u64,
+    /// Quarantine bytes kept per peer; the oldest records are removed past it.
+    #[serde(default = "default_quarantine_bytes")]
+    pub quarantine_max_bytes: u64,
+    /// Outbox files one import reads per peer; the rest wait for the next sync.
+    #[serde(default = "default_peer_files")]
+    pub max_files_per_peer: u64,
+    /// Outbox bytes one import reads per peer; the rest wait for the next sync.
+    #[serde(default = "default_peer_bytes")]
+    pub max_bytes_per_peer: u64,
+}
+
+fn default_quarantine_files() -> u64 {
+    1000
+}
+fn default_quarantine_bytes() -> u64 {
+    64 << 20
+}
+fn default_peer_files() -> u64 {
+    10_000
+}
+fn default_peer_bytes() -> u64 {
+    1 << 30
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        ImportConfig {
+            quarantine_max_files: default_quarantine_files(),
+            quarantine_max_bytes: default_quarantine_bytes(),
+            max_files_per_peer: default_peer_files(),
+            max_bytes_per_peer: default_peer_bytes(),
+        }
+    }
 }
 
 /// `[health]`: the thresholds of "unhealthy" (docs/operations.md, "Health").

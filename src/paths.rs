@@ -59,6 +59,10 @@ impl NodePaths {
     pub fn quarantine(&self) -> PathBuf {
         self.state().join("quarantine")
     }
+    /// The quarantine's per-peer index of import records (sizes, order, pruned counts).
+    pub fn quarantine_index(&self) -> PathBuf {
+        self.state().join("quarantine_index.json")
+    }
     /// The last sync attempt and the last success, kept by every process that syncs.
     pub fn sync_state(&self) -> PathBuf {
         self.state().join("sync_state.json")

@@ -35,6 +35,19 @@ pub fn run(root: &Path, a: Args, json: bool) -> Result<Output, Error> {
             q.detail
         );
     }
+    if r.repeated_paths > 0 {
+        let _ = writeln!(
+            h,
+            "  {} paths held an object already read or quarantined (counted, not read again)",
+            r.repeated_paths
+        );
+    }
+    for (peer, n) in &r.deferred {
+        let _ = writeln!(
+            h,
+            "  deferred: {n} files of {peer} wait for the next import (per-peer read caps)"
+        );
+    }
     for g in &r.gaps {
         let _ = writeln!(
             h,

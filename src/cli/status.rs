@@ -95,6 +95,13 @@ pub fn run(root: &Path, a: Args) -> Result<Output, Error> {
         s.quarantined,
         "items (state/event_mesh/quarantine/)",
     );
+    for q in &s.quarantine {
+        let _ = writeln!(
+            h,
+            "  {:<20} {} records, {} bytes, {} pruned, {} repeated paths",
+            q.peer, q.files, q.bytes, q.pruned, q.repeats
+        );
+    }
     count_line(
         &mut h,
         "schemas   ",

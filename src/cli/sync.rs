@@ -38,6 +38,12 @@ pub fn run(root: &Path, a: Args, json: bool) -> Result<Output, Error> {
         "import   {} new events from {} peer files, {} quarantined",
         r.import.imported_events, r.import.scanned_files, r.import.quarantined
     );
+    for (peer, n) in &r.import.deferred {
+        let _ = writeln!(
+            h,
+            "         {n} files of {peer} deferred to the next sync (per-peer read caps)"
+        );
+    }
     let _ = writeln!(
         h,
         "dispatch {} events handled, {} follow-ups",

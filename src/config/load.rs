@@ -23,6 +23,7 @@ impl Config {
             dispatch: DispatchConfig::default(),
             mesh: MeshConfig::default(),
             identity: IdentityConfig::default(),
+            import: ImportConfig::default(),
         }
     }
 
@@ -261,6 +262,33 @@ impl Config {
             self.limits.max_payload_bytes as u64,
             2,
             1_000_000,
+        );
+        let i = &self.import;
+        count(
+            "import.quarantine_max_files".into(),
+            i.quarantine_max_files,
+            1,
+            1_000_000,
+        );
+        // At least one kept item (64 KiB) and its reason.
+        count(
+            "import.quarantine_max_bytes".into(),
+            i.quarantine_max_bytes,
+            1 << 17,
+            1 << 40,
+        );
+        count(
+            "import.max_files_per_peer".into(),
+            i.max_files_per_peer,
+            1,
+            10_000_000,
+        );
+        // At least one file at the 4 MiB import cap.
+        count(
+            "import.max_bytes_per_peer".into(),
+            i.max_bytes_per_peer,
+            4 << 20,
+            1 << 40,
         );
         for h in &self.handlers {
             count(

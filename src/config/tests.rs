@@ -223,6 +223,22 @@ fn out_of_range_durations_and_sizes_name_their_key() {
             "policy.command_freshness",
         ),
         (
+            "[import]\nquarantine_max_files = 0\n",
+            "import.quarantine_max_files = 0",
+        ),
+        (
+            "[import]\nquarantine_max_bytes = 1000\n",
+            "import.quarantine_max_bytes = 1000",
+        ),
+        (
+            "[import]\nmax_files_per_peer = 0\n",
+            "import.max_files_per_peer = 0",
+        ),
+        (
+            "[import]\nmax_bytes_per_peer = 1\n",
+            "import.max_bytes_per_peer = 1",
+        ),
+        (
             "[[handlers]]\nname = \"h\"\nmatch = \"a.*\"\nrun = [\"true\"]\ntimeout = \"0s\"\n",
             "handlers.h.timeout",
         ),

@@ -504,6 +504,26 @@ fn register_status(s: &mut Scrape, node_id: &str, st: &Status) {
         "Items in the quarantine directory",
         st.quarantined,
     );
+    let q = &st.quarantine;
+    s.counts(
+        "gitmesh_quarantine_files",
+        "Import records in quarantine, per peer (capped by import.quarantine_max_files)",
+        "peer",
+        q.iter().map(|u| (u.peer.as_str(), u.files)),
+    );
+    s.counts(
+        "gitmesh_quarantine_bytes",
+        "Bytes of import records in quarantine, per peer (capped by import.quarantine_max_bytes)",
+        "peer",
+        q.iter().map(|u| (u.peer.as_str(), u.bytes)),
+    );
+    let pruned: Vec<(&str, u64)> = q.iter().map(|u| (u.peer.as_str(), u.pruned)).collect();
+    s.counters(
+        "gitmesh_quarantine_pruned",
+        "Oldest quarantine records removed to keep a peer within its caps",
+        "peer",
+        &pruned,
+    );
     s.count(
         "gitmesh_last_seq",
         "Highest own sequence number",

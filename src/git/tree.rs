@@ -181,9 +181,11 @@ pub struct TreeChange {
     pub before: Option<Oid>,
 }
 
-/// Deepest directory level [`diff_entries`] walks. A directory nested deeper is not
-/// read: it is reported as one entry with mode [`MODE_TREE`], so a hostile tree
-/// nested thousands of levels deep costs one entry, never the stack.
+/// Deepest directory level [`diff_entries`] and [`union`] walk. A directory nested
+/// deeper is not read: the diff reports it as one entry with mode [`MODE_TREE`], and
+/// the union keeps its own side, so a hostile tree nested thousands of levels deep
+/// costs one entry. Both walks keep their own stack on the heap, so the limit bounds
+/// work, not the thread's stack.
 pub const MAX_TREE_DEPTH: usize = 32;
 
 /// Entries (other than directories) that differ between two trees, deletions included:
@@ -198,8 +200,187 @@ pub fn diff_entries(
     new: Option<Oid>,
 ) -> Result<Vec<TreeChange>, git2::Error> {
     let mut out = Vec::new();
-    diff_into(repo, old, new, "", 0, &mut out)?;
+    // Work items run in LIFO order: a directory's frame is pushed back under its
+    // child, so the child's entries come out where recursion would have put them.
+    let mut stack = vec![Work::Diff {
+        old,
+        new,
+        prefix: String::new(),
+        depth: 0,
+    }];
+    while let Some(w) = stack.pop() {
+        match w {
+            Work::Emit(c) => out.push(c),
+            Work::Diff {
+                old,
+                new,
+                prefix,
+                depth,
+            } => {
+                if old == new {
+                    continue;
+                }
+                if depth >= MAX_TREE_DEPTH {
+                    // Not walked: the new side is reported as one directory entry; a deep
+                    // old side was reported when it was new.
+                    if let Some(t) = new {
+                        out.push(TreeChange {
+                            path: prefix,
+                            oid: Some(t),
+                            mode: MODE_TREE,
+                            before: None,
+                        });
+                    }
+                    continue;
+                }
+                let frame = Frame::open(repo, old, new, prefix, depth)?;
+                frame.step(&mut stack, &mut out);
+            }
+            Work::Resume(frame) => frame.step(&mut stack, &mut out),
+        }
+    }
     Ok(out)
+}
+
+/// One pending piece of [`diff_entries`]' walk.
+enum Work {
+    /// Compare two directories (either may be absent) at `prefix`.
+    Diff {
+        old: Option<Oid>,
+        new: Option<Oid>,
+        prefix: String,
+        depth: usize,
+    },
+    /// Go on with a directory after a child directory was walked.
+    Resume(Box<Frame>),
+    /// Report a change once the directory walked before it is done.
+    Emit(TreeChange),
+}
+
+/// A directory pair being compared: both entry lists and how far the walk got.
+struct Frame {
+    prefix: String,
+    depth: usize,
+    old_list: Vec<(Vec<u8>, Oid, i32)>,
+    old_entries: HashMap<Vec<u8>, (Oid, i32)>,
+    new_list: Vec<(Vec<u8>, Oid, i32)>,
+    seen: HashSet<Vec<u8>>,
+    /// Next entry of `new_list`, then (past its end) of `old_list`.
+    next: usize,
+}
+
+impl Frame {
+    fn open(
+        repo: &Repository,
+        old: Option<Oid>,
+        new: Option<Oid>,
+        prefix: String,
+        depth: usize,
+    ) -> Result<Frame, git2::Error> {
+        let old_list = entries_of(repo, old)?;
+        let old_entries = old_list
+            .iter()
+            .map(|(n, o, m)| (n.clone(), (*o, *m)))
+            .collect();
+        Ok(Frame {
+            prefix,
+            depth,
+            old_list,
+            old_entries,
+            new_list: entries_of(repo, new)?,
+            seen: HashSet::new(),
+            next: 0,
+        })
+    }
+
+    fn join(&self, name: &[u8]) -> String {
+        let name = String::from_utf8_lossy(name);
+        if self.prefix.is_empty() {
+            name.into_owned()
+        } else {
+            format!("{}/{name}", self.prefix)
+        }
+    }
+
+    /// Walks entries until one needs a subdirectory walked first; then pushes itself
+    /// back, the change to report after that subdirectory, and the subdirectory.
+    fn step(mut self, stack: &mut Vec<Work>, out: &mut Vec<TreeChange>) {
+        let depth = self.depth + 1;
+        while self.next < self.new_list.len() {
+            let (name, oid, mode) = self.new_list[self.next].clone();
+            self.next += 1;
+            self.seen.insert(name.clone());
+            let before = self.old_entries.get(&name).copied();
+            if before == Some((oid, mode)) {
+                continue;
+            }
+            let path = self.join(&name);
+            let old_tree = before.filter(|(_, m)| *m == MODE_TREE).map(|(o, _)| o);
+            let old_file = before.filter(|(_, m)| *m != MODE_TREE).map(|(o, _)| o);
+            if mode == MODE_TREE {
+                let after = old_file.map(|b| TreeChange {
+                    path: path.clone(),
+                    oid: None,
+                    mode: 0,
+                    before: Some(b),
+                });
+                let child = Work::Diff {
+                    old: old_tree,
+                    new: Some(oid),
+                    prefix: path,
+                    depth,
+                };
+                return self.descend(stack, after, child);
+            }
+            let change = TreeChange {
+                path: path.clone(),
+                oid: Some(oid),
+                mode,
+                before: old_file,
+            };
+            if old_tree.is_some() {
+                let child = Work::Diff {
+                    old: old_tree,
+                    new: None,
+                    prefix: path,
+                    depth,
+                };
+                return self.descend(stack, Some(change), child);
+            }
+            out.push(change);
+        }
+        while self.next - self.new_list.len() < self.old_list.len() {
+            let (name, oid, mode) = self.old_list[self.next - self.new_list.len()].clone();
+            self.next += 1;
+            if self.seen.contains(&name) {
+                continue;
+            }
+            let path = self.join(&name);
+            if mode == MODE_TREE {
+                let child = Work::Diff {
+                    old: Some(oid),
+                    new: None,
+                    prefix: path,
+                    depth,
+                };
+                return self.descend(stack, None, child);
+            }
+            out.push(TreeChange {
+                path,
+                oid: None,
+                mode: 0,
+                before: Some(oid),
+            });
+        }
+    }
+
+    fn descend(self, stack: &mut Vec<Work>, after: Option<TreeChange>, child: Work) {
+        stack.push(Work::Resume(Box::new(self)));
+        if let Some(c) = after {
+            stack.push(Work::Emit(c));
+        }
+        stack.push(child);
+    }
 }
 
 /// A tree's entries as (name, id, mode), in tree order; none for `None`.
@@ -217,113 +398,16 @@ fn entries_of(
     }
 }
 
-fn diff_into(
-    repo: &Repository,
-    old: Option<Oid>,
-    new: Option<Oid>,
-    prefix: &str,
-    depth: usize,
-    out: &mut Vec<TreeChange>,
-) -> Result<(), git2::Error> {
-    if old == new {
-        return Ok(());
-    }
-    if depth >= MAX_TREE_DEPTH {
-        // Not walked: the new side is reported as one directory entry; a deep
-        // old side was reported when it was new.
-        if let Some(t) = new {
-            out.push(TreeChange {
-                path: prefix.to_string(),
-                oid: Some(t),
-                mode: MODE_TREE,
-                before: None,
-            });
-        }
-        return Ok(());
-    }
-    let old_list = entries_of(repo, old)?;
-    let old_entries: HashMap<&[u8], (Oid, i32)> = old_list
-        .iter()
-        .map(|(n, o, m)| (n.as_slice(), (*o, *m)))
-        .collect();
-    let new_list = entries_of(repo, new)?;
-    let join = |name: &[u8]| {
-        let name = String::from_utf8_lossy(name);
-        if prefix.is_empty() {
-            name.into_owned()
-        } else {
-            format!("{prefix}/{name}")
-        }
-    };
-    let mut seen = HashSet::new();
-    for (name, oid, mode) in &new_list {
-        seen.insert(name.as_slice());
-        let before = old_entries.get(name.as_slice()).copied();
-        if before == Some((*oid, *mode)) {
-            continue;
-        }
-        let path = join(name);
-        let old_tree = before.filter(|(_, m)| *m == MODE_TREE).map(|(o, _)| o);
-        let old_file = before.filter(|(_, m)| *m != MODE_TREE).map(|(o, _)| o);
-        if *mode == MODE_TREE {
-            diff_into(repo, old_tree, Some(*oid), &path, depth + 1, out)?;
-            if let Some(b) = old_file {
-                out.push(TreeChange {
-                    path,
-                    oid: None,
-                    mode: 0,
-                    before: Some(b),
-                });
-            }
-        } else {
-            if old_tree.is_some() {
-                diff_into(repo, old_tree, None, &path, depth + 1, out)?;
-            }
-            out.push(TreeChange {
-                path,
-                oid: Some(*oid),
-                mode: *mode,
-                before: old_file,
-            });
-        }
-    }
-    for (name, oid, mode) in &old_list {
-        if seen.contains(name.as_slice()) {
-            continue;
-        }
-        let path = join(name);
-        if *mode == MODE_TREE {
-            diff_into(repo, Some(*oid), None, &path, depth + 1, out)?;
-        } else {
-            out.push(TreeChange {
-                path,
-                oid: None,
-                mode: 0,
-                before: Some(*oid),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Merges two trees: every entry of `keep`, plus the entries of `add` it lacks.
 ///
 /// Where both hold different files at one path, `keep` wins and the path is
-/// pushed to `conflicts`. Equal subtrees are reused without being read.
+/// pushed to `conflicts`. Equal subtrees are reused without being read. Below
+/// [`MAX_TREE_DEPTH`] levels `keep`'s directory is kept whole and its path is a
+/// conflict. The walk keeps its own stack, so no tree's depth reaches the thread's.
 pub fn union(
     repo: &Repository,
     keep: Option<Oid>,
     add: Option<Oid>,
-    conflicts: &mut Vec<String>,
-) -> Result<Option<Oid>, git2::Error> {
-    union_at(repo, keep, add, "", conflicts)
-}
-
-fn union_at(
-    repo: &Repository,
-    keep: Option<Oid>,
-    add: Option<Oid>,
-    prefix: &str,
     conflicts: &mut Vec<String>,
 ) -> Result<Option<Oid>, git2::Error> {
     let (keep, add) = match (keep, add) {
@@ -332,41 +416,125 @@ fn union_at(
         (Some(k), Some(a)) if k == a => return Ok(Some(k)),
         (Some(k), Some(a)) => (k, a),
     };
-    let keep_tree = repo.find_tree(keep)?;
-    let add_tree = repo.find_tree(add)?;
-    let mut tb = repo.treebuilder(Some(&keep_tree))?;
-    let mut changed = false;
-    for e in add_tree.iter() {
-        let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
+    // Each frame merges one directory pair; a child's result is inserted into its
+    // parent's builder when the child's frame is done.
+    let mut stack = vec![UnionFrame::open(repo, keep, add, String::new(), 0)?];
+    loop {
+        let Some(top) = stack.last_mut() else {
+            return Ok(Some(keep));
         };
-        let mine = keep_tree
-            .get_name_bytes(e.name_bytes())
-            .map(|k| (k.id(), k.filemode()));
-        match mine {
-            None => {
-                tb.insert(e.name_bytes(), e.id(), e.filemode())?;
-                changed = true;
+        match top.next_child(conflicts)? {
+            Some((k, a, path)) => {
+                let depth = top.depth + 1;
+                if depth >= MAX_TREE_DEPTH {
+                    conflicts.push(path);
+                    continue;
+                }
+                stack.push(UnionFrame::open(repo, k, a, path, depth)?);
             }
-            Some(m) if m == (e.id(), e.filemode()) => {}
-            Some((k, MODE_TREE)) if e.filemode() == MODE_TREE => {
-                if let Some(merged) = union_at(repo, Some(k), Some(e.id()), &path, conflicts)?
-                    && merged != k
-                {
-                    tb.insert(e.name_bytes(), merged, MODE_TREE)?;
-                    changed = true;
+            None => {
+                let Some(done) = stack.pop() else {
+                    return Ok(Some(keep));
+                };
+                let merged = done.finish()?;
+                match stack.last_mut() {
+                    Some(parent) => parent.child_done(done.keep, merged)?,
+                    None => return Ok(Some(merged)),
                 }
             }
-            Some(_) => conflicts.push(path),
         }
     }
-    if !changed {
-        return Ok(Some(keep));
+}
+
+/// One directory pair of [`union`]: `keep`'s builder and how far through `add` it got.
+struct UnionFrame<'r> {
+    keep: Oid,
+    keep_tree: git2::Tree<'r>,
+    add_tree: git2::Tree<'r>,
+    tb: git2::TreeBuilder<'r>,
+    changed: bool,
+    next: usize,
+    prefix: String,
+    depth: usize,
+    /// Name of the child directory being merged.
+    waiting: Option<Vec<u8>>,
+}
+
+impl<'r> UnionFrame<'r> {
+    fn open(
+        repo: &'r Repository,
+        keep: Oid,
+        add: Oid,
+        prefix: String,
+        depth: usize,
+    ) -> Result<UnionFrame<'r>, git2::Error> {
+        let keep_tree = repo.find_tree(keep)?;
+        let add_tree = repo.find_tree(add)?;
+        let tb = repo.treebuilder(Some(&keep_tree))?;
+        Ok(UnionFrame {
+            keep,
+            keep_tree,
+            add_tree,
+            tb,
+            changed: false,
+            next: 0,
+            prefix,
+            depth,
+            waiting: None,
+        })
     }
-    Ok(Some(tb.write()?))
+
+    /// Merges entries until a pair of differing subdirectories needs its own frame:
+    /// returns their ids and path, or `None` when this directory is done.
+    fn next_child(
+        &mut self,
+        conflicts: &mut Vec<String>,
+    ) -> Result<Option<(Oid, Oid, String)>, git2::Error> {
+        while let Some(e) = self.add_tree.get(self.next) {
+            self.next += 1;
+            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+            let path = if self.prefix.is_empty() {
+                name
+            } else {
+                format!("{}/{name}", self.prefix)
+            };
+            let mine = self
+                .keep_tree
+                .get_name_bytes(e.name_bytes())
+                .map(|k| (k.id(), k.filemode()));
+            match mine {
+                None => {
+                    self.tb.insert(e.name_bytes(), e.id(), e.filemode())?;
+                    self.changed = true;
+                }
+                Some(m) if m == (e.id(), e.filemode()) => {}
+                Some((k, MODE_TREE)) if e.filemode() == MODE_TREE => {
+                    self.waiting = Some(e.name_bytes().to_vec());
+                    return Ok(Some((k, e.id(), path)));
+                }
+                Some(_) => conflicts.push(path),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Takes the merged id of the child directory (whose `keep` side was `k`).
+    fn child_done(&mut self, k: Oid, merged: Oid) -> Result<(), git2::Error> {
+        if let Some(name) = self.waiting.take()
+            && merged != k
+        {
+            self.tb.insert(name, merged, MODE_TREE)?;
+            self.changed = true;
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<Oid, git2::Error> {
+        if !self.changed {
+            return Ok(self.keep);
+        }
+        self.tb.write()
+    }
 }
 
 /// Id of the entry at `path` inside tree `root`, if any.

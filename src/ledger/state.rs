@@ -65,6 +65,10 @@ pub struct PartialImport {
     pub target: String,
     /// How many changed files (in tree order) of `commit..target` are done.
     pub done_files: u64,
+    /// Per peer, the index of the first of its files before `done_files` left for a
+    /// later import because the peer had reached its read caps.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub deferred: std::collections::BTreeMap<String, u64>,
 }
 
 impl ImportState {

@@ -63,6 +63,9 @@ pub struct Status {
     pub leader: Option<Lease>,
     /// Items in quarantine.
     pub quarantined: u64,
+    /// Per peer, the import records in quarantine: files and bytes kept, records
+    /// pruned to stay within `[import] quarantine_max_files` / `quarantine_max_bytes`.
+    pub quarantine: Vec<crate::ledger::quarantine::PeerUsage>,
     /// Actuator outcomes by name.
     pub command_outcomes: BTreeMap<String, u64>,
     /// The latest actuator record.
@@ -246,6 +249,7 @@ pub fn status(node: &Node) -> Result<Status> {
         peers,
         leader,
         quarantined: count_quarantined(node),
+        quarantine: crate::ledger::quarantine::load_index(&node.paths.quarantine_index()).usage(),
         command_outcomes,
         latest_command,
         latest_leader_epoch,

@@ -467,6 +467,10 @@ fn merge_import(into: &mut ImportReport, more: ImportReport) {
     into.duplicate_events += more.duplicate_events;
     into.quarantined += more.quarantined;
     into.scanned_files += more.scanned_files;
+    into.repeated_paths += more.repeated_paths;
+    for (peer, n) in more.deferred {
+        *into.deferred.entry(peer).or_default() += n;
+    }
     into.ledger_commit = more.ledger_commit;
     into.complete = more.complete;
     into.rejected.extend(more.rejected);

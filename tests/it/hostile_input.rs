@@ -249,12 +249,13 @@ fn hostile_ledger_input_is_quarantined_and_changes_nothing_stored() {
         "bad_signature",
     );
 
-    // Paths and file kinds.
+    // Paths and file kinds. Each case plants its own bytes: one object at many bad
+    // paths of a peer is stored once (see the check after these cases).
     m.expect(
         "node directory that is not a node id",
         &[(
             "event_mesh/outbox/Evil!/2027-01-01/000000000001.ndjson",
-            good.as_bytes(),
+            copy_of(&good, 1).as_slice(),
         )],
         &["bad_node_dir"],
     );
@@ -262,7 +263,7 @@ fn hostile_ledger_input_is_quarantined_and_changes_nothing_stored() {
         "hidden node directory",
         &[(
             "event_mesh/outbox/.p/2027-01-01/000000000001.ndjson",
-            good.as_bytes(),
+            copy_of(&good, 2).as_slice(),
         )],
         &["bad_node_dir"],
     );
@@ -270,7 +271,7 @@ fn hostile_ledger_input_is_quarantined_and_changes_nothing_stored() {
         "dot-dot-like directory name",
         &[(
             "event_mesh/outbox/p/..2027/000000000003.ndjson",
-            good.as_bytes(),
+            copy_of(&good, 3).as_slice(),
         )],
         &["unexpected_path"],
     );
@@ -278,7 +279,7 @@ fn hostile_ledger_input_is_quarantined_and_changes_nothing_stored() {
         "too deep",
         &[(
             "event_mesh/outbox/p/a/b/000000000003.ndjson",
-            good.as_bytes(),
+            copy_of(&good, 4).as_slice(),
         )],
         &["unexpected_path"],
     );
@@ -286,7 +287,7 @@ fn hostile_ledger_input_is_quarantined_and_changes_nothing_stored() {
         "odd characters in a file name",
         &[(
             "event_mesh/outbox/p/2027-03-01/evil name;rm.ndjson",
-            good.as_bytes(),
+            copy_of(&good, 5).as_slice(),
         )],
         &["unexpected_path"],
     );
@@ -294,10 +295,16 @@ fn hostile_ledger_input_is_quarantined_and_changes_nothing_stored() {
         "wrong extension",
         &[(
             "event_mesh/outbox/p/2027-03-01/000000000003.sh",
-            good.as_bytes(),
+            copy_of(&good, 6).as_slice(),
         )],
         &["unexpected_path"],
     );
+    let again = "event_mesh/outbox/p/2027-02-01/x/000000000003.ndjson";
+    m.work
+        .push_files(&[(again, copy_of(&good, 4).as_slice())], "same bytes again");
+    let v = sync(&m.victim);
+    assert_eq!(v["import"]["quarantined"], 0, "{v}");
+    assert_eq!(v["import"]["repeated_paths"], 1, "{v}");
     let wrong_name = format!("event_mesh/outbox/p/evt_{}.json", "0".repeat(32));
     m.expect(
         "one-event file named after another id",
@@ -386,6 +393,11 @@ fn hostile_ledger_input_is_quarantined_and_changes_nothing_stored() {
     {
         assert!(e.metadata().unwrap().len() <= 64 * 1024);
     }
+}
+
+/// `line` with `n` trailing spaces: other bytes, read the same wherever the path is refused unread.
+fn copy_of(line: &str, n: usize) -> Vec<u8> {
+    format!("{line}{}", " ".repeat(n)).into_bytes()
 }
 
 fn cli_err(root: &Path, args: &[&str]) -> (i32, String, String) {

@@ -3,7 +3,8 @@
 //! legitimate path still works. The catalogue is docs/security.md.
 
 use crate::common::mesh::*;
-use crate::common::{TestEnv, git, publish_event, sync};
+use crate::common::{TestEnv, git, json_ok, printed, publish_event, set_config_key, sync};
+use crate::daemon_support::{Daemon, parse_prometheus};
 use serde_json::Value;
 use std::path::Path;
 
@@ -122,10 +123,7 @@ fn listed(root: &Path, topic: &str, raw: bool) -> Vec<Value> {
     if raw {
         args.push("--raw");
     }
-    crate::common::json_ok(root, &args)["events"]
-        .as_array()
-        .unwrap()
-        .clone()
+    json_ok(root, &args)["events"].as_array().unwrap().clone()
 }
 
 #[test]
@@ -155,7 +153,7 @@ fn a_ledger_schema_cannot_redefine_or_upcast_a_builtin_type() {
         &src.join("monitoring/host.seen/v2.json"),
         crate::schema_evolution::V2,
     );
-    crate::common::json_ok(&p, &["schema", "publish", src.to_str().unwrap()]);
+    json_ok(&p, &["schema", "publish", src.to_str().unwrap()]);
     publish_event(
         &p,
         "scaling",
@@ -171,7 +169,7 @@ fn a_ledger_schema_cannot_redefine_or_upcast_a_builtin_type() {
     let v = sync(&victim);
     assert_eq!(v["import"]["imported_events"], 2, "{v}");
     assert!(reasons(&v["import"]).is_empty(), "{v}");
-    let list = crate::common::json_ok(&victim, &["schema", "list"]);
+    let list = json_ok(&victim, &["schema", "list"]);
     let refused = list["refused"].as_array().unwrap();
     let why = |file: &str| {
         refused
@@ -373,4 +371,151 @@ fn a_tree_nested_4000_levels_is_one_quarantine_record() {
     assert_eq!(reasons(&v["import"]), ["unexpected_path"], "{v}");
     let detail = v["import"]["rejected"][0]["detail"].as_str().unwrap();
     assert!(detail.contains("deeper than"), "{detail}");
+}
+
+/// Plants `files` (path under p's outbox, bytes) in one commit with plain git.
+fn plant(work: &Work, files: impl IntoIterator<Item = (String, Vec<u8>)>, msg: &str) {
+    work.refresh();
+    for (rel, bytes) in files {
+        let p = work.dir.join("event_mesh/outbox/p").join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    work.commit_push(msg);
+}
+
+/// The victim's quarantine use for peer `peer`, from `mesh-status --json`.
+fn quarantine_of(root: &Path, peer: &str) -> Value {
+    let st = json_ok(root, &["mesh-status"]);
+    st["quarantine"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["peer"] == peer)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Files (records and their reasons) in the victim's quarantine directory.
+fn quarantine_files(root: &Path) -> usize {
+    std::fs::read_dir(root.join("state/event_mesh/quarantine"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn one_blob_at_5000_paths_is_read_once_and_stored_once() {
+    let (env, p, victim) = two_nodes_p_synced(1);
+    let work = Work::clone(&env.url(), &env.path().join("work"));
+    // One small blob at 2,500 batch-shaped paths and 2,500 junk paths of p's outbox.
+    let blob = b"{\"junk\":1}\n".to_vec();
+    let files = (0..5000).map(|i| {
+        let rel = if i % 2 == 0 {
+            format!("2020-01-01/{i:012}.ndjson")
+        } else {
+            format!("junk/{i}.txt")
+        };
+        (rel, blob.clone())
+    });
+    plant(&work, files, "one blob at 5000 paths");
+    publish(&p, 1, "after");
+    sync(&p);
+
+    let v = sync(&victim);
+    let imp = &v["import"];
+    // Control: both genuine events import, in order, nothing held.
+    assert_eq!(imp["imported_events"], 2, "{imp}");
+    assert!(imp["held"].as_array().unwrap().is_empty(), "{imp}");
+    let seqs: Vec<u64> = own_events(&victim, "p").iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2]);
+    // The blob was read once and stored once; the other 4,999 paths were counted.
+    assert_eq!(imp["quarantined"], 1, "{imp}");
+    assert_eq!(imp["repeated_paths"], 4999, "{imp}");
+    assert!(imp["scanned_files"].as_u64().unwrap() <= 3, "{imp}");
+    assert_eq!(quarantine_files(&victim), 2);
+    let q = quarantine_of(&victim, "p");
+    assert_eq!(
+        (q["files"].as_u64(), q["repeats"].as_u64()),
+        (Some(1), Some(4999)),
+        "{q}"
+    );
+    // The next sync reads none of them again.
+    let v = sync(&victim);
+    assert_eq!(v["import"]["scanned_files"], 0, "{v}");
+    assert_eq!(quarantine_files(&victim), 2);
+}
+
+#[test]
+fn a_flooded_outbox_is_read_in_bounded_steps_and_its_quarantine_is_capped() {
+    let env = TestEnv::with_remote();
+    let [p, q, victim] = env.nodes(["p", "q", "victim"]);
+    set_config_key(&victim, "max_files_per_peer", "20");
+    set_config_key(&victim, "quarantine_max_files", "10");
+    publish(&p, 1, "p");
+    sync(&p);
+    // 60 different junk files, sorted before p's day directories.
+    let work = Work::clone(&env.url(), &env.path().join("work"));
+    let files = (0..60).map(|i| (format!("0junk/{i}.txt"), format!("junk {i}\n").into_bytes()));
+    plant(&work, files, "60 junk files");
+    publish(&p, 2, "p2");
+    sync(&p);
+    publish(&q, 1, "q");
+    sync(&q);
+
+    // The first sync reads 20 of p's files and leaves the rest; q is not held up.
+    let v = sync(&victim);
+    let imp = &v["import"];
+    assert_eq!(imp["complete"], false, "{imp}");
+    assert_eq!(imp["deferred"]["p"], 42, "{imp}");
+    assert_eq!(imp["imported_events"], 1, "q's event: {imp}");
+    assert_eq!(own_events(&victim, "q").len(), 1);
+    assert!(own_events(&victim, "p").is_empty());
+    let mut syncs = 1;
+    while sync(&victim)["import"]["complete"] != true {
+        syncs += 1;
+        assert!(syncs < 10, "the import never completed");
+    }
+    assert_eq!(
+        syncs + 1,
+        4,
+        "20 files per sync: 20 + 20 + 20 + the two batches"
+    );
+    // Nothing was lost: p's three events, in order.
+    let seqs: Vec<u64> = own_events(&victim, "p").iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    // The quarantine holds p's 10 newest records; 50 were pruned and counted.
+    let u = quarantine_of(&victim, "p");
+    assert_eq!(
+        (u["files"].as_u64(), u["pruned"].as_u64()),
+        (Some(10), Some(50)),
+        "{u}"
+    );
+    assert_eq!(quarantine_files(&victim), 20);
+    let human = printed(&victim, &["mesh-status"]);
+    assert!(
+        human.contains("10 records") && human.contains("50 pruned"),
+        "{human}"
+    );
+    // The daemon shows the same in /status and /metrics.
+    let d = Daemon::start(&victim, &[]);
+    let st = d.get_json("/status");
+    let p_use = st["quarantine"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["peer"] == "p");
+    assert_eq!(p_use.unwrap()["pruned"], 50, "{st}");
+    let text = d.get("/metrics");
+    let m = parse_prometheus(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let p_label = [("peer", "p")];
+    assert_eq!(
+        m.value("gitmesh_quarantine_files", &p_label),
+        Some(10.0),
+        "{text}"
+    );
+    assert_eq!(
+        m.value("gitmesh_quarantine_pruned_total", &p_label),
+        Some(50.0)
+    );
+    assert!(m.value("gitmesh_quarantine_bytes", &p_label).unwrap() > 0.0);
 }

@@ -89,3 +89,54 @@ fn diff_entries_reports_additions_modifications_and_deletions() {
         .collect();
     assert_eq!(changed, ["p/1/a", "r/new", "s/now-a-dir"]);
 }
+
+/// A tree `levels` directories deep (`a/a/...`) holding `blob` at the bottom.
+fn deep(repo: &Repository, levels: usize, blob: Oid) -> Oid {
+    let mut tb = repo.treebuilder(None).unwrap();
+    tb.insert("f", blob, MODE_BLOB).unwrap();
+    let mut t = tb.write().unwrap();
+    for _ in 0..levels {
+        let mut tb = repo.treebuilder(None).unwrap();
+        tb.insert("a", t, MODE_TREE).unwrap();
+        t = tb.write().unwrap();
+    }
+    t
+}
+
+#[test]
+fn trees_nested_thousands_deep_are_walked_to_the_limit_on_a_small_stack() {
+    let (d, repo, a, b) = repo();
+    let old = deep(&repo, 5000, a);
+    let new = deep(&repo, 5000, b);
+    let sibling = edited(&repo, Some(new), &[Edit::blob("z.txt", a)]);
+    // 64 KiB of stack: a walk that recursed per level would overflow it.
+    let (diff, conflicts, merged) = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let repo = Repository::open_bare(repo.path()).unwrap();
+            let diff = diff_entries(&repo, Some(old), Some(sibling)).unwrap();
+            let mut conflicts = Vec::new();
+            let merged = union(&repo, Some(old), Some(sibling), &mut conflicts).unwrap();
+            (diff, conflicts, merged)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let depth = |p: &str| p.split('/').count();
+    assert_eq!(diff.len(), 2, "{diff:?}");
+    assert_eq!(diff[0].mode, MODE_TREE);
+    assert_eq!(depth(&diff[0].path), MAX_TREE_DEPTH);
+    assert_eq!(diff[1].path, "z.txt");
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert_eq!(depth(&conflicts[0]), MAX_TREE_DEPTH);
+    let merged = merged.unwrap();
+    assert!(
+        entry_at(&repo_at(&d), Some(merged), "z.txt")
+            .unwrap()
+            .is_some()
+    );
+}
+
+fn repo_at(d: &tempfile::TempDir) -> Repository {
+    Repository::open_bare(d.path()).unwrap()
+}

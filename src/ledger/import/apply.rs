@@ -10,7 +10,7 @@ use super::pinning::KeyState;
 use super::run::Run;
 use super::signatures::{SigVerdict, check_signatures};
 use crate::event::Envelope;
-use crate::ledger::quarantine::Reason;
+use crate::ledger::quarantine::{Item as Bad, KEEP_BYTES, Reason};
 use crate::ledger::trust::{self, Alert, ChainHead, HeldReason, Step};
 use crate::ledger::{LedgerError, Result};
 use crate::log::LogWriter;
@@ -229,6 +229,7 @@ impl Run<'_> {
         writer: &mut LogWriter<'_>,
         full: &str,
         node: &str,
+        oid: git2::Oid,
         content: &[u8],
         items: Vec<Item<'_>>,
         source: &str,
@@ -254,6 +255,9 @@ impl Run<'_> {
         let decision = decide(&cx, node, items, sigs, |env| {
             Ok::<_, LedgerError>(crate::schema::import_verdict(this.schemas()?, env, policy))
         })?;
+        // Every bad line of the file goes into one record (with the whole file on a fork).
+        let mut bad = Vec::new();
+        let mut bad_bytes = Vec::new();
         for action in decision.actions {
             match action {
                 Action::Reject {
@@ -261,19 +265,41 @@ impl Run<'_> {
                     bytes,
                     reason,
                     detail,
-                } => self.reject(full, line, &bytes, reason, &detail, source)?,
+                } => {
+                    if bad_bytes.len() < KEEP_BYTES {
+                        bad_bytes.extend_from_slice(&bytes);
+                        bad_bytes.push(b'\n');
+                    }
+                    bad.push(Bad {
+                        line,
+                        reason,
+                        detail,
+                    });
+                }
                 Action::Advance(head) => self.advance(node, head),
                 Action::Append(env) => self.accept(*env),
                 Action::Flag(f) => self.flagged.push(f),
                 Action::Duplicate => self.report.duplicate_events += 1,
             }
         }
+        let id = oid.to_string();
+        if let End::Fork { detail, .. } = &decision.end {
+            bad.insert(
+                0,
+                Bad {
+                    line: None,
+                    reason: Reason::Fork,
+                    detail: detail.clone(),
+                },
+            );
+            bad_bytes = content.to_vec();
+        }
+        self.reject_items(node, full, &id, &bad_bytes, bad, source)?;
         match decision.end {
             End::Done => {
                 self.state.held.remove(full);
             }
             End::Fork { seq, detail } => {
-                self.reject(full, None, content, Reason::Fork, &detail, source)?;
                 self.state.held.remove(full);
                 let alert = Alert {
                     kind: Reason::Fork,

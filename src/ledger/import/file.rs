@@ -53,13 +53,23 @@ impl Run<'_> {
         if size as u64 > self.limits.max_file_bytes {
             let bytes = self.head_bytes(oid);
             let detail = format!("{size} bytes; the cap is {}", self.limits.max_file_bytes);
-            return self.reject(full, None, &bytes, Reason::FileTooLarge, &detail, source);
+            let id = oid.to_string();
+            return self.reject(
+                &node,
+                full,
+                &id,
+                &bytes,
+                Reason::FileTooLarge,
+                &detail,
+                source,
+            );
         }
         let blob = repo.find_blob(oid).in_repo(&g)?;
         let content = blob.content();
         if let Err(e) = std::str::from_utf8(content) {
             let detail = format!("invalid UTF-8 at byte {}", e.valid_up_to());
-            return self.reject(full, None, content, Reason::NotUtf8, &detail, source);
+            let id = oid.to_string();
+            return self.reject(&node, full, &id, content, Reason::NotUtf8, &detail, source);
         }
         let items: Vec<Item<'_>> = match shape {
             Shape::Batch { node } => verify::check_batch(node, content, &self.limits)
@@ -81,6 +91,15 @@ impl Run<'_> {
             )],
             Shape::Bad(..) => Vec::new(),
         };
-        self.apply(writer, full, &node, content, items, source, first_sight)
+        self.apply(
+            writer,
+            full,
+            &node,
+            oid,
+            content,
+            items,
+            source,
+            first_sight,
+        )
     }
 }

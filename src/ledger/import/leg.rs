@@ -5,17 +5,18 @@
 //! walks the diff and carries the verdicts out.
 
 use super::archive::Archived;
-use super::run::Run;
+use super::run::{Run, over_read_cap, visit};
 use crate::git::RepoContext;
 use crate::git::tree::{self, MODE_COMMIT, MODE_LINK, MODE_TREE, TreeChange};
 use crate::ledger::Result;
 use crate::ledger::compact;
-use crate::ledger::quarantine::Reason;
+use crate::ledger::quarantine::{self, KEEP_BYTES, Reason};
 use crate::ledger::trust::{self, Alert};
 use crate::ledger::verify::{self, Shape};
 use crate::log::LogWriter;
 use crate::store::layout::Layout;
 use git2::Oid;
+use std::collections::BTreeMap;
 
 /// What one changed outbox entry calls for.
 #[derive(Debug, PartialEq)]
@@ -100,9 +101,14 @@ pub(super) fn triage(
     }
 }
 
+/// Where a leg stopped short: files done in tree order, and per peer the index of the
+/// first file it left for the next sync (the peer had reached its read caps).
+pub(super) type Stop = (u64, BTreeMap<String, u64>);
+
 impl Run<'_> {
-    /// Imports the outbox files changed between `from` and `to`, skipping the first `skip`.
-    /// Returns `Some(files done)` when the event budget ran out first.
+    /// Imports the outbox files changed between `from` and `to`: the files from index
+    /// `skip` on, and before it those each peer in `deferred` left. Returns where it
+    /// stopped when the event budget ran out or a peer reached its read caps.
     pub(super) fn leg(
         &mut self,
         writer: &mut LogWriter<'_>,
@@ -110,7 +116,8 @@ impl Run<'_> {
         from: Option<Oid>,
         to: Oid,
         skip: u64,
-    ) -> Result<Option<u64>> {
+        deferred: &BTreeMap<String, u64>,
+    ) -> Result<Option<Stop>> {
         let repo = self.repo;
         let g = self.node.paths.ledger_repo();
         let root = layout.outbox_root();
@@ -124,12 +131,31 @@ impl Run<'_> {
         let archived = Archived::from_changes(&changed);
         self.progress
             .set_total(self.progress.position() + (changed.len() as u64).saturating_sub(skip));
-        for (i, c) in changed.iter().enumerate().skip(skip as usize) {
-            self.progress.inc(1);
+        let caps = self.read_caps();
+        let mut left: BTreeMap<String, u64> = BTreeMap::new();
+        let start = deferred.values().copied().min().unwrap_or(skip).min(skip);
+        for (i, c) in changed.iter().enumerate().skip(start as usize) {
+            let i = i as u64;
+            let peer = quarantine::bucket(&c.path).to_string();
+            if !visit(i, skip, &peer, deferred) {
+                continue;
+            }
+            if i >= skip {
+                self.progress.inc(1);
+            }
             if let Some(b) = self.budget
                 && self.report.imported_events >= b
             {
-                return Ok(Some(i as u64));
+                // Files before `skip` not visited yet stay left for their peers.
+                for (p, from) in deferred {
+                    let at = (*from).max(i);
+                    if at < skip {
+                        left.entry(p.clone())
+                            .and_modify(|v| *v = (*v).min(at))
+                            .or_insert(at);
+                    }
+                }
+                return Ok(Some((i.max(skip), left)));
             }
             let full = format!("{root}/{}", c.path);
             let shape = verify::classify(&c.path);
@@ -142,6 +168,47 @@ impl Run<'_> {
                 self.node.config.ledger.since.as_deref(),
                 |node| peers.get(node).map_or(0, |r| r.contiguous_through()),
             );
+            if let Triage::Reject { oid, .. } | Triage::Read(oid) = &verdict {
+                let oid = *oid;
+                // The same object at another path: counted on its record, never re-read.
+                let key = (peer.clone(), oid);
+                // Bad paths are also matched against earlier imports' records; a
+                // well-formed path is matched within this import only.
+                let id = oid.to_string();
+                let repeat = if self.seen.contains(&key) {
+                    self.quarantine.repeat(&peer, &id);
+                    true
+                } else {
+                    matches!(verdict, Triage::Reject { .. })
+                        && self.quarantine.repeat(&peer, &id).is_some()
+                };
+                if repeat {
+                    self.report.repeated_paths += 1;
+                    continue;
+                }
+                let done = self.reads.get(&peer).copied().unwrap_or_default();
+                if over_read_cap(done, caps) {
+                    left.entry(peer.clone()).or_insert(i);
+                    *self.report.deferred.entry(peer).or_default() += 1;
+                    continue;
+                }
+                let size = match &verdict {
+                    Triage::Reject { id_only: true, .. } => 0,
+                    _ => {
+                        let (size, _) = repo.odb().in_repo(&g)?.read_header(oid).in_repo(&g)?;
+                        let size = size as u64;
+                        if matches!(verdict, Triage::Reject { .. }) {
+                            size.min(KEEP_BYTES as u64)
+                        } else {
+                            size.min(self.limits.max_file_bytes)
+                        }
+                    }
+                };
+                let r = self.reads.entry(peer.clone()).or_default();
+                r.files += 1;
+                r.bytes += size;
+                self.seen.insert(key);
+            }
             match verdict {
                 Triage::Skip => {}
                 Triage::Rewrite { node, before, now } => {
@@ -159,7 +226,8 @@ impl Run<'_> {
                     } else {
                         self.head_bytes(oid)
                     };
-                    self.reject(&full, None, &bytes, reason, &detail, &source)?;
+                    let id = oid.to_string();
+                    self.reject(&peer, &full, &id, &bytes, reason, &detail, &source)?;
                 }
                 Triage::Read(oid) => {
                     self.report.scanned_files += 1;
@@ -167,7 +235,11 @@ impl Run<'_> {
                 }
             }
         }
-        Ok(None)
+        if left.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some((changed.len() as u64, left)))
+        }
     }
 
     /// A peer's batch that existed at the last imported commit was modified or deleted.
@@ -184,7 +256,16 @@ impl Run<'_> {
             None => format!("batch {full} of node {node} was deleted (blob {before})"),
         };
         let bytes = now.map(|o| self.head_bytes(o)).unwrap_or_default();
-        self.reject(full, None, &bytes, Reason::HistoryRewrite, &detail, source)?;
+        let id = now.unwrap_or(before).to_string();
+        self.reject(
+            node,
+            full,
+            &id,
+            &bytes,
+            Reason::HistoryRewrite,
+            &detail,
+            source,
+        )?;
         self.state.held.remove(full);
         trust::raise(
             &mut self.state.alerts,

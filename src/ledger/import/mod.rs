@@ -46,8 +46,15 @@ pub struct ImportReport {
     pub imported_events: u64,
     /// Valid events the log already held.
     pub duplicate_events: u64,
-    /// Files or lines quarantined by this import.
+    /// Quarantine records written by this import (one per bad file, whatever its bad lines).
     pub quarantined: u64,
+    /// Paths whose object this import already read or quarantined at another path:
+    /// counted on that record, not read again.
+    pub repeated_paths: u64,
+    /// Per peer, outbox files left for the next sync: the peer reached its read caps
+    /// (`[import] max_files_per_peer`, `max_bytes_per_peer`) in this import.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub deferred: std::collections::BTreeMap<String, u64>,
     /// Peer outbox files read.
     pub scanned_files: u64,
     /// The ledger commit imported up to ("" when the ledger is empty).
@@ -148,6 +155,7 @@ pub fn import_with(
         run.report.ledger_commit = head.to_string();
     }
     drop(writer);
+    run.quarantine.save()?;
     crate::schema::record_flagged(&node.paths, &run.flagged)?;
     state::save(&node.paths.import_state(), &run.state)?;
     run.report.gaps = run.state.gaps();

@@ -80,7 +80,15 @@ impl Run<'_> {
         let bytes = self.head_bytes(f.oid);
         let detail = format!("key rotation statement of node {}: {why}", f.node);
         let source = format!("ledger commit {}", self.commit);
-        self.reject(&f.path, None, &bytes, Reason::BadRotation, &detail, &source)?;
+        self.reject(
+            &f.node,
+            &f.path,
+            &f.oid.to_string(),
+            &bytes,
+            Reason::BadRotation,
+            &detail,
+            &source,
+        )?;
         trust::raise(
             &mut self.state.alerts,
             Alert {

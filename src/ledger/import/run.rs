@@ -4,7 +4,7 @@ use super::pinning::KeyState;
 use super::{APPEND_CHUNK, ImportReport};
 use crate::event::Envelope;
 use crate::ledger::Result;
-use crate::ledger::quarantine::{KEEP_BYTES, Quarantine, Reason};
+use crate::ledger::quarantine::{self, Caps, Item, KEEP_BYTES, Quarantine, Reason};
 use crate::ledger::state::{ImportState, PartialImport};
 use crate::ledger::trust::ChainHead;
 use crate::ledger::verify::ImportLimits;
@@ -12,7 +12,7 @@ use crate::log::LogWriter;
 use crate::node::Node;
 use crate::store::layout::Layout;
 use git2::{Oid, Repository};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 
 /// Everything one import carries from file to file.
@@ -38,6 +38,37 @@ pub(super) struct Run<'a> {
     pub(super) roster: Option<crate::ledger::roster::Roster>,
     /// Why peers' files were held or their keys refused by the roster (for the report).
     pub(super) unauthorized: std::collections::BTreeSet<String>,
+    /// Per peer (quarantine bucket), the outbox files and bytes this import read.
+    pub(super) reads: HashMap<String, ReadCount>,
+    /// Objects this import read or quarantined, per peer: the same object at another
+    /// path is counted, not read again.
+    pub(super) seen: HashSet<(String, Oid)>,
+}
+
+/// What one import read of one peer's outbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(super) struct ReadCount {
+    pub(super) files: u64,
+    pub(super) bytes: u64,
+}
+
+/// Per-peer read bounds of one import (`[import] max_files_per_peer`, `max_bytes_per_peer`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct ReadCaps {
+    pub(super) files: u64,
+    pub(super) bytes: u64,
+}
+
+/// Whether a peer that read `done` this import must leave its next file for the next
+/// sync. Its first file is always read, so every import moves on.
+pub(super) fn over_read_cap(done: ReadCount, caps: ReadCaps) -> bool {
+    done.files > 0 && (done.files >= caps.files || done.bytes >= caps.bytes)
+}
+
+/// Whether, resuming a leg that finished its first `skip` files except those `deferred`
+/// (peer -> index of its first left file), file `i` of `peer` is to be visited.
+pub(super) fn visit(i: u64, skip: u64, peer: &str, deferred: &BTreeMap<String, u64>) -> bool {
+    i >= skip || deferred.get(peer).is_some_and(|from| i >= *from)
 }
 
 /// The commit `id` names, if this repository has it.
@@ -60,7 +91,14 @@ impl<'a> Run<'a> {
             repo,
             progress,
             limits: ImportLimits::new(node.config.payload_limits()),
-            quarantine: Quarantine::new(node.paths.quarantine()),
+            quarantine: Quarantine::new(
+                node.paths.quarantine(),
+                node.paths.quarantine_index(),
+                Caps {
+                    max_files: node.config.import.quarantine_max_files,
+                    max_bytes: node.config.import.quarantine_max_bytes,
+                },
+            ),
             state,
             report: ImportReport {
                 node_id: node.id().to_string(),
@@ -76,6 +114,8 @@ impl<'a> Run<'a> {
             flagged: Vec::new(),
             roster: None,
             unauthorized: Default::default(),
+            reads: HashMap::new(),
+            seen: HashSet::new(),
         }
     }
 }
@@ -91,18 +131,18 @@ impl Run<'_> {
         let repo = self.repo;
         for _ in 0..2 {
             let from = known_commit(repo, &self.state.commit);
-            let (target, skip) = match &self.state.partial {
+            let (target, skip, deferred) = match &self.state.partial {
                 Some(p) => match Oid::from_str(&p.target) {
-                    Ok(t) if repo.find_commit(t).is_ok() => (t, p.done_files),
-                    _ => (head, 0),
+                    Ok(t) if repo.find_commit(t).is_ok() => (t, p.done_files, p.deferred.clone()),
+                    _ => (head, 0, BTreeMap::new()),
                 },
-                None => (head, 0),
+                None => (head, 0, BTreeMap::new()),
             };
             if from == Some(target) {
                 self.state.partial = None;
                 break;
             }
-            let done = self.leg(writer, layout, from, target, skip)?;
+            let done = self.leg(writer, layout, from, target, skip, &deferred)?;
             match done {
                 None => {
                     self.state.commit = target.to_string();
@@ -111,10 +151,11 @@ impl Run<'_> {
                         break;
                     }
                 }
-                Some(done_files) => {
+                Some((done_files, deferred)) => {
                     self.state.partial = Some(PartialImport {
                         target: target.to_string(),
                         done_files,
+                        deferred,
                     });
                     self.report.complete = false;
                     break;
@@ -151,29 +192,72 @@ impl Run<'_> {
         out
     }
 
-    /// Quarantines `bytes` of ledger file `path` (or of its `line`) and reports it.
+    /// The per-peer read caps of this node.
+    pub(super) fn read_caps(&self) -> ReadCaps {
+        ReadCaps {
+            files: self.node.config.import.max_files_per_peer,
+            bytes: self.node.config.import.max_bytes_per_peer,
+        }
+    }
+
+    /// Quarantines ledger file `path` (object `oid`) of `peer` as one record: `bytes`
+    /// (the file's head, or its bad lines) and every bad item; reports each item.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn reject_items(
+        &mut self,
+        peer: &str,
+        path: &str,
+        oid: &str,
+        bytes: &[u8],
+        items: Vec<Item>,
+        source: &str,
+    ) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        for i in items.iter().take(quarantine::LISTED_ITEMS) {
+            tracing::warn!(
+                file = path,
+                line = ?i.line,
+                reason = i.reason.code(),
+                detail = %i.detail,
+                "quarantined ledger input"
+            );
+        }
+        let file = self
+            .quarantine
+            .put(peer, path, oid, bytes, &items, source)?;
+        self.report.quarantined += 1;
+        for i in items {
+            self.report.rejected.push(quarantine::Rejected {
+                path: path.to_string(),
+                line: i.line,
+                reason: i.reason,
+                detail: i.detail,
+                file: file.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Quarantines the whole ledger file `path` (object `oid`) of `peer` for one reason.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn reject(
         &mut self,
+        peer: &str,
         path: &str,
-        line: Option<usize>,
+        oid: &str,
         bytes: &[u8],
         reason: Reason,
         detail: &str,
         source: &str,
     ) -> Result<()> {
-        tracing::warn!(
-            file = path,
-            ?line,
-            reason = reason.code(),
-            detail,
-            "quarantined ledger input"
-        );
-        let r = self
-            .quarantine
-            .put(path, line, bytes, reason, detail, source)?;
-        self.report.quarantined += 1;
-        self.report.rejected.push(r);
-        Ok(())
+        let item = Item {
+            line: None,
+            reason,
+            detail: detail.to_string(),
+        };
+        self.reject_items(peer, path, oid, bytes, vec![item], source)
     }
 
     /// Why the trusted roster does not let `node` publish (`None`: it may, or there is no roster).

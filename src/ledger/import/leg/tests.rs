@@ -115,3 +115,32 @@ fn bad_paths_links_and_submodules_are_rejected_unread() {
         }
     );
 }
+
+#[test]
+fn a_peer_reads_at_least_one_file_and_stops_at_either_cap() {
+    use super::super::run::{ReadCaps, ReadCount};
+    let caps = ReadCaps {
+        files: 2,
+        bytes: 100,
+    };
+    let count = |files, bytes| ReadCount { files, bytes };
+    assert!(!over_read_cap(count(0, 0), caps));
+    assert!(!over_read_cap(count(1, 99), caps));
+    assert!(over_read_cap(count(2, 0), caps), "files cap");
+    assert!(over_read_cap(count(1, 100), caps), "bytes cap");
+    let tiny = ReadCaps { files: 1, bytes: 1 };
+    assert!(
+        !over_read_cap(count(0, 0), tiny),
+        "the first file always goes"
+    );
+}
+
+#[test]
+fn a_resumed_leg_visits_new_files_and_only_what_each_peer_left() {
+    let deferred: BTreeMap<String, u64> = [("p".to_string(), 3)].into();
+    assert!(visit(10, 10, "q", &deferred), "past the resume point");
+    assert!(!visit(5, 10, "q", &deferred), "q finished its files");
+    assert!(!visit(2, 10, "p", &deferred), "p read this one");
+    assert!(visit(3, 10, "p", &deferred), "p left it");
+    assert!(visit(9, 10, "p", &deferred));
+}
