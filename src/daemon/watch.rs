@@ -25,6 +25,7 @@ pub(crate) async fn follow(
     let wake = Arc::new(Notify::new());
     let _watcher = start_watcher(&node.paths.artifacts(), &log_path, wake.clone());
 
+    let me = node.id().to_string();
     let mut tail = Tail::new(node.id());
     let started = std::time::Instant::now();
     let baseline = {
@@ -99,6 +100,9 @@ pub(crate) async fn follow(
             let _ = shared.events.send(Arc::from(e.to_json_line().trim_end()));
         }
         shared.dispatch_wanted.notify_one();
+        if fresh.iter().any(|e| e.node_id == me) {
+            shared.push_wanted.notify_one();
+        }
     }
 }
 
