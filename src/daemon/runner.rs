@@ -365,7 +365,11 @@ impl Looper {
         let never = || At::now() + Duration::from_secs(86_400);
         while !self.stopping() {
             let push_at = burst.map(|b| {
-                schedule::push_deadline(b.first, b.last, self.shared.node().config.sync.push_debounce.0)
+                schedule::push_deadline(
+                    b.first,
+                    b.last,
+                    self.shared.node().config.sync.push_debounce.0,
+                )
             });
             let wake = tokio::select! {
                 biased;
@@ -406,7 +410,10 @@ impl Looper {
                     let now = At::now();
                     burst = Some(match burst {
                         Some(b) => Burst { last: now, ..b },
-                        None => Burst { first: now, last: now },
+                        None => Burst {
+                            first: now,
+                            last: now,
+                        },
                     });
                 }
                 Wake::Push => {
@@ -460,7 +467,9 @@ impl Looper {
                 self.live_nodes = n.max(1);
                 self.shared.metrics().live_nodes = self.live_nodes;
             }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot count live nodes; keeping {}", self.live_nodes),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot count live nodes; keeping {}", self.live_nodes)
+            }
             Err(e) => tracing::warn!(error = %e, "live node count task failed"),
         }
     }

@@ -32,8 +32,7 @@ pub fn live_nodes(node: &Node) -> Result<u32> {
         .iter()
         .filter(|m| m.node_id != node.id())
         .filter(|m| {
-            let age =
-                crate::event::parse_timestamp(&m.last_seen).map(|t| (now - t).num_seconds());
+            let age = crate::event::parse_timestamp(&m.last_seen).map(|t| (now - t).num_seconds());
             !stale(age, age.is_some_and(|a| -a > tolerance), stale_after)
         })
         .count();
@@ -344,3 +343,6 @@ fn commands(node: &Node) -> Result<CommandSummary> {
     }
     Ok((outcomes, latest, epoch))
 }
+
+#[cfg(test)]
+mod tests;

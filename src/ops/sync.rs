@@ -161,8 +161,7 @@ pub fn sync(node: &Node, opts: &SyncOptions) -> Result<SyncReport> {
         SyncMode::Full => {
             let started = std::time::Instant::now();
             let result = sync_locked(node, opts, &lock);
-            let attempt =
-                super::health::attempt_of(&result, chrono::Utc::now(), started.elapsed());
+            let attempt = super::health::attempt_of(&result, chrono::Utc::now(), started.elapsed());
             super::health::record(&node.paths, attempt);
             result
         }

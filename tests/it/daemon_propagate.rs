@@ -50,7 +50,9 @@ fn sigusr1_syncs_at_once() {
 
     let t0 = Instant::now();
     d.signal("USR1");
-    poll_until("the event after SIGUSR1", || has_event(&a, &id).then_some(()));
+    poll_until("the event after SIGUSR1", || {
+        has_event(&a, &id).then_some(())
+    });
     eprintln!("imported {:?} after SIGUSR1", t0.elapsed());
     assert!(t0.elapsed() < WAIT);
     poll_until("the sync recorded", || (ok_syncs(&d) >= 2.0).then_some(()));
@@ -83,7 +85,9 @@ fn post_sync_syncs_at_once_and_refuses_other_origins() {
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v, serde_json::json!({"ok": true, "queued": true}));
     }
-    poll_until("the event after POST /sync", || has_event(&a, &id).then_some(()));
+    poll_until("the event after POST /sync", || {
+        has_event(&a, &id).then_some(())
+    });
     eprintln!("imported {:?} after POST /sync", t0.elapsed());
     std::thread::sleep(Duration::from_millis(2500));
     let syncs = ok_syncs(&d);
@@ -127,7 +131,10 @@ fn a_burst_of_appends_is_pushed_as_one_commit_without_waiting_for_the_interval()
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(commits(), before + 1, "five appends, one commit");
     assert_eq!(ok_syncs(&d), 1.0, "pushed by the push pass, not a sync");
-    assert_eq!(d.metric("gitmesh_push_runs_total", &[("result", "ok")]), 1.0);
+    assert_eq!(
+        d.metric("gitmesh_push_runs_total", &[("result", "ok")]),
+        1.0
+    );
 }
 
 #[test]
@@ -137,7 +144,12 @@ fn a_poll_that_sees_the_remote_move_imports_without_waiting_for_the_interval() {
     let da = started(&a);
     let db = started(&b);
     assert_eq!(da.metric("gitmesh_poll_period_seconds", &[]), 1.0);
-    let ev = publish_event(&b, "monitoring", "test.tick", &["--payload-json", r#"{"n":7}"#]);
+    let ev = publish_event(
+        &b,
+        "monitoring",
+        "test.tick",
+        &["--payload-json", r#"{"n":7}"#],
+    );
     let id = ev["event_id"].as_str().unwrap().to_string();
 
     let t0 = Instant::now();

@@ -108,11 +108,20 @@ fn the_poll_period_grows_with_the_fleet_to_stay_within_the_budget() {
     let minute = Duration::from_secs(60);
     // 10 nodes: 1 request/s each, 1/30 of it spent on full syncs.
     let p10 = poll_period(10, 10, minute).unwrap();
-    assert!((p10.as_secs_f64() - 1.0 / (1.0 - 2.0 / 60.0)).abs() < 1e-9, "{p10:?}");
+    assert!(
+        (p10.as_secs_f64() - 1.0 / (1.0 - 2.0 / 60.0)).abs() < 1e-9,
+        "{p10:?}"
+    );
     let p50 = poll_period(50, 10, minute).unwrap();
-    assert!((p50.as_secs_f64() - 1.0 / (0.2 - 2.0 / 60.0)).abs() < 1e-9, "{p50:?}");
+    assert!(
+        (p50.as_secs_f64() - 1.0 / (0.2 - 2.0 / 60.0)).abs() < 1e-9,
+        "{p50:?}"
+    );
     let p100 = poll_period(100, 10, minute).unwrap();
-    assert!((p100.as_secs_f64() - 1.0 / (0.1 - 2.0 / 60.0)).abs() < 1e-9, "{p100:?}");
+    assert!(
+        (p100.as_secs_f64() - 1.0 / (0.1 - 2.0 / 60.0)).abs() < 1e-9,
+        "{p100:?}"
+    );
     // 1,000 nodes: 0.01 request/s each, less than their full syncs alone take.
     assert_eq!(poll_period(1000, 10, minute), None);
     // Whatever the fleet, all its requests stay within the budget.
@@ -129,7 +138,10 @@ fn no_polls_without_a_budget_or_when_the_sync_comes_first() {
     assert_eq!(poll_period(3, 0, Duration::from_secs(60)), None);
     assert_eq!(poll_period(1, 10, Duration::from_secs(1)), None);
     assert_eq!(poll_period(1, 10, Duration::ZERO), None);
-    assert_eq!(poll_period(0, 10, Duration::from_secs(60)), Some(POLL_FLOOR));
+    assert_eq!(
+        poll_period(0, 10, Duration::from_secs(60)),
+        Some(POLL_FLOOR)
+    );
 }
 
 #[test]
@@ -163,6 +175,8 @@ fn sync_now_waits_for_the_gap_after_the_last_sync() {
     let s = Duration::from_secs;
     assert_eq!(sync_now_at(s(10), None), s(10));
     assert_eq!(sync_now_at(s(10), Some(s(5))), s(10));
-    assert_eq!(sync_now_at(s(10), Some(s(9) + Duration::from_millis(500))), s(10) + Duration::from_millis(500));
+    assert_eq!(
+        sync_now_at(s(10), Some(s(9) + Duration::from_millis(500))),
+        s(10) + Duration::from_millis(500)
+    );
 }
-

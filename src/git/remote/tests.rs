@@ -27,7 +27,10 @@ fn rejections_are_told_apart_from_failures() {
 #[test]
 fn ls_remote_output_is_parsed_and_bounded() {
     let a = "a".repeat(40);
-    let text = format!("{a}\trefs/heads/main\n{}\trefs/heads/gitmesh/n2\n", "B".repeat(40));
+    let text = format!(
+        "{a}\trefs/heads/main\n{}\trefs/heads/gitmesh/n2\n",
+        "B".repeat(40)
+    );
     let refs = parse_ls_remote(&text).unwrap();
     assert_eq!(
         refs,
@@ -55,7 +58,10 @@ fn heads_differ_when_any_advertised_ref_moved_appeared_or_went() {
     let fetched = vec![r("refs/heads/main", "aa"), r("refs/heads/gitmesh/b", "bb")];
     let same = vec![r("refs/heads/gitmesh/b", "bb"), r("refs/heads/main", "aa")];
     assert!(!heads_differ(&same, &fetched));
-    assert!(heads_differ(&[r("refs/heads/main", "cc"), r("refs/heads/gitmesh/b", "bb")], &fetched));
+    assert!(heads_differ(
+        &[r("refs/heads/main", "cc"), r("refs/heads/gitmesh/b", "bb")],
+        &fetched
+    ));
     assert!(heads_differ(&[r("refs/heads/main", "aa")], &fetched));
     let mut more = same.clone();
     more.push(r("refs/heads/gitmesh/c", "dd"));
