@@ -574,6 +574,14 @@ impl Looper {
         };
         let secs = started.elapsed().as_secs_f64();
         let outcome = schedule::classify(&result);
+        if step == Step::Push
+            && let Ok(PassReport::Sync(r)) = &result
+            && r.push.contended
+        {
+            // Every attempt lost the race: the events wait for another push after
+            // the debounce, not for the next append or full sync.
+            self.shared.push_wanted.notify_one();
+        }
         if let Ok(r) = &result
             && r.dispatch().is_some_and(|d| d.remaining_bytes > 0)
         {
