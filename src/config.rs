@@ -395,6 +395,14 @@ pub struct SyncConfig {
     /// not believed; also the skew past which this node alerts and stops leading.
     #[serde(default = "default_clock_tolerance")]
     pub clock_tolerance: HumanDuration,
+    /// How long the daemon waits after the last own append before it pushes, so a
+    /// burst of appends becomes one commit.
+    #[serde(default = "default_push_debounce")]
+    pub push_debounce: HumanDuration,
+    /// Remote requests per second the whole fleet may spend on one ledger repository;
+    /// the daemon's poll period follows from it and the number of live nodes (0: no polls).
+    #[serde(default = "default_poll_budget")]
+    pub poll_budget: u32,
 }
 
 /// The daemon spreads each sync interval by up to this fraction either way.
@@ -444,6 +452,14 @@ fn default_lock_wait() -> HumanDuration {
 fn default_clock_tolerance() -> HumanDuration {
     secs(60)
 }
+fn default_push_debounce() -> HumanDuration {
+    HumanDuration(Duration::from_millis(500))
+}
+/// Default of `[sync] poll_budget` (docs/scaling.md, "Polling budget").
+pub const DEFAULT_POLL_BUDGET: u32 = 10;
+fn default_poll_budget() -> u32 {
+    DEFAULT_POLL_BUDGET
+}
 
 impl Default for SyncConfig {
     fn default() -> Self {
@@ -454,6 +470,8 @@ impl Default for SyncConfig {
             lease_ttl: default_lease_ttl(),
             lock_wait: default_lock_wait(),
             clock_tolerance: default_clock_tolerance(),
+            push_debounce: default_push_debounce(),
+            poll_budget: default_poll_budget(),
         }
     }
 }

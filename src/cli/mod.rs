@@ -190,8 +190,11 @@ Each failed check is printed with its fix; the exit code is 1 when any check fai
     /// Run the node: sync on a timer, dispatch new events at once, serve status.
     #[command(after_help = "Examples:\n  gitmesh --root /var/lib/gitmesh daemon\n  \
 gitmesh daemon --interval 30s --listen 127.0.0.1:9464\n  \
-curl -s 127.0.0.1:9464/metrics\n\nSIGTERM/SIGINT finish the pass in progress and exit 0; \
-SIGHUP reloads mesh.toml. One daemon per node root (state/event_mesh/daemon.lock).")]
+curl -s 127.0.0.1:9464/metrics\n  curl -s -X POST 127.0.0.1:9464/sync\n\n\
+Between full syncs the daemon pushes own events [sync] push_debounce after an append and \
+polls the remote's heads within the fleet-wide [sync] poll_budget (requests per second).\n\n\
+SIGTERM/SIGINT finish the pass in progress and exit 0; SIGHUP reloads mesh.toml; \
+SIGUSR1 (or POST /sync) syncs now. One daemon per node root (state/event_mesh/daemon.lock).")]
     Daemon(daemon::Args),
     /// List, show, check and publish event schemas (JSON Schema 2020-12).
     #[command(

@@ -30,6 +30,7 @@ pub fn run(root: &Path, a: Args, json: bool) -> Result<Output, Error> {
         dispatch: Some(gitmesh::dispatch::DispatchOptions {
             max_events: a.max_events,
         }),
+        mode: gitmesh::ops::sync::SyncMode::Full,
     };
     let r = sync(&node, &opts)?;
     let mut h = String::new();

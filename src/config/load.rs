@@ -212,6 +212,12 @@ impl Config {
             hour,
         );
         dur(
+            "sync.push_debounce".into(),
+            self.sync.push_debounce.0,
+            Duration::ZERO,
+            Duration::from_secs(60),
+        );
+        dur(
             "policy.command_freshness".into(),
             self.policy.command_freshness.0,
             Duration::from_secs(1),
@@ -256,6 +262,12 @@ impl Config {
             self.sync.push_retries.into(),
             0,
             100,
+        );
+        count(
+            "sync.poll_budget".into(),
+            self.sync.poll_budget.into(),
+            0,
+            1000,
         );
         count(
             "limits.max_payload_bytes".into(),

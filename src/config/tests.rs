@@ -167,6 +167,29 @@ fn clock_tolerance_is_range_checked() {
 }
 
 #[test]
+fn propagation_keys_have_defaults_and_ranges() {
+    let path = Path::new("mesh.toml");
+    let sync = Config::parse("node_id = \"n1\"\n", path).unwrap().sync;
+    assert_eq!(sync.push_debounce.0, Duration::from_millis(500));
+    assert_eq!(sync.poll_budget, DEFAULT_POLL_BUDGET);
+    let ok = "node_id = \"n1\"\n[sync]\npush_debounce = \"0s\"\npoll_budget = 0\n";
+    let sync = Config::parse(ok, path).unwrap().sync;
+    assert_eq!(
+        (sync.push_debounce.0, sync.poll_budget),
+        (Duration::ZERO, 0)
+    );
+    for (key, bad) in [
+        ("push_debounce", "\"61s\""),
+        ("poll_budget", "1001"),
+        ("poll_budget", "-1"),
+    ] {
+        let text = format!("node_id = \"n1\"\n[sync]\n{key} = {bad}\n");
+        let err = Config::parse(&text, path).unwrap_err().to_string();
+        assert!(err.contains(key), "{key} = {bad}: {err}");
+    }
+}
+
+#[test]
 fn remote_urls_with_credentials_are_refused_and_redacted() {
     for bad in [
         "https://bot:s3cret@example.com/o/r.git",

@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use std::convert::Infallible;
 use std::ops::ControlFlow;
@@ -34,6 +34,7 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
         }
     };
     let stop = shared.stop.clone();
+    let hosts = server::AllowedHosts::new(bound);
     let app = Router::new()
         .route("/", get(dashboard))
         .route("/status", get(status))
@@ -42,9 +43,13 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>
         .route("/events/stream", get(stream))
         .route("/events/recent", get(recent))
         .route("/trace/{event_id}", get(trace))
+        .route(
+            "/sync",
+            post(move |state, headers| sync_now(state, headers, hosts)),
+        )
         .fallback(not_found)
         .with_state(shared);
-    let app = server::with_limits(app, server::AllowedHosts::new(bound));
+    let app = server::with_limits(app, hosts);
     server::run(listener, app, stop).await;
 }
 
@@ -178,6 +183,33 @@ async fn status(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// 200 when the node is healthy, else 503; the body says why (docs/operations.md, "Health").
+/// `POST /sync`: starts a sync at once, coalesced with one already asked for.
+///
+/// A web page may send a simple POST to a loopback address; browsers name the page's
+/// origin in `Origin`, so a request from any origin but this server's is refused.
+async fn sync_now(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    hosts: server::AllowedHosts,
+) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let same = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.strip_prefix("http://"))
+            .is_some_and(|authority| hosts.allows(authority));
+        if !same {
+            return error_response(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "POST /sync from another origin is refused".into(),
+            );
+        }
+    }
+    shared.sync_now.notify_one();
+    json_response(StatusCode::ACCEPTED, json!({"ok": true, "queued": true}))
+}
+
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
     let node = shared.node();
     match blocking(move || crate::ops::status::status(&node)).await {

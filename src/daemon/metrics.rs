@@ -100,6 +100,20 @@ pub struct Metrics {
     pub reloads: u64,
     /// Rejected configuration reloads.
     pub reload_failures: u64,
+    /// Export-and-push passes run shortly after own appends.
+    pub push: PassStats,
+    /// Fetch-and-import passes run when a poll saw the remote move.
+    pub pull: PassStats,
+    /// Polls of the remote (one ref advertisement each).
+    pub poll: PassStats,
+    /// Polls that found the remote moved.
+    pub polls_moved: u64,
+    /// Live nodes sharing the poll budget, as last counted.
+    pub live_nodes: u32,
+    /// Current time between polls (0: not polling).
+    pub poll_period: f64,
+    /// Syncs asked for by SIGUSR1 or `POST /sync`.
+    pub sync_requests: u64,
 }
 
 impl Metrics {
@@ -332,7 +346,43 @@ fn registry(node_id: &str, m: &Metrics, snap: &Snapshot) -> Registry {
         "Own ledger batch files rolled into archives by this daemon's syncs",
         m.compacted_batches,
     );
-    for (name, stats) in [("sync", &m.sync), ("dispatch", &m.dispatch)] {
+    s.counters(
+        "gitmesh_remote_requests",
+        "Requests this daemon made to the remote, by git command",
+        "op",
+        &crate::git::cli::RemoteOp::ALL
+            .iter()
+            .zip(crate::git::cli::remote_requests())
+            .map(|(op, n)| (op.label(), n))
+            .collect::<Vec<_>>(),
+    );
+    s.counter(
+        "gitmesh_polls_moved",
+        "Polls that found the remote moved (each followed by a fetch and import)",
+        m.polls_moved,
+    );
+    s.counter(
+        "gitmesh_sync_requests",
+        "Syncs asked for by SIGUSR1 or POST /sync",
+        m.sync_requests,
+    );
+    s.count(
+        "gitmesh_live_nodes",
+        "Live nodes sharing the poll budget (seen within sync.stale_after, this one included)",
+        m.live_nodes.into(),
+    );
+    s.seconds(
+        "gitmesh_poll_period",
+        "Time between polls of the remote (0 when not polling)",
+        m.poll_period,
+    );
+    for (name, stats) in [
+        ("sync", &m.sync),
+        ("dispatch", &m.dispatch),
+        ("push", &m.push),
+        ("pull", &m.pull),
+        ("poll", &m.poll),
+    ] {
         let runs: Vec<(&str, u64)> = RESULTS
             .iter()
             .map(|r| (*r, stats.runs.get(r).copied().unwrap_or(0)))

@@ -28,7 +28,7 @@ pub use runner::{Controls, StopHandle, Summary, controls, run, run_until};
 use crate::dispatch::{DispatchOptions, DispatchReport};
 use crate::node::Node;
 use crate::ops::OpsError;
-use crate::ops::sync::SyncReport;
+use crate::ops::sync::{SyncMode, SyncReport};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,6 +39,26 @@ pub trait NodeOps: Send + Sync + 'static {
     fn sync(&self, node: &Node) -> Result<SyncReport, OpsError>;
     /// One `mesh-dispatch` pass.
     fn dispatch(&self, node: &Node) -> Result<DispatchReport, OpsError>;
+    /// Exports and pushes own new events (no fetch first, no lease). A driver without
+    /// it leaves own events to the next full sync.
+    fn push(&self, _node: &Node) -> Result<SyncReport, OpsError> {
+        Ok(SyncReport::default())
+    }
+    /// Fetches, imports and dispatches (no export, no push). A driver without it
+    /// leaves peers' events to the next full sync.
+    fn pull(&self, _node: &Node) -> Result<SyncReport, OpsError> {
+        Ok(SyncReport::default())
+    }
+    /// Whether the remote moved since the last fetch (one ref advertisement). A driver
+    /// without it never polls.
+    fn remote_moved(&self, _node: &Node) -> Result<bool, OpsError> {
+        Ok(false)
+    }
+    /// Live nodes of the mesh (seen within `sync.stale_after`, this node included),
+    /// which share the poll budget. A driver without it counts this node alone.
+    fn live_nodes(&self, _node: &Node) -> Result<u32, OpsError> {
+        Ok(1)
+    }
 }
 
 /// The real passes: a full sync (fetch, import, dispatch, export, push) and a dispatch,
@@ -49,17 +69,38 @@ pub struct MeshOps;
 
 impl NodeOps for MeshOps {
     fn sync(&self, node: &Node) -> Result<SyncReport, OpsError> {
-        let opts = crate::ops::sync::SyncOptions {
-            push: true,
-            max_events: None,
-            progress: crate::progress::Progress::hidden(),
-            dispatch: Some(pass_bound(node)),
-        };
-        crate::ops::sync::sync(node, &opts)
+        crate::ops::sync::sync(node, &pass_options(node, SyncMode::Full))
+    }
+
+    fn push(&self, node: &Node) -> Result<SyncReport, OpsError> {
+        crate::ops::sync::sync(node, &pass_options(node, SyncMode::Push))
+    }
+
+    fn pull(&self, node: &Node) -> Result<SyncReport, OpsError> {
+        crate::ops::sync::sync(node, &pass_options(node, SyncMode::Pull))
+    }
+
+    fn remote_moved(&self, node: &Node) -> Result<bool, OpsError> {
+        crate::ops::sync::remote_moved(node)
+    }
+
+    fn live_nodes(&self, node: &Node) -> Result<u32, OpsError> {
+        crate::ops::status::live_nodes(node)
     }
 
     fn dispatch(&self, node: &Node) -> Result<DispatchReport, OpsError> {
         crate::ops::append::dispatch(node, &pass_bound(node))
+    }
+}
+
+/// The options of one daemon sync pass of `mode`.
+fn pass_options(node: &Node, mode: SyncMode) -> crate::ops::sync::SyncOptions {
+    crate::ops::sync::SyncOptions {
+        push: true,
+        max_events: None,
+        progress: crate::progress::Progress::hidden(),
+        dispatch: (mode != SyncMode::Push).then(|| pass_bound(node)),
+        mode,
     }
 }
 
@@ -77,6 +118,11 @@ pub enum PassReport {
     Sync(Box<SyncReport>),
     /// A dispatch pass.
     Dispatch(DispatchReport),
+    /// A poll of the remote's heads.
+    Poll {
+        /// The remote moved since the last fetch.
+        moved: bool,
+    },
 }
 
 impl PassReport {
@@ -84,7 +130,7 @@ impl PassReport {
     pub fn offline(&self) -> bool {
         match self {
             PassReport::Sync(r) => r.push.offline,
-            PassReport::Dispatch(_) => false,
+            PassReport::Dispatch(_) | PassReport::Poll { .. } => false,
         }
     }
 
@@ -93,6 +139,7 @@ impl PassReport {
         match self {
             PassReport::Sync(r) => r.dispatch.as_ref(),
             PassReport::Dispatch(d) => Some(d),
+            PassReport::Poll { .. } => None,
         }
     }
 }

@@ -26,6 +26,11 @@ pub(crate) struct Shared {
     pub stop: watch::Receiver<Option<&'static str>>,
     /// Raised when the log grew: the main loop runs a dispatch pass.
     pub dispatch_wanted: Notify,
+    /// Raised when the log grew by own events: the main loop pushes after the debounce.
+    pub push_wanted: Notify,
+    /// Raised by SIGUSR1 and `POST /sync`: the main loop syncs at once (one permit, so
+    /// requests made while a sync is due or running coalesce into one).
+    pub sync_now: Arc<Notify>,
 }
 
 impl Shared {
@@ -57,6 +62,7 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<Option<&'static str>>) {
 pub struct StopHandle {
     stop: Arc<watch::Sender<Option<&'static str>>>,
     reload: mpsc::UnboundedSender<()>,
+    sync_now: Arc<Notify>,
 }
 
 impl StopHandle {
@@ -76,26 +82,35 @@ impl StopHandle {
     pub fn reload(&self) {
         let _ = self.reload.send(());
     }
+
+    /// Starts a sync at once, coalesced with one already asked for (as SIGUSR1 does).
+    pub fn sync_now(&self) {
+        self.sync_now.notify_one();
+    }
 }
 
 /// The receiving side of a [`StopHandle`].
 pub struct Controls {
     stop: watch::Receiver<Option<&'static str>>,
     reload: mpsc::UnboundedReceiver<()>,
+    sync_now: Arc<Notify>,
 }
 
 /// A handle and the controls to pass to [`run_until`].
 pub fn controls() -> (StopHandle, Controls) {
     let (stop_tx, stop_rx) = watch::channel(None);
     let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+    let sync_now = Arc::new(Notify::new());
     (
         StopHandle {
             stop: Arc::new(stop_tx),
             reload: reload_tx,
+            sync_now: sync_now.clone(),
         },
         Controls {
             stop: stop_rx,
             reload: reload_rx,
+            sync_now,
         },
     )
 }
@@ -117,7 +132,8 @@ pub struct Summary {
     pub listen: Option<String>,
 }
 
-/// Runs the daemon on `root` until SIGTERM or SIGINT; SIGHUP reloads `mesh.toml`.
+/// Runs the daemon on `root` until SIGTERM or SIGINT; SIGHUP reloads `mesh.toml`,
+/// SIGUSR1 starts a sync at once.
 pub fn run(root: &Path, opts: DaemonOptions, ops: Arc<dyn NodeOps>) -> Result<Summary> {
     opts.check()?;
     let rt = runtime()?;
@@ -161,12 +177,14 @@ fn forward_signals(handle: StopHandle) -> Result<()> {
     let mut term = sig(SignalKind::terminate())?;
     let mut int = sig(SignalKind::interrupt())?;
     let mut hup = sig(SignalKind::hangup())?;
+    let mut usr1 = sig(SignalKind::user_defined1())?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = term.recv() => { tracing::info!("SIGTERM: stopping"); handle.stop("SIGTERM") }
                 _ = int.recv() => { tracing::info!("SIGINT: stopping"); handle.stop("SIGINT") }
                 _ = hup.recv() => { tracing::info!("SIGHUP: reloading mesh.toml"); handle.reload() }
+                _ = usr1.recv() => { tracing::info!("SIGUSR1: syncing now"); handle.sync_now() }
             }
         }
     });
@@ -177,6 +195,12 @@ fn forward_signals(handle: StopHandle) -> Result<()> {
 enum Step {
     Sync,
     Dispatch,
+    /// Export and push own events (after the debounce).
+    Push,
+    /// Fetch and import (after a poll saw the remote move).
+    Pull,
+    /// One ref advertisement: did the remote move?
+    Poll,
 }
 
 impl Step {
@@ -184,6 +208,9 @@ impl Step {
         match self {
             Step::Sync => "sync",
             Step::Dispatch => "dispatch",
+            Step::Push => "push",
+            Step::Pull => "pull",
+            Step::Poll => "poll",
         }
     }
 }
@@ -235,6 +262,8 @@ async fn serve(
         events,
         stop: controls.stop.clone(),
         dispatch_wanted: Notify::new(),
+        push_wanted: Notify::new(),
+        sync_now: controls.sync_now.clone(),
     });
     let started = Instant::now();
     tracing::info!(node_id = %node_id, root = %root.display(), listen = listen.as_deref().unwrap_or("-"), "daemon started");
@@ -260,6 +289,9 @@ async fn serve(
         opts,
         stop,
         offline_streak: 0,
+        live_nodes: 1,
+        last_sync_end: None,
+        polls_paused: false,
     };
     let outcome = looper.main_loop(&mut controls).await;
 
@@ -288,7 +320,11 @@ enum Wake {
     Stop,
     Reload,
     Sync,
+    SyncNow,
     Dispatch,
+    Appended,
+    Push,
+    Poll,
 }
 
 struct Looper {
@@ -297,6 +333,19 @@ struct Looper {
     opts: DaemonOptions,
     stop: watch::Receiver<Option<&'static str>>,
     offline_streak: u32,
+    /// Nodes sharing the poll budget, counted after each full sync.
+    live_nodes: u32,
+    /// When the last full sync ended (a sync asked for now keeps a gap after it).
+    last_sync_end: Option<tokio::time::Instant>,
+    /// The remote was out of reach at the last poll or push: no polls until a full sync reaches it.
+    polls_paused: bool,
+}
+
+/// When own appends waiting for a push came: the first and the last of the burst.
+#[derive(Clone, Copy)]
+struct Burst {
+    first: tokio::time::Instant,
+    last: tokio::time::Instant,
 }
 
 impl Looper {
@@ -305,32 +354,138 @@ impl Looper {
     }
 
     async fn main_loop(&mut self, controls: &mut Controls) -> Result<()> {
+        use tokio::time::Instant as At;
         // The first sync runs at once: heartbeat, lease, and catching up after downtime.
-        let mut next_sync = tokio::time::Instant::now();
+        let mut next_sync = At::now();
+        let mut next_poll: Option<At> = None;
+        let mut burst: Option<Burst> = None;
         let shared = self.shared.clone();
         let mut stop = self.stop.clone();
+        // A branch whose time is `None` is disabled; this only fills the type.
+        let never = || At::now() + Duration::from_secs(86_400);
         while !self.stopping() {
+            let push_at = burst.map(|b| {
+                schedule::push_deadline(
+                    b.first,
+                    b.last,
+                    self.shared.node().config.sync.push_debounce.0,
+                )
+            });
             let wake = tokio::select! {
                 biased;
                 _ = stopped(&mut stop) => Wake::Stop,
                 Some(()) = controls.reload.recv() => Wake::Reload,
                 _ = tokio::time::sleep_until(next_sync) => Wake::Sync,
+                _ = shared.sync_now.notified() => Wake::SyncNow,
+                _ = tokio::time::sleep_until(push_at.unwrap_or_else(never)), if push_at.is_some() => Wake::Push,
                 _ = shared.dispatch_wanted.notified() => Wake::Dispatch,
+                _ = shared.push_wanted.notified() => Wake::Appended,
+                _ = tokio::time::sleep_until(next_poll.unwrap_or_else(never)), if next_poll.is_some() => Wake::Poll,
             };
             match wake {
                 Wake::Stop => break,
                 Wake::Reload => self.reload(),
+                Wake::SyncNow => {
+                    self.shared.metrics().sync_requests += 1;
+                    next_sync = schedule::sync_now_at(At::now(), self.last_sync_end);
+                }
                 Wake::Sync => {
                     let outcome = self.step(Step::Sync).await?;
                     let delay = self.after_sync(outcome);
-                    next_sync = tokio::time::Instant::now() + delay;
+                    let now = At::now();
+                    next_sync = now + delay;
+                    self.last_sync_end = Some(now);
+                    if outcome == Outcome::Ok {
+                        // The sync exported and pushed everything appended before it.
+                        burst = None;
+                        self.polls_paused = false;
+                        self.count_live_nodes().await;
+                    }
+                    next_poll = self.next_poll(now);
                 }
                 Wake::Dispatch => {
                     self.step(Step::Dispatch).await?;
                 }
+                Wake::Appended => {
+                    let now = At::now();
+                    burst = Some(match burst {
+                        Some(b) => Burst { last: now, ..b },
+                        None => Burst {
+                            first: now,
+                            last: now,
+                        },
+                    });
+                }
+                Wake::Push => {
+                    burst = None;
+                    if self.step(Step::Push).await? == Outcome::Offline {
+                        self.pause_polls();
+                        next_poll = None;
+                    }
+                }
+                Wake::Poll => {
+                    let moved = self.poll().await?;
+                    if moved == Some(true) {
+                        self.shared.metrics().polls_moved += 1;
+                        if self.step(Step::Pull).await? == Outcome::Offline {
+                            self.pause_polls();
+                        }
+                    }
+                    next_poll = self.next_poll(At::now());
+                }
             }
         }
         Ok(())
+    }
+
+    /// Stops polling until a full sync reaches the remote again (its back-off governs).
+    fn pause_polls(&mut self) {
+        if !self.polls_paused {
+            tracing::info!("remote out of reach: polls paused until a sync reaches it");
+        }
+        self.polls_paused = true;
+    }
+
+    /// When to poll next: the period for the live fleet and the budget, with jitter.
+    fn next_poll(&self, now: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        let budget = self.shared.node().config.sync.poll_budget;
+        let period = schedule::poll_period(self.live_nodes, budget, self.interval())
+            .filter(|_| !self.polls_paused);
+        self.shared.metrics().poll_period = period.map_or(0.0, |p| p.as_secs_f64());
+        period.map(|p| now + schedule::jitter(p, rand::random()))
+    }
+
+    /// Counts the live nodes from the heartbeats just fetched (keeps the old count on error).
+    async fn count_live_nodes(&mut self) {
+        let node = self.shared.node();
+        let ops = self.ops.clone();
+        match tokio::task::spawn_blocking(move || ops.live_nodes(&node)).await {
+            Ok(Ok(n)) => {
+                if n != self.live_nodes {
+                    tracing::info!(live_nodes = n, "live nodes changed; poll period follows");
+                }
+                self.live_nodes = n.max(1);
+                self.shared.metrics().live_nodes = self.live_nodes;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot count live nodes; keeping {}", self.live_nodes)
+            }
+            Err(e) => tracing::warn!(error = %e, "live node count task failed"),
+        }
+    }
+
+    /// One poll; `Some(moved)` when the remote answered.
+    async fn poll(&mut self) -> Result<Option<bool>> {
+        let moved = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let outcome = self.step_with(Step::Poll, Some(moved.clone())).await?;
+        match outcome {
+            Outcome::Ok => Ok(Some(moved.load(std::sync::atomic::Ordering::SeqCst))),
+            Outcome::Offline => {
+                self.pause_polls();
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// The sync interval: `--interval` or `[sync] interval`, but never so long that the
@@ -369,6 +524,15 @@ impl Looper {
 
     /// Runs one pass on a blocking thread and records it; a stop waits for it, bounded.
     async fn step(&mut self, step: Step) -> Result<Outcome> {
+        self.step_with(step, None).await
+    }
+
+    /// [`Self::step`]; a poll stores whether the remote moved in `moved`.
+    async fn step_with(
+        &mut self,
+        step: Step,
+        moved: Option<Arc<std::sync::atomic::AtomicBool>>,
+    ) -> Result<Outcome> {
         let mut node = self.shared.node();
         // The sync renews the lease from the interval it actually runs at.
         node.config.sync.interval = crate::config::HumanDuration(self.interval());
@@ -379,7 +543,15 @@ impl Looper {
         let mut handle = tokio::task::spawn_blocking(move || {
             inner.in_scope(|| match step {
                 Step::Sync => ops.sync(&node).map(|r| PassReport::Sync(Box::new(r))),
+                Step::Push => ops.push(&node).map(|r| PassReport::Sync(Box::new(r))),
+                Step::Pull => ops.pull(&node).map(|r| PassReport::Sync(Box::new(r))),
                 Step::Dispatch => ops.dispatch(&node).map(PassReport::Dispatch),
+                Step::Poll => ops.remote_moved(&node).map(|m| {
+                    if let Some(flag) = &moved {
+                        flag.store(m, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    PassReport::Poll { moved: m }
+                }),
             })
         });
         let joined = tokio::select! {
@@ -402,6 +574,14 @@ impl Looper {
         };
         let secs = started.elapsed().as_secs_f64();
         let outcome = schedule::classify(&result);
+        if step == Step::Push
+            && let Ok(PassReport::Sync(r)) = &result
+            && r.push.contended
+        {
+            // Every attempt lost the race: the events wait for another push after
+            // the debounce, not for the next append or full sync.
+            self.shared.push_wanted.notify_one();
+        }
         if let Ok(r) = &result
             && r.dispatch().is_some_and(|d| d.remaining_bytes > 0)
         {
@@ -424,15 +604,21 @@ impl Looper {
         let stats = match step {
             Step::Sync => &mut m.sync,
             Step::Dispatch => &mut m.dispatch,
+            Step::Push => &mut m.push,
+            Step::Pull => &mut m.pull,
+            Step::Poll => &mut m.poll,
         };
         stats.record(outcome, secs, err.clone());
         drop(m);
         let ms = (secs * 1000.0) as u64;
         match (outcome, result) {
+            (Outcome::Ok, Ok(PassReport::Poll { moved })) => {
+                tracing::debug!(duration_ms = ms, moved, "poll done")
+            }
             (Outcome::Ok, Ok(r)) => {
                 let sync = match r {
                     PassReport::Sync(s) => Some(s),
-                    PassReport::Dispatch(_) => None,
+                    _ => None,
                 };
                 tracing::info!(
                     duration_ms = ms,

@@ -73,5 +73,63 @@ pub fn jitter(base: Duration, unit: f64) -> Duration {
     base.mul_f64(0.9 + 0.2 * unit)
 }
 
+/// Shortest time between two polls of the remote, however large the budget.
+pub const POLL_FLOOR: Duration = Duration::from_secs(1);
+
+/// Remote requests one full sync makes (a fetch and a push), counted against the budget.
+pub const FULL_SYNC_REQUESTS: f64 = 2.0;
+
+/// Time between two polls of the remote (`git ls-remote`) by one node, or `None`
+/// when the node should not poll at all.
+///
+/// The fleet of `live_nodes` (at least this node) shares `budget` requests per
+/// second on one repository: each node's share, less what its full syncs every
+/// `interval` already spend, is spent on polls, but never more often than
+/// [`POLL_FLOOR`]. No polling when the budget is 0, when the full syncs alone use
+/// the share, or when a poll would come no sooner than the next full sync.
+pub fn poll_period(live_nodes: u32, budget: u32, interval: Duration) -> Option<Duration> {
+    if budget == 0 || interval.is_zero() {
+        return None;
+    }
+    let share = f64::from(budget) / f64::from(live_nodes.max(1));
+    let polls_per_sec = share - FULL_SYNC_REQUESTS / interval.as_secs_f64();
+    if polls_per_sec <= 0.0 {
+        return None;
+    }
+    let period = Duration::try_from_secs_f64(1.0 / polls_per_sec)
+        .unwrap_or(Duration::MAX)
+        .max(POLL_FLOOR);
+    (period < interval).then_some(period)
+}
+
+/// When the daemon pushes after own appends: `quiet` after the last append, but
+/// never later than `4 × quiet` after the first one, so a steady stream of appends
+/// still goes out in batches instead of waiting for a pause.
+pub fn push_deadline<T>(first: T, last: T, quiet: Duration) -> T
+where
+    T: std::ops::Add<Duration, Output = T> + Ord,
+{
+    let latest = first + quiet.saturating_mul(PUSH_MAX_WAIT_FACTOR);
+    (last + quiet).min(latest)
+}
+
+/// A burst is pushed at the latest this many debounce periods after its first append.
+pub const PUSH_MAX_WAIT_FACTOR: u32 = 4;
+
+/// Shortest gap between the end of one sync and a sync asked for by SIGUSR1 or
+/// `POST /sync`, so a flood of requests cannot turn into back-to-back syncs.
+pub const SYNC_NOW_GAP: Duration = Duration::from_secs(1);
+
+/// When a sync asked for now may start, given when the last sync ended.
+pub fn sync_now_at<T>(now: T, last_sync_end: Option<T>) -> T
+where
+    T: std::ops::Add<Duration, Output = T> + Ord,
+{
+    match last_sync_end {
+        Some(end) => now.max(end + SYNC_NOW_GAP),
+        None => now,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,7 @@ pub(crate) async fn follow(
         })
     };
 
+    let me = node.id().to_string();
     let mut tail = Tail::new(node.id());
     let started = std::time::Instant::now();
     let baseline = {
@@ -103,5 +104,8 @@ pub(crate) async fn follow(
             let _ = shared.events.send(Arc::from(e.to_json_line().trim_end()));
         }
         shared.dispatch_wanted.notify_one();
+        if fresh.iter().any(|e| e.node_id == me) {
+            shared.push_wanted.notify_one();
+        }
     }
 }

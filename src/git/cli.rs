@@ -60,8 +60,69 @@ fn die_with_parent(cmd: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut Command) {}
 
+/// A request `git` makes to the remote, counted for the fleet's request budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteOp {
+    /// `git fetch`.
+    Fetch,
+    /// `git push`.
+    Push,
+    /// `git ls-remote` (one ref advertisement).
+    LsRemote,
+}
+
+impl RemoteOp {
+    /// Every kind, in the order of [`remote_requests`].
+    pub const ALL: [RemoteOp; 3] = [RemoteOp::Fetch, RemoteOp::Push, RemoteOp::LsRemote];
+
+    /// Label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            RemoteOp::Fetch => "fetch",
+            RemoteOp::Push => "push",
+            RemoteOp::LsRemote => "ls_remote",
+        }
+    }
+
+    /// The remote request a `git` argument list makes, if any (pure): the first
+    /// argument that is not an option or an option's value names the command.
+    pub fn of(args: &[&str]) -> Option<RemoteOp> {
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            match *a {
+                "-c" | "-C" => {
+                    it.next();
+                }
+                a if a.starts_with('-') => {}
+                "fetch" => return Some(RemoteOp::Fetch),
+                "push" => return Some(RemoteOp::Push),
+                "ls-remote" => return Some(RemoteOp::LsRemote),
+                _ => return None,
+            }
+        }
+        None
+    }
+}
+
+static REMOTE_REQUESTS: [std::sync::atomic::AtomicU64; 3] = [
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+];
+
+/// Remote requests this process has started, by kind (in [`RemoteOp::ALL`] order).
+pub fn remote_requests() -> [u64; 3] {
+    REMOTE_REQUESTS
+        .each_ref()
+        .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Runs `git -C repo args...` with no prompts; fails with stderr on a non-zero exit.
 pub fn run(repo: &Path, args: &[&str]) -> Result<GitOutput, GitError> {
+    if let Some(op) = RemoteOp::of(args) {
+        let i = RemoteOp::ALL.iter().position(|o| *o == op).unwrap_or(0);
+        REMOTE_REQUESTS[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(repo);
     if let Some(header) = token_header(repo) {

@@ -97,5 +97,60 @@ pub fn push(repo: &Path, branch: &str) -> Result<PushOutcome, GitError> {
     }
 }
 
+/// Most refs a `git ls-remote` answer may list before it is refused as hostile.
+pub const MAX_ADVERTISED_REFS: usize = 10_000;
+
+/// The heads of `origin` matching `patterns` (e.g. `refs/heads/main`), as `(ref, oid)`,
+/// from one ref advertisement: the cheapest request that tells whether the remote moved.
+pub fn ls_remote(repo: &Path, patterns: &[&str]) -> Result<Vec<(String, String)>, GitError> {
+    let mut args = vec!["ls-remote", "--heads", "origin"];
+    args.extend_from_slice(patterns);
+    let out = cli::run(repo, &args)?;
+    parse_ls_remote(&out.stdout).map_err(|why| GitError::Command {
+        args: args.join(" "),
+        path: repo.to_path_buf(),
+        stderr: why,
+        failure: RemoteFailure::Other,
+    })
+}
+
+/// Parses `git ls-remote` output (`<oid>\t<ref>` lines); refuses a malformed line,
+/// an oid that is not hex, or more than [`MAX_ADVERTISED_REFS`] refs.
+pub fn parse_ls_remote(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut refs = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        if refs.len() == MAX_ADVERTISED_REFS {
+            return Err(format!(
+                "ls-remote lists more than {MAX_ADVERTISED_REFS} refs"
+            ));
+        }
+        let (oid, name) = line
+            .split_once('\t')
+            .ok_or_else(|| format!("ls-remote line {}: no tab", n + 1))?;
+        let hex = matches!(oid.len(), 40 | 64) && oid.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex || !name.starts_with("refs/") || name.len() > 1024 {
+            return Err(format!("ls-remote line {}: not `<oid>\\t<ref>`", n + 1));
+        }
+        refs.push((name.to_string(), oid.to_ascii_lowercase()));
+    }
+    Ok(refs)
+}
+
+/// Whether the advertised heads of the remote (`git ls-remote`, as `(ref, oid)`)
+/// differ from what the last fetch recorded (the same refs, as `(ref, oid)`):
+/// a ref moved, appeared or went away.
+pub fn heads_differ(advertised: &[(String, String)], fetched: &[(String, String)]) -> bool {
+    let mut a: Vec<&(String, String)> = advertised.iter().collect();
+    let mut f: Vec<&(String, String)> = fetched.iter().collect();
+    a.sort();
+    a.dedup();
+    f.sort();
+    f.dedup();
+    a != f
+}
+
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,33 @@ use crate::store::{layout::Layout, repo};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Whether a peer whose heartbeat is `age` seconds old counts as stale (pure): not
+/// seen within `stale_after`, without a readable heartbeat, or stamped in the future.
+pub fn stale(age: Option<i64>, future: bool, stale_after: i64) -> bool {
+    future || age.is_none_or(|a| a > stale_after)
+}
+
+/// The nodes seen within `sync.stale_after` (this node included, and at least 1),
+/// from the manifests of the last fetched ledger: the fleet that shares the poll budget.
+pub fn live_nodes(node: &Node) -> Result<u32> {
+    let Some(r) = repo::view_ref(&node.config, &node.paths) else {
+        return Ok(1);
+    };
+    let layout = Layout::new(&node.config.ledger.dir);
+    let now = chrono::Utc::now();
+    let stale_after = node.config.sync.stale_after.0.as_secs() as i64;
+    let tolerance = node.config.sync.clock_tolerance.0.as_secs() as i64;
+    let live = manifest::read_all(&node.paths.ledger_repo(), &r, &layout)?
+        .iter()
+        .filter(|m| m.node_id != node.id())
+        .filter(|m| {
+            let age = crate::event::parse_timestamp(&m.last_seen).map(|t| (now - t).num_seconds());
+            !stale(age, age.is_some_and(|a| -a > tolerance), stale_after)
+        })
+        .count();
+    Ok(u32::try_from(live).unwrap_or(u32::MAX).saturating_add(1))
+}
+
 /// One peer as seen through its manifest.
 #[derive(Debug, Clone, Serialize)]
 pub struct PeerStatus {
@@ -171,7 +198,7 @@ pub fn status(node: &Node) -> Result<Status> {
             peers.push(PeerStatus {
                 future,
                 clock_offset_sec: offset,
-                stale: !gone && (future || age.is_none_or(|a| a > stale_after)),
+                stale: !gone && stale(age, future, stale_after),
                 retired: gone,
                 node_id: m.node_id,
                 last_seen: m.last_seen,
@@ -326,3 +353,6 @@ fn commands(node: &Node) -> Result<CommandSummary> {
     }
     Ok((outcomes, latest, epoch))
 }
+
+#[cfg(test)]
+mod tests;

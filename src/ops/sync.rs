@@ -35,6 +35,21 @@ pub struct SyncOptions {
     pub progress: crate::progress::Progress,
     /// Run a dispatch pass between import and export (`mesh-sync` and the daemon do).
     pub dispatch: Option<DispatchOptions>,
+    /// Which part of a sync to run (the daemon runs the halves between full syncs).
+    pub mode: SyncMode,
+}
+
+/// Which part of a sync a pass runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Everything: fetch, import, dispatch, export, compaction, heartbeat, lease, push.
+    #[default]
+    Full,
+    /// Fetch, import and dispatch only: no commit, no push, no lease decision.
+    Pull,
+    /// Export and push own new events on the last fetched head (re-fetching only when
+    /// the push loses a race): no lease decision and no compaction.
+    Push,
 }
 
 /// How the push went.
@@ -137,14 +152,120 @@ fn targets(node: &Node, take_lease: bool) -> Vec<Target> {
 
 /// One full sync pass under the node's sync lock; its outcome is recorded in
 /// `sync_state.json` (best-effort) before the lock is released.
+///
+/// Only a full sync is recorded: the partial passes of [`SyncMode`] leave the
+/// heartbeat and the lease to it, so they say nothing about its health.
 pub fn sync(node: &Node, opts: &SyncOptions) -> Result<SyncReport> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
-    let started = std::time::Instant::now();
-    let result = sync_locked(node, opts, &lock);
-    let attempt = super::health::attempt_of(&result, chrono::Utc::now(), started.elapsed());
-    super::health::record(&node.paths, attempt);
+    let result = match opts.mode {
+        SyncMode::Full => {
+            let started = std::time::Instant::now();
+            let result = sync_locked(node, opts, &lock);
+            let attempt = super::health::attempt_of(&result, chrono::Utc::now(), started.elapsed());
+            super::health::record(&node.paths, attempt);
+            result
+        }
+        SyncMode::Pull => pull_locked(node, opts, &lock),
+        SyncMode::Push => push_locked(node, opts, &lock),
+    };
     drop(lock);
     result
+}
+
+/// Fetch, import and dispatch, with the lock held: what a poll that saw the remote move runs.
+fn pull_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncReport> {
+    crate::store::repo::ensure(&node.config, &node.paths)?;
+    let mut push = PushReport::default();
+    fetch_or_offline(node, &mut push)?;
+    crate::ledger::recover::recover_own(node, lock)?;
+    let import = import::import_with(node, lock, opts.max_events, &opts.progress)?;
+    let dispatch = match &opts.dispatch {
+        Some(d) => Some(crate::dispatch::run(node, d)?),
+        None => None,
+    };
+    Ok(SyncReport {
+        node_id: node.id().to_string(),
+        fetched: !push.offline,
+        import,
+        dispatch,
+        push,
+        ..SyncReport::default()
+    })
+}
+
+/// Export and push of own new events, with the lock held: what the daemon runs shortly
+/// after an append. The commit carries only this node's outbox and manifest.
+fn push_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncReport> {
+    crate::store::repo::ensure(&node.config, &node.paths)?;
+    crate::ledger::recover::recover_own(node, lock)?;
+    let export = export::export(node, lock, opts.max_events)?;
+    let mut report = SyncReport {
+        node_id: node.id().to_string(),
+        export,
+        ..SyncReport::default()
+    };
+    if report.export.exported_events == 0 {
+        return Ok(report);
+    }
+    for t in targets(node, false).into_iter().filter(|t| t.own) {
+        commit_and_push(
+            node,
+            lock,
+            &t,
+            opts.push,
+            &mut report.push,
+            Some(&mut report.import),
+        )?;
+    }
+    refresh_view(node)?;
+    report.fetched = report.push.attempts > 1;
+    Ok(report)
+}
+
+/// The ledger refs this node fetches, as `git ls-remote` patterns: the shared branch,
+/// and every per-node ref in per-node mode.
+fn watched_refs(node: &Node) -> Vec<String> {
+    let mut refs = vec![local_ref(&node.config.ledger.branch)];
+    if refs::per_node(&node.config) {
+        refs.push("refs/heads/gitmesh/*".into());
+    }
+    refs
+}
+
+/// Whether the remote's heads differ from the last fetch, from one ref advertisement
+/// (`git ls-remote`): the cheap check the daemon makes between full syncs.
+pub fn remote_moved(node: &Node) -> Result<bool> {
+    let path = node.paths.ledger_repo();
+    let patterns = watched_refs(node);
+    let args: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    let advertised = remote::ls_remote(&path, &args).map_err(LedgerError::Git)?;
+    let repo = crate::store::repo::open_at(&path)?;
+    let mut fetched = Vec::new();
+    for r in repo
+        .references_glob("refs/remotes/origin/*")
+        .in_repo(&path)?
+        .flatten()
+    {
+        let (Some(name), Some(oid)) = (r.name().ok(), r.target()) else {
+            continue;
+        };
+        let Some(branch) = name.strip_prefix("refs/remotes/origin/") else {
+            continue;
+        };
+        let head = local_ref(branch);
+        if patterns.iter().any(|p| watched(p, &head)) {
+            fetched.push((head, oid.to_string()));
+        }
+    }
+    Ok(remote::heads_differ(&advertised, &fetched))
+}
+
+/// Whether `name` matches an ls-remote pattern of [`watched_refs`] (an exact ref or `prefix/*`).
+fn watched(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
+    }
 }
 
 /// The sync pass proper, with the lock held.

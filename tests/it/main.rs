@@ -15,6 +15,7 @@ mod daemon_http;
 mod daemon_lifecycle;
 mod daemon_mesh;
 mod daemon_ops;
+mod daemon_propagate;
 mod daemon_runaway_http;
 mod daemon_support;
 mod disk_full;

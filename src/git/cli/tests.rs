@@ -80,3 +80,22 @@ fn url_hosts_drop_user_and_port() {
     assert_eq!(url_host("https://[::1]:80/x").as_deref(), Some("::1"));
     assert_eq!(url_host("no url"), None);
 }
+
+#[test]
+fn network_commands_are_told_from_local_ones() {
+    assert_eq!(
+        RemoteOp::of(&["fetch", "--quiet", "origin", "x"]),
+        Some(RemoteOp::Fetch)
+    );
+    assert_eq!(
+        RemoteOp::of(&["-c", "pack.window=0", "push", "--quiet", "origin"]),
+        Some(RemoteOp::Push)
+    );
+    assert_eq!(
+        RemoteOp::of(&["ls-remote", "--heads", "origin"]),
+        Some(RemoteOp::LsRemote)
+    );
+    assert_eq!(RemoteOp::of(&["config", "--get", "fetch"]), None);
+    assert_eq!(RemoteOp::of(&["-c", "push", "gc"]), None);
+    assert_eq!(RemoteOp::of(&[]), None);
+}

@@ -23,3 +23,48 @@ fn rejections_are_told_apart_from_failures() {
         "remote: Permission to o/r.git denied to bot."
     ));
 }
+
+#[test]
+fn ls_remote_output_is_parsed_and_bounded() {
+    let a = "a".repeat(40);
+    let text = format!(
+        "{a}\trefs/heads/main\n{}\trefs/heads/gitmesh/n2\n",
+        "B".repeat(40)
+    );
+    let refs = parse_ls_remote(&text).unwrap();
+    assert_eq!(
+        refs,
+        vec![
+            ("refs/heads/main".to_string(), a.clone()),
+            ("refs/heads/gitmesh/n2".to_string(), "b".repeat(40)),
+        ]
+    );
+    assert_eq!(parse_ls_remote("").unwrap(), vec![]);
+    for bad in [
+        format!("{a} refs/heads/main"),
+        format!("{}\trefs/heads/main", "z".repeat(40)),
+        format!("{}\trefs/heads/main", "a".repeat(39)),
+        format!("{a}\tHEAD"),
+    ] {
+        assert!(parse_ls_remote(&bad).is_err(), "{bad}");
+    }
+    let flood = format!("{a}\trefs/heads/x\n").repeat(MAX_ADVERTISED_REFS + 1);
+    assert!(parse_ls_remote(&flood).unwrap_err().contains("more than"));
+}
+
+#[test]
+fn heads_differ_when_any_advertised_ref_moved_appeared_or_went() {
+    let r = |n: &str, o: &str| (n.to_string(), o.to_string());
+    let fetched = vec![r("refs/heads/main", "aa"), r("refs/heads/gitmesh/b", "bb")];
+    let same = vec![r("refs/heads/gitmesh/b", "bb"), r("refs/heads/main", "aa")];
+    assert!(!heads_differ(&same, &fetched));
+    assert!(heads_differ(
+        &[r("refs/heads/main", "cc"), r("refs/heads/gitmesh/b", "bb")],
+        &fetched
+    ));
+    assert!(heads_differ(&[r("refs/heads/main", "aa")], &fetched));
+    let mut more = same.clone();
+    more.push(r("refs/heads/gitmesh/c", "dd"));
+    assert!(heads_differ(&more, &fetched));
+    assert!(!heads_differ(&[], &[]));
+}

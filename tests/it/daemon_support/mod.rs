@@ -103,6 +103,15 @@ impl Daemon {
         body
     }
 
+    /// A sample of `/metrics` (0 when absent).
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = self.get("/metrics");
+        parse_prometheus(&text)
+            .expect("valid exposition")
+            .value(name, labels)
+            .unwrap_or(0.0)
+    }
+
     /// GET `path` as JSON.
     pub fn get_json(&self, path: &str) -> serde_json::Value {
         serde_json::from_str(&self.get(path)).expect("JSON body")
@@ -132,12 +141,29 @@ pub fn poll_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 
 /// A one-shot HTTP/1.1 GET with `Connection: close`; returns status code and body.
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    http_request(addr, "GET", path, &[])
+}
+
+/// A one-shot HTTP/1.1 request without a body and with `extra` header lines;
+/// returns status code and body.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    extra: &[&str],
+) -> std::io::Result<(u16, String)> {
     let mut s = TcpStream::connect(addr)?;
     s.set_read_timeout(Some(WAIT))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if method != "GET" {
+        head.push_str("Content-Length: 0\r\n");
+    }
+    for h in extra {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
     let mut reader = BufReader::new(s);
     let mut head = String::new();
     loop {
