@@ -22,6 +22,28 @@ pub struct StatementFile {
     pub parsed: Result<Rotation, String>,
 }
 
+/// What following the statements depends on: the `<dir>/keys` subtree, the roster, the
+/// pins and the keys manifests publish (`roster` is the roster's hash). An unchanged one means the last follow still holds,
+/// so an import skips reading and verifying the statements again.
+pub fn fingerprint(
+    keys_tree: Option<Oid>,
+    roster: Option<&str>,
+    known: &crate::keys::KnownNodes,
+    published: &std::collections::HashMap<String, Option<String>>,
+) -> String {
+    let published: std::collections::BTreeMap<_, _> = published.iter().collect();
+    let mut h = blake3::Hasher::new();
+    h.update(&serde_json::to_vec(&known.nodes).unwrap_or_default());
+    h.update(b"\0");
+    h.update(&serde_json::to_vec(&published).unwrap_or_default());
+    format!(
+        "keys={} roster={} inputs={}",
+        keys_tree.map_or_else(|| "none".into(), |o| o.to_string()),
+        roster.unwrap_or("none"),
+        h.finalize().to_hex(),
+    )
+}
+
 /// The statement files of every node under `<dir>/keys` in tree `root`, by directory
 /// order; at most [`MAX_NODE_DIRS`] directories and [`MAX_STATEMENTS_PER_NODE`] files each
 /// (files past that are reported as refused, unread).
@@ -103,4 +125,37 @@ fn parse_named(node: &str, name: &str, bytes: &[u8]) -> Result<Rotation, String>
         ));
     }
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KnownNode, KnownNodes};
+    use std::collections::HashMap;
+
+    #[test]
+    fn the_fingerprint_moves_with_every_input_and_only_then() {
+        let tree = Some(Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap());
+        let mut known = KnownNodes::default();
+        let mut published = HashMap::new();
+        published.insert("b".to_string(), Some("aa".repeat(32)));
+        let base = fingerprint(tree, Some("r1"), &known, &published);
+        assert_eq!(base, fingerprint(tree, Some("r1"), &known, &published));
+        assert_ne!(base, fingerprint(None, Some("r1"), &known, &published));
+        assert_ne!(base, fingerprint(tree, Some("r2"), &known, &published));
+        assert_ne!(base, fingerprint(tree, None, &known, &published));
+        let mut other = published.clone();
+        other.insert("c".to_string(), None);
+        assert_ne!(base, fingerprint(tree, Some("r1"), &known, &other));
+        known.nodes.insert(
+            "b".to_string(),
+            KnownNode {
+                public_key: "aa".repeat(32),
+                pinned_at: "2026-01-01T00:00:00Z".to_string(),
+                offered_key: None,
+                history: Vec::new(),
+            },
+        );
+        assert_ne!(base, fingerprint(tree, Some("r1"), &known, &published));
+    }
 }

@@ -53,6 +53,10 @@ pub struct ImportState {
     /// reported once; at most [`MAX_REFUSED_ROTATIONS`].
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub refused_rotations: std::collections::BTreeSet<String>,
+    /// What the last follow of key rotation statements depended on
+    /// (`rotations::fingerprint`); equal inputs are not read again.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rotations_followed: String,
 }
 
 /// Most refused rotation statements remembered (beyond it, one may be reported again).

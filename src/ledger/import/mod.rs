@@ -131,11 +131,21 @@ pub fn import_with(
         let root = crate::git::tree::tree_of(&repo, Some(head))
             .in_repo(&path)
             .map_err(LedgerError::from)?;
-        let statements = super::rotations::read_all(&repo, root, &layout)
+        run.commit = head.to_string();
+        let keys_tree = crate::git::tree::subtree_at(&repo, root, &layout.keys_dir())
             .in_repo(&path)
             .map_err(LedgerError::from)?;
-        run.commit = head.to_string();
-        run.follow_rotations(statements, &published, &mut known)?;
+        let roster_hash = run.roster.as_ref().map(|r| r.hash());
+        let inputs = |known: &KnownNodes| {
+            super::rotations::fingerprint(keys_tree, roster_hash.as_deref(), known, &published)
+        };
+        if inputs(&known) != run.state.rotations_followed {
+            let statements = super::rotations::read_all(&repo, root, &layout)
+                .in_repo(&path)
+                .map_err(LedgerError::from)?;
+            run.follow_rotations(statements, &published, &mut known)?;
+            run.state.rotations_followed = inputs(&known);
+        }
         run.keys = pinning::key_states(node.id(), &published, &mut known);
         if known != pinned_before {
             known.save(&node.paths)?;
