@@ -2,7 +2,7 @@
 //! remote's heads, and a sync asked for by SIGUSR1 or `POST /sync`.
 
 use crate::common::{self, TestEnv, publish_event, set_config_key};
-use crate::daemon_support::{Daemon, WAIT, http_request, poll_until};
+use crate::daemon_support::{Daemon, WAIT, http_get, http_request, poll_until};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -164,4 +164,53 @@ fn a_poll_that_sees_the_remote_move_imports_without_waiting_for_the_interval() {
     // Nothing twice.
     let ids = common::event_ids(&a, &[]);
     assert_eq!(ids.iter().filter(|e| **e == id).count(), 1);
+}
+
+#[test]
+fn a_flood_of_sync_requests_runs_at_most_one_sync_a_second() {
+    let env = TestEnv::with_remote();
+    let (a, b) = quiet_pair(&env);
+    let d = started(&a);
+    let id = published_by(&b, 3);
+    let pid = d.child.id() as libc::pid_t;
+
+    let t0 = Instant::now();
+    // 2,000 signals and 100 HTTP requests over about three seconds.
+    for round in 0..100 {
+        for _ in 0..20 {
+            // SAFETY: kill(2) on the pid of a child this test started and still owns.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGUSR1) }, 0);
+        }
+        let (code, body) = http_request(&d.addr, "POST", "/sync", &[]).expect("POST /sync");
+        assert_eq!(code, 202, "request {round}: {body}");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let flood = t0.elapsed();
+    poll_until("the event after the flood", || {
+        has_event(&a, &id).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    let window = t0.elapsed().as_secs_f64();
+    let syncs = ok_syncs(&d) - 1.0;
+    eprintln!("{syncs} syncs for a flood of {flood:?}, {window:.1} s observed");
+    assert!(syncs >= 1.0, "the flood asked for a sync");
+    assert!(
+        syncs <= window.ceil() + 1.0,
+        "{syncs} syncs in {window:.1} s: requests must coalesce to at most one a second"
+    );
+    let requests = d.metric("gitmesh_remote_requests_total", &[("op", "fetch")]);
+    assert!(
+        requests <= syncs + 2.0,
+        "{requests} fetches for {syncs} syncs"
+    );
+    let (code, body) = http_get(&d.addr, "/healthz").expect("GET /healthz");
+    assert_eq!(code, 200, "the daemon still answers: {body}");
+    assert_eq!(
+        common::event_ids(&a, &[])
+            .iter()
+            .filter(|e| **e == id)
+            .count(),
+        1,
+        "imported once"
+    );
 }
