@@ -424,6 +424,10 @@ impl Looper {
                     }
                 }
                 Wake::Poll => {
+                    // Polls keep their period from start to start: a fetch and import
+                    // after a move does not stretch the time to the next look, and
+                    // there is still at most one poll per period.
+                    let started = At::now();
                     let moved = self.poll().await?;
                     if moved == Some(true) {
                         self.shared.metrics().polls_moved += 1;
@@ -431,7 +435,7 @@ impl Looper {
                             self.pause_polls();
                         }
                     }
-                    next_poll = self.next_poll(At::now());
+                    next_poll = self.next_poll(started).map(|at| at.max(At::now()));
                 }
             }
         }
