@@ -102,9 +102,7 @@ pub struct Metrics {
     pub reload_failures: u64,
     /// Export-and-push passes run shortly after own appends.
     pub push: PassStats,
-    /// Fetch-and-import passes run when a poll saw the remote move.
-    pub pull: PassStats,
-    /// Polls of the remote (one ref advertisement each).
+    /// Polls of the remote (a fetch each; import and dispatch when it moved).
     pub poll: PassStats,
     /// Polls that found the remote moved.
     pub polls_moved: u64,
@@ -119,7 +117,7 @@ pub struct Metrics {
 impl Metrics {
     /// Adds the counts of one pass's report.
     pub fn absorb(&mut self, report: &super::PassReport) {
-        if let super::PassReport::Sync(r) = report {
+        if let super::PassReport::Sync(r) | super::PassReport::Poll(r) = report {
             self.imported += r.import.imported_events;
             self.quarantined += r.import.quarantined;
             self.exported += r.export.exported_events;
@@ -380,7 +378,6 @@ fn registry(node_id: &str, m: &Metrics, snap: &Snapshot) -> Registry {
         ("sync", &m.sync),
         ("dispatch", &m.dispatch),
         ("push", &m.push),
-        ("pull", &m.pull),
         ("poll", &m.poll),
     ] {
         let runs: Vec<(&str, u64)> = RESULTS

@@ -44,15 +44,10 @@ pub trait NodeOps: Send + Sync + 'static {
     fn push(&self, _node: &Node) -> Result<SyncReport, OpsError> {
         Ok(SyncReport::default())
     }
-    /// Fetches, imports and dispatches (no export, no push). A driver without it
-    /// leaves peers' events to the next full sync.
+    /// A poll: fetches, and imports and dispatches when the fetch moved a head (no
+    /// export, no push). A driver without it leaves peers' events to the next full sync.
     fn pull(&self, _node: &Node) -> Result<SyncReport, OpsError> {
         Ok(SyncReport::default())
-    }
-    /// Whether the remote moved since the last fetch (one ref advertisement). A driver
-    /// without it never polls.
-    fn remote_moved(&self, _node: &Node) -> Result<bool, OpsError> {
-        Ok(false)
     }
     /// Live nodes of the mesh (seen within `sync.stale_after`, this node included),
     /// which share the poll budget. A driver without it counts this node alone.
@@ -78,10 +73,6 @@ impl NodeOps for MeshOps {
 
     fn pull(&self, node: &Node) -> Result<SyncReport, OpsError> {
         crate::ops::sync::sync(node, &pass_options(node, SyncMode::Pull))
-    }
-
-    fn remote_moved(&self, node: &Node) -> Result<bool, OpsError> {
-        crate::ops::sync::remote_moved(node)
     }
 
     fn live_nodes(&self, node: &Node) -> Result<u32, OpsError> {
@@ -118,28 +109,24 @@ pub enum PassReport {
     Sync(Box<SyncReport>),
     /// A dispatch pass.
     Dispatch(DispatchReport),
-    /// A poll of the remote's heads.
-    Poll {
-        /// The remote moved since the last fetch.
-        moved: bool,
-    },
+    /// A poll of the remote: a fetch, with import and dispatch when it moved.
+    Poll(Box<SyncReport>),
 }
 
 impl PassReport {
     /// Local work is done but the remote was not reached.
     pub fn offline(&self) -> bool {
         match self {
-            PassReport::Sync(r) => r.push.offline,
-            PassReport::Dispatch(_) | PassReport::Poll { .. } => false,
+            PassReport::Sync(r) | PassReport::Poll(r) => r.push.offline,
+            PassReport::Dispatch(_) => false,
         }
     }
 
     /// The dispatch part of the pass, when one ran.
     pub fn dispatch(&self) -> Option<&DispatchReport> {
         match self {
-            PassReport::Sync(r) => r.dispatch.as_ref(),
+            PassReport::Sync(r) | PassReport::Poll(r) => r.dispatch.as_ref(),
             PassReport::Dispatch(d) => Some(d),
-            PassReport::Poll { .. } => None,
         }
     }
 }

@@ -197,9 +197,7 @@ enum Step {
     Dispatch,
     /// Export and push own events (after the debounce).
     Push,
-    /// Fetch and import (after a poll saw the remote move).
-    Pull,
-    /// One ref advertisement: did the remote move?
+    /// A fetch (one ref advertisement when nothing moved); import and dispatch when it moved.
     Poll,
 }
 
@@ -209,7 +207,6 @@ impl Step {
             Step::Sync => "sync",
             Step::Dispatch => "dispatch",
             Step::Push => "push",
-            Step::Pull => "pull",
             Step::Poll => "poll",
         }
     }
@@ -428,12 +425,8 @@ impl Looper {
                     // after a move does not stretch the time to the next look, and
                     // there is still at most one poll per period.
                     let started = At::now();
-                    let moved = self.poll().await?;
-                    if moved == Some(true) {
+                    if self.poll().await? == Some(true) {
                         self.shared.metrics().polls_moved += 1;
-                        if self.step(Step::Pull).await? == Outcome::Offline {
-                            self.pause_polls();
-                        }
                     }
                     next_poll = self.next_poll(started).map(|at| at.max(At::now()));
                 }
@@ -548,13 +541,12 @@ impl Looper {
             inner.in_scope(|| match step {
                 Step::Sync => ops.sync(&node).map(|r| PassReport::Sync(Box::new(r))),
                 Step::Push => ops.push(&node).map(|r| PassReport::Sync(Box::new(r))),
-                Step::Pull => ops.pull(&node).map(|r| PassReport::Sync(Box::new(r))),
                 Step::Dispatch => ops.dispatch(&node).map(PassReport::Dispatch),
-                Step::Poll => ops.remote_moved(&node).map(|m| {
+                Step::Poll => ops.pull(&node).map(|r| {
                     if let Some(flag) = &moved {
-                        flag.store(m, std::sync::atomic::Ordering::SeqCst);
+                        flag.store(r.remote_moved, std::sync::atomic::Ordering::SeqCst);
                     }
-                    PassReport::Poll { moved: m }
+                    PassReport::Poll(Box::new(r))
                 }),
             })
         });
@@ -609,20 +601,19 @@ impl Looper {
             Step::Sync => &mut m.sync,
             Step::Dispatch => &mut m.dispatch,
             Step::Push => &mut m.push,
-            Step::Pull => &mut m.pull,
             Step::Poll => &mut m.poll,
         };
         stats.record(outcome, secs, err.clone());
         drop(m);
         let ms = (secs * 1000.0) as u64;
         match (outcome, result) {
-            (Outcome::Ok, Ok(PassReport::Poll { moved })) => {
-                tracing::debug!(duration_ms = ms, moved, "poll done")
+            (Outcome::Ok, Ok(PassReport::Poll(r))) if !r.remote_moved => {
+                tracing::debug!(duration_ms = ms, moved = false, "poll done")
             }
             (Outcome::Ok, Ok(r)) => {
                 let sync = match r {
-                    PassReport::Sync(s) => Some(s),
-                    _ => None,
+                    PassReport::Sync(s) | PassReport::Poll(s) => Some(s),
+                    PassReport::Dispatch(_) => None,
                 };
                 tracing::info!(
                     duration_ms = ms,

@@ -79,7 +79,7 @@ pub const POLL_FLOOR: Duration = Duration::from_secs(1);
 /// Remote requests one full sync makes (a fetch and a push), counted against the budget.
 pub const FULL_SYNC_REQUESTS: f64 = 2.0;
 
-/// Time between two polls of the remote (`git ls-remote`) by one node, or `None`
+/// Time between two polls of the remote (a fetch, one ref advertisement when nothing moved) by one node, or `None`
 /// when the node should not poll at all.
 ///
 /// The fleet of `live_nodes` (at least this node) shares `budget` requests per

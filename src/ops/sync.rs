@@ -94,6 +94,9 @@ pub struct SyncReport {
     pub push: PushReport,
     /// The lease as written by this sync, or as found on the remote.
     pub leader: Option<Lease>,
+    /// A pull's fetch moved a tracking ref (so it imported and dispatched).
+    #[serde(skip)]
+    pub remote_moved: bool,
 }
 
 impl SyncReport {
@@ -172,25 +175,49 @@ pub fn sync(node: &Node, opts: &SyncOptions) -> Result<SyncReport> {
     result
 }
 
-/// Fetch, import and dispatch, with the lock held: what a poll that saw the remote move runs.
+/// A poll, with the lock held: one fetch, which costs one ref advertisement and no
+/// objects when nothing moved; import and dispatch only when a tracking ref moved.
 fn pull_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncReport> {
     crate::store::repo::ensure(&node.config, &node.paths)?;
     let mut push = PushReport::default();
+    let before = tracking_heads(node)?;
     fetch_or_offline(node, &mut push)?;
+    let moved = !push.offline && tracking_heads(node)? != before;
+    let mut report = SyncReport {
+        node_id: node.id().to_string(),
+        fetched: !push.offline,
+        remote_moved: moved,
+        push,
+        ..SyncReport::default()
+    };
+    if !moved {
+        return Ok(report);
+    }
     crate::ledger::recover::recover_own(node, lock)?;
-    let import = import::import_with(node, lock, opts.max_events, &opts.progress)?;
-    let dispatch = match &opts.dispatch {
+    report.import = import::import_with(node, lock, opts.max_events, &opts.progress)?;
+    report.dispatch = match &opts.dispatch {
         Some(d) => Some(crate::dispatch::run(node, d)?),
         None => None,
     };
-    Ok(SyncReport {
-        node_id: node.id().to_string(),
-        fetched: !push.offline,
-        import,
-        dispatch,
-        push,
-        ..SyncReport::default()
-    })
+    Ok(report)
+}
+
+/// The remote-tracking refs of the ledger repository and their targets, sorted.
+fn tracking_heads(node: &Node) -> Result<Vec<(String, Oid)>> {
+    let path = node.paths.ledger_repo();
+    let repo = crate::store::repo::open_at(&path)?;
+    let mut heads = Vec::new();
+    for r in repo
+        .references_glob("refs/remotes/origin/*")
+        .in_repo(&path)?
+        .flatten()
+    {
+        if let (Some(name), Some(oid)) = (r.name().ok(), r.target()) {
+            heads.push((name.to_string(), oid));
+        }
+    }
+    heads.sort();
+    Ok(heads)
 }
 
 /// Export and push of own new events, with the lock held: what the daemon runs shortly
@@ -222,52 +249,6 @@ fn push_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncR
     Ok(report)
 }
 
-/// The ledger refs this node fetches, as `git ls-remote` patterns: the shared branch,
-/// and every per-node ref in per-node mode.
-fn watched_refs(node: &Node) -> Vec<String> {
-    let mut refs = vec![local_ref(&node.config.ledger.branch)];
-    if refs::per_node(&node.config) {
-        refs.push("refs/heads/gitmesh/*".into());
-    }
-    refs
-}
-
-/// Whether the remote's heads differ from the last fetch, from one ref advertisement
-/// (`git ls-remote`): the cheap check the daemon makes between full syncs.
-pub fn remote_moved(node: &Node) -> Result<bool> {
-    let path = node.paths.ledger_repo();
-    let patterns = watched_refs(node);
-    let args: Vec<&str> = patterns.iter().map(String::as_str).collect();
-    let advertised = remote::ls_remote(&path, &args).map_err(LedgerError::Git)?;
-    let repo = crate::store::repo::open_at(&path)?;
-    let mut fetched = Vec::new();
-    for r in repo
-        .references_glob("refs/remotes/origin/*")
-        .in_repo(&path)?
-        .flatten()
-    {
-        let (Some(name), Some(oid)) = (r.name().ok(), r.target()) else {
-            continue;
-        };
-        let Some(branch) = name.strip_prefix("refs/remotes/origin/") else {
-            continue;
-        };
-        let head = local_ref(branch);
-        if patterns.iter().any(|p| watched(p, &head)) {
-            fetched.push((head, oid.to_string()));
-        }
-    }
-    Ok(remote::heads_differ(&advertised, &fetched))
-}
-
-/// Whether `name` matches an ls-remote pattern of [`watched_refs`] (an exact ref or `prefix/*`).
-fn watched(pattern: &str, name: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix),
-        None => pattern == name,
-    }
-}
-
 /// The sync pass proper, with the lock held.
 fn sync_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncReport> {
     // `origin` follows the configured remote (`[ledger] remote`, `GITMESH_REMOTE`).
@@ -297,6 +278,7 @@ fn sync_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncR
         compact,
         push,
         leader: None,
+        remote_moved: false,
     };
     let mut leader = None;
     for t in targets(node, true) {
