@@ -139,18 +139,5 @@ pub fn parse_ls_remote(text: &str) -> Result<Vec<(String, String)>, String> {
     Ok(refs)
 }
 
-/// Whether the advertised heads of the remote (`git ls-remote`, as `(ref, oid)`)
-/// differ from what the last fetch recorded (the same refs, as `(ref, oid)`):
-/// a ref moved, appeared or went away.
-pub fn heads_differ(advertised: &[(String, String)], fetched: &[(String, String)]) -> bool {
-    let mut a: Vec<&(String, String)> = advertised.iter().collect();
-    let mut f: Vec<&(String, String)> = fetched.iter().collect();
-    a.sort();
-    a.dedup();
-    f.sort();
-    f.dedup();
-    a != f
-}
-
 #[cfg(test)]
 mod tests;

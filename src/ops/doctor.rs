@@ -181,8 +181,9 @@ fn node_checks(root: &Path, paths: &NodePaths, cfg: &Config) -> Vec<Check> {
     let repo = paths.ledger_repo();
     let branch = &cfg.ledger.branch;
     let url = crate::store::repo::display_url(cfg, paths);
-    match cli::run(&repo, &["ls-remote", "--heads", "origin", branch]) {
-        Ok(o) if o.stdout.trim().is_empty() => checks.push(Check::pass(
+    let head = crate::git::remote::local_ref(branch);
+    match crate::git::remote::ls_remote(&repo, &[&head]) {
+        Ok(refs) if refs.is_empty() => checks.push(Check::pass(
             "remote_read",
             format!("{url} is readable; it has no branch {branch} yet (the first sync creates it)"),
         )),
