@@ -139,8 +139,18 @@ fn a_burst_of_appends_is_pushed_as_one_commit_without_waiting_for_the_interval()
 
 #[test]
 fn a_poll_that_sees_the_remote_move_imports_without_waiting_for_the_interval() {
+    poll_imports("shared-branch");
+}
+
+#[test]
+fn a_poll_sees_a_peers_own_ref_move_in_per_node_mode() {
+    poll_imports("per-node-refs");
+}
+
+fn poll_imports(mode: &str) {
     let env = TestEnv::with_remote();
-    let [a, b] = env.nodes(["pa", "pb"]);
+    let a = env.node_with("pa", &["--ledger-mode", mode]);
+    let b = env.node_with("pb", &["--ledger-mode", mode]);
     let da = started(&a);
     let db = started(&b);
     assert_eq!(da.metric("gitmesh_poll_period_seconds", &[]), 1.0);
