@@ -121,7 +121,10 @@ fn the_stdout_cap_holds_the_largest_advertisement_the_parser_accepts() {
     let line = |i: usize| format!("{}\trefs/heads/{:0>1013}\n", "a".repeat(64), i);
     let text: String = (0..max).map(line).collect();
     assert_eq!(line(0).len(), 64 + 1 + 1024 + 1);
-    assert_eq!(super::super::remote::parse_ls_remote(&text).unwrap().len(), max);
+    assert_eq!(
+        super::super::remote::parse_ls_remote(&text).unwrap().len(),
+        max
+    );
     assert!(text.len() < STDOUT_CAP, "{} >= {STDOUT_CAP}", text.len());
     // And not much more: a flood is stopped within a few MiB of it.
     assert!(STDOUT_CAP - text.len() <= 2 << 20);
