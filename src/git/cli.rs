@@ -220,6 +220,17 @@ fn kill_group(pid: u32) {
     }
 }
 
+/// Starts a watching thread: a small stack, as it only moves bytes between a pipe
+/// and a buffer on the heap, and costs less to map on every request.
+fn watcher<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    std::thread::Builder::new()
+        .name("git-watch".into())
+        .stack_size(64 * 1024)
+        .spawn(f)
+}
+
 /// Runs `cmd` in its own process group with a deadline and capped output.
 ///
 /// Stdout and stderr are read on threads (so neither pipe can fill and block the
@@ -240,7 +251,7 @@ pub fn run_bounded(mut cmd: Command, limits: &Limits) -> std::io::Result<Bounded
     let (tx, rx) = std::sync::mpsc::channel();
     let out = child.stdout.take().map(|pipe| {
         let (tx, cap) = (tx.clone(), limits.stdout_cap);
-        std::thread::spawn(move || {
+        watcher(move || {
             // One byte past the cap is enough to know it is over.
             let (kept, over) = read_capped(pipe.take(cap as u64 + 1), cap);
             let _ = tx.send(if over > 0 {
@@ -253,17 +264,40 @@ pub fn run_bounded(mut cmd: Command, limits: &Limits) -> std::io::Result<Bounded
     });
     let err = child.stderr.take().map(|pipe| {
         let (tx, keep) = (tx.clone(), limits.stderr_keep);
-        std::thread::spawn(move || {
+        watcher(move || {
             let got = read_capped(pipe, keep);
             let _ = tx.send(Watch::ErrDone);
             got
         })
     });
+    let (out, err) = match (out.transpose(), err.transpose()) {
+        (Ok(out), Ok(err)) => (out, err),
+        (Err(e), _) | (_, Err(e)) => {
+            // No thread to watch it: end the child now rather than leave it unbounded.
+            kill_group(pid);
+            let _ = child.wait();
+            return Err(e);
+        }
+    };
     let waiter = {
         let tx = tx.clone();
-        std::thread::spawn(move || {
+        watcher(move || {
             let _ = tx.send(Watch::Exited(child.wait()));
         })
+    };
+    let waiter = match waiter {
+        Ok(w) => w,
+        Err(e) => {
+            kill_group(pid);
+            // The child went down with the closure unreaped: reap it here.
+            if let Ok(p) = libc::pid_t::try_from(pid) {
+                // SAFETY: waitpid(2) on our own child, which nothing else has reaped.
+                unsafe {
+                    libc::waitpid(p, std::ptr::null_mut(), 0);
+                }
+            }
+            return Err(e);
+        }
     };
     drop(tx);
     let (mut out_done, mut err_done) = (out.is_none(), err.is_none());
