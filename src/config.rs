@@ -403,7 +403,16 @@ pub struct SyncConfig {
     /// the daemon's poll period follows from it and the number of live nodes (0: no polls).
     #[serde(default = "default_poll_budget")]
     pub poll_budget: u32,
+    /// Longest a fetch, push or ls-remote may take before git is killed, so a remote
+    /// that accepts the connection and never answers cannot hold the sync lock forever.
+    #[serde(default = "default_remote_timeout")]
+    pub remote_timeout: HumanDuration,
 }
+
+/// The accepted range of `[sync] remote_timeout`: long enough for a first fetch of a
+/// large ledger over a slow link to be cut by `remote_timeout` only when set low on purpose.
+pub const REMOTE_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(5), Duration::from_secs(3600));
 
 /// The daemon spreads each sync interval by up to this fraction either way.
 pub const SYNC_JITTER: f64 = 0.1;
@@ -460,6 +469,9 @@ pub const DEFAULT_POLL_BUDGET: u32 = 10;
 fn default_poll_budget() -> u32 {
     DEFAULT_POLL_BUDGET
 }
+fn default_remote_timeout() -> HumanDuration {
+    secs(120)
+}
 
 impl Default for SyncConfig {
     fn default() -> Self {
@@ -472,6 +484,7 @@ impl Default for SyncConfig {
             clock_tolerance: default_clock_tolerance(),
             push_debounce: default_push_debounce(),
             poll_budget: default_poll_budget(),
+            remote_timeout: default_remote_timeout(),
         }
     }
 }

@@ -80,7 +80,7 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ),
     (
         "75",
-        "Local work done but the remote was not updated (unreachable, or every push lost a race): retry later.",
+        "Local work done but the remote was not updated (unreachable, silent past [sync] remote_timeout, or every push lost a race): retry later.",
     ),
 ];
 

@@ -101,7 +101,8 @@ Commits to the local ledger branch; `mesh-sync` pushes it."
     #[command(
         after_help = "Examples:\n  gitmesh mesh-sync\n  gitmesh mesh-sync --no-push --json\n\n\
 Exit code 75 means all local work was done but the remote could not be updated \
-(unreachable, or every retry lost to concurrent pushes): run it again later. \
+(unreachable, no answer within [sync] remote_timeout, or every retry lost to \
+concurrent pushes): run it again later. \
 Exit code 1 with kind auth, rejected or not_found means the remote refused the \
 credentials, refused the push, or has no such repository: waiting will not fix it."
     )]

@@ -212,6 +212,12 @@ impl Config {
             hour,
         );
         dur(
+            "sync.remote_timeout".into(),
+            self.sync.remote_timeout.0,
+            REMOTE_TIMEOUT_RANGE.0,
+            REMOTE_TIMEOUT_RANGE.1,
+        );
+        dur(
             "sync.push_debounce".into(),
             self.sync.push_debounce.0,
             Duration::ZERO,

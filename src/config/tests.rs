@@ -238,6 +238,14 @@ fn out_of_range_durations_and_sizes_name_their_key() {
         ("[sync]\nlease_ttl = \"2days\"\n", "sync.lease_ttl"),
         ("[sync]\npush_retries = 1000\n", "sync.push_retries = 1000"),
         (
+            "[sync]\nremote_timeout = \"1s\"\n",
+            "sync.remote_timeout = 1s is out of range (5s to 1h)",
+        ),
+        (
+            "[sync]\nremote_timeout = \"2h\"\n",
+            "sync.remote_timeout = 2h",
+        ),
+        (
             "[limits]\nmax_payload_bytes = 5000000\n",
             "limits.max_payload_bytes",
         ),

@@ -9,6 +9,9 @@
 pub enum RemoteFailure {
     /// The remote could not be reached (DNS, refused, reset, timeout, a server error): retry later.
     Unreachable,
+    /// The remote took longer than `[sync] remote_timeout` to answer (it accepted the
+    /// connection and stalled, or trickled bytes); git was killed: retry later.
+    Timeout,
     /// The remote did not accept who we are (HTTP 401, an ssh key it refused, a host key that did not verify).
     Auth,
     /// The remote knew who we are and refused (HTTP 403, a declining hook, a protected branch).
@@ -24,6 +27,7 @@ impl RemoteFailure {
     pub fn kind(self) -> &'static str {
         match self {
             RemoteFailure::Unreachable => "offline",
+            RemoteFailure::Timeout => "timeout",
             RemoteFailure::Auth => "auth",
             RemoteFailure::Rejected => "rejected",
             RemoteFailure::NotFound => "not_found",

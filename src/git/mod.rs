@@ -60,6 +60,33 @@ pub enum GitError {
         /// What the failure means for the remote: out of reach, refused, missing, ...
         failure: RemoteFailure,
     },
+    /// A remote request ran past `[sync] remote_timeout`; git and everything it
+    /// started were killed. Counts as an unreachable remote: the next sync retries.
+    #[error(
+        "`git {args}` in {path} gave no answer within {} ([sync] remote_timeout); killed",
+        seconds(*after)
+    )]
+    Timeout {
+        /// The git arguments run.
+        args: String,
+        /// The repository it ran in.
+        path: PathBuf,
+        /// The time limit it ran past.
+        after: std::time::Duration,
+    },
+    /// A remote request printed more than its stdout cap (a hostile or broken
+    /// remote); git and everything it started were killed.
+    #[error(
+        "`git {args}` in {path} printed more than {cap} bytes on stdout (a hostile or broken remote); killed"
+    )]
+    Oversized {
+        /// The git arguments run.
+        args: String,
+        /// The repository it ran in.
+        path: PathBuf,
+        /// The cap, in bytes.
+        cap: usize,
+    },
     /// A push was refused because the remote moved on (the compare-and-swap lost).
     #[error("push to {remote} was rejected: the branch moved (non-fast-forward)")]
     Rejected {
@@ -71,15 +98,29 @@ pub enum GitError {
 impl GitError {
     /// Whether the failure means the remote is out of reach (sync exits 75).
     pub fn is_unreachable(&self) -> bool {
-        self.remote_failure() == Some(RemoteFailure::Unreachable)
+        matches!(
+            self.remote_failure(),
+            Some(RemoteFailure::Unreachable | RemoteFailure::Timeout)
+        )
     }
 
     /// What a failed `git` run means for the remote; `None` for failures that ran no `git`.
     pub fn remote_failure(&self) -> Option<RemoteFailure> {
         match self {
             GitError::Command { failure, .. } => Some(*failure),
+            GitError::Timeout { .. } => Some(RemoteFailure::Timeout),
+            GitError::Oversized { .. } => Some(RemoteFailure::Other),
             _ => None,
         }
+    }
+}
+
+/// A time limit as operators set it: whole seconds as `120 s`, anything finer as humantime does.
+fn seconds(d: std::time::Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        humantime::format_duration(d).to_string()
     }
 }
 

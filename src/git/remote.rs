@@ -3,6 +3,7 @@
 use super::{GitError, RemoteFailure, RepoContext, cli};
 use git2::Oid;
 use std::path::Path;
+use std::time::Duration;
 
 /// The remote-tracking ref of `branch` in a ledger repository.
 pub fn tracking_ref(branch: &str) -> String {
@@ -14,19 +15,24 @@ pub fn local_ref(branch: &str) -> String {
     format!("refs/heads/{branch}")
 }
 
-/// Fetches `branch` from `origin` into its remote-tracking ref and returns the remote head.
+/// Fetches `branch` from `origin` into its remote-tracking ref and returns the remote head;
+/// one git run takes at most `timeout` (`[sync] remote_timeout`).
 ///
 /// `Ok(None)` means the remote holds no such branch yet (a new, empty mesh).
 ///
 /// A fetch that finds the tracking ref locked by another git process (typically
 /// the fetch or push of a sync that was killed: its git child runs on and
 /// finishes) waits for it and tries again, for about ten seconds at most.
-pub fn fetch(repo: &Path, branch: &str) -> Result<Option<Oid>, GitError> {
+pub fn fetch(repo: &Path, branch: &str, timeout: Duration) -> Result<Option<Oid>, GitError> {
     let spec = format!("+{}:{}", local_ref(branch), tracking_ref(branch));
-    let mut wait = std::time::Duration::from_millis(50);
-    let mut waited = std::time::Duration::ZERO;
+    let mut wait = Duration::from_millis(50);
+    let mut waited = Duration::ZERO;
     loop {
-        match cli::run(repo, &["fetch", "--quiet", "--no-tags", "origin", &spec]) {
+        match cli::run(
+            repo,
+            &["fetch", "--quiet", "--no-tags", "origin", &spec],
+            timeout,
+        ) {
             Ok(_) => break,
             Err(GitError::Command { stderr, .. })
                 if stderr
@@ -40,7 +46,7 @@ pub fn fetch(repo: &Path, branch: &str) -> Result<Option<Oid>, GitError> {
             {
                 std::thread::sleep(wait);
                 waited += wait;
-                wait = (wait * 2).min(std::time::Duration::from_secs(1));
+                wait = (wait * 2).min(Duration::from_secs(1));
             }
             Err(e) => return Err(e),
         }
@@ -50,7 +56,7 @@ pub fn fetch(repo: &Path, branch: &str) -> Result<Option<Oid>, GitError> {
 }
 
 /// How long a fetch waits for a ref another git process holds locked.
-const FETCH_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const FETCH_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether git failed because another git process holds a local ref lock.
 pub fn ref_locked(stderr: &str) -> bool {
@@ -78,12 +84,13 @@ pub fn looks_rejected(text: &str) -> bool {
 /// head; a lost race comes back as `PushOutcome::Rejected`, any other failure
 /// as an error whose `remote_failure()` says what it means (out of reach,
 /// refused credentials, refused by the server, missing repository).
-pub fn push(repo: &Path, branch: &str) -> Result<PushOutcome, GitError> {
+pub fn push(repo: &Path, branch: &str, timeout: Duration) -> Result<PushOutcome, GitError> {
     let spec = format!("{0}:{0}", local_ref(branch));
     // Batches are new content: delta search over MB-sized blobs costs more CPU than it saves bytes.
     match cli::run(
         repo,
         &["-c", "pack.window=0", "push", "--quiet", "origin", &spec],
+        timeout,
     ) {
         Ok(_) => Ok(PushOutcome::Pushed),
         // A server that refused the push (a hook, a permission) is not a lost race,
@@ -102,10 +109,14 @@ pub const MAX_ADVERTISED_REFS: usize = 10_000;
 
 /// The heads of `origin` matching `patterns` (e.g. `refs/heads/main`), as `(ref, oid)`,
 /// from one ref advertisement: the cheapest request that tells whether the remote moved.
-pub fn ls_remote(repo: &Path, patterns: &[&str]) -> Result<Vec<(String, String)>, GitError> {
+pub fn ls_remote(
+    repo: &Path,
+    patterns: &[&str],
+    timeout: Duration,
+) -> Result<Vec<(String, String)>, GitError> {
     let mut args = vec!["ls-remote", "--heads", "origin"];
     args.extend_from_slice(patterns);
-    let out = cli::run(repo, &args)?;
+    let out = cli::run(repo, &args, timeout)?;
     parse_ls_remote(&out.stdout).map_err(|why| GitError::Command {
         args: args.join(" "),
         path: repo.to_path_buf(),

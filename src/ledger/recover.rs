@@ -209,9 +209,21 @@ pub fn guard(node: &Node) -> Result<Option<RecoverReport>> {
     let lock = SyncLock::acquire(&node.paths, node.config.sync.lock_wait.0)?;
     let repo = node.paths.ledger_repo();
     let fetched = if super::refs::per_node(&node.config) {
-        super::refs::fetch_all(&repo, &node.config.ledger.branch, true, None).map(|_| ())
+        super::refs::fetch_all(
+            &repo,
+            &node.config.ledger.branch,
+            true,
+            None,
+            node.config.sync.remote_timeout.0,
+        )
+        .map(|_| ())
     } else {
-        remote::fetch(&repo, &node.config.ledger.branch).map(|_| ())
+        remote::fetch(
+            &repo,
+            &node.config.ledger.branch,
+            node.config.sync.remote_timeout.0,
+        )
+        .map(|_| ())
     };
     if let Err(e) = fetched {
         return Err(if e.is_unreachable() {

@@ -43,12 +43,14 @@ pub fn own_base(repo: &Repository, cfg: &Config) -> Result<Option<Oid>, git2::Er
 /// returns the shared head.
 ///
 /// A remote without the shared branch yet is a new mesh: the per-node refs are
-/// still fetched. `depth` makes the fetch shallow (used for a node's first fetch).
+/// still fetched. `depth` makes the fetch shallow (used for a node's first fetch);
+/// each git run takes at most `timeout` (`[sync] remote_timeout`).
 pub fn fetch_all(
     repo: &Path,
     branch: &str,
     with_peers: bool,
     depth: Option<u32>,
+    timeout: std::time::Duration,
 ) -> Result<Option<Oid>, GitError> {
     let shared = format!("+{}:{}", local_ref(branch), tracking_ref(branch));
     let peers = format!("+refs/heads/gitmesh/*:{PEER_TRACKING}*");
@@ -59,7 +61,7 @@ pub fn fetch_all(
             args.push(d);
         }
         args.extend(["origin", shared.as_str()]);
-        return match cli::run(repo, &args) {
+        return match cli::run(repo, &args, timeout) {
             Ok(_) => {
                 let r = crate::store::repo::open_at(repo)?;
                 tree::ref_target(&r, &tracking_ref(branch)).in_repo(repo)
@@ -82,7 +84,7 @@ pub fn fetch_all(
         }
         args.push("origin");
         args.extend_from_slice(specs);
-        cli::run(repo, &args)
+        cli::run(repo, &args, timeout)
     };
     match run(&[&shared, &peers]) {
         Ok(_) => {}

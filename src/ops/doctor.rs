@@ -73,6 +73,10 @@ pub fn remote_fix(failure: Option<RemoteFailure>, writing: bool) -> &'static str
         Some(RemoteFailure::Unreachable) => {
             "the remote is out of reach: check the network, DNS, the URL's host and port, and the server"
         }
+        Some(RemoteFailure::Timeout) => {
+            "the remote accepted the connection but did not answer within [sync] remote_timeout: \
+             check the server and any proxy on the way, or raise remote_timeout for a slow link"
+        }
         Some(RemoteFailure::Auth) => {
             "give git a working credential: a credential helper or ssh key for this user, or \
              GITMESH_GIT_TOKEN (sent only over https to github.com or [ledger] token_host)"
@@ -182,7 +186,7 @@ fn node_checks(root: &Path, paths: &NodePaths, cfg: &Config) -> Vec<Check> {
     let branch = &cfg.ledger.branch;
     let url = crate::store::repo::display_url(cfg, paths);
     let head = crate::git::remote::local_ref(branch);
-    match crate::git::remote::ls_remote(&repo, &[&head]) {
+    match crate::git::remote::ls_remote(&repo, &[&head], cfg.sync.remote_timeout.0) {
         Ok(refs) if refs.is_empty() => checks.push(Check::pass(
             "remote_read",
             format!("{url} is readable; it has no branch {branch} yet (the first sync creates it)"),
@@ -198,7 +202,11 @@ fn node_checks(root: &Path, paths: &NodePaths, cfg: &Config) -> Vec<Check> {
         git2::Repository::open_bare(&repo).is_ok_and(|r| r.find_reference(&local).is_ok());
     if has_local {
         let spec = format!("{local}:{local}");
-        match cli::run(&repo, &["push", "--dry-run", "--quiet", "origin", &spec]) {
+        match cli::run(
+            &repo,
+            &["push", "--dry-run", "--quiet", "origin", &spec],
+            cfg.sync.remote_timeout.0,
+        ) {
             Ok(_) => checks.push(Check::pass("remote_push", "a dry-run push was accepted")),
             // A branch that moved on is a lost race, not a missing permission.
             Err(GitError::Command {

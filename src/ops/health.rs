@@ -49,7 +49,7 @@ pub struct SyncAttempt {
     pub at: String,
     /// How it ended.
     pub outcome: SyncOutcome,
-    /// The error kind (`offline`, `auth`, `rejected`, `not_found`, ...), when not ok.
+    /// The error kind (`offline`, `timeout`, `auth`, `rejected`, `not_found`, ...), when not ok.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// The error message, credentials redacted and bounded in length.
@@ -97,7 +97,7 @@ pub fn attempt_of(
     let (outcome, kind, message) = match result {
         Ok(r) if r.push.offline => (
             SyncOutcome::Offline,
-            Some("offline".to_string()),
+            Some(r.push.error_kind.unwrap_or("offline").to_string()),
             r.push.error.clone(),
         ),
         Ok(r) if r.push.contended => (

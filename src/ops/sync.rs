@@ -71,6 +71,10 @@ pub struct PushReport {
     /// Why the remote was not reached, when it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The kind of that error: `offline`, or `timeout` when the remote stalled past
+    /// `[sync] remote_timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<&'static str>,
 }
 
 /// The `mesh-sync` report (the keys documented in docs/ledger.md, "Exit codes and JSON").
@@ -455,6 +459,7 @@ fn fetch_or_offline(node: &Node, push: &mut PushReport) -> Result<()> {
     let path = node.paths.ledger_repo();
     let branch = &node.config.ledger.branch;
     let per_node = refs::per_node(&node.config);
+    let timeout = node.config.sync.remote_timeout.0;
     let first = {
         let repo = crate::store::repo::open_at(&path)?;
         repo.references_glob("refs/remotes/origin/*")
@@ -465,9 +470,9 @@ fn fetch_or_offline(node: &Node, push: &mut PushReport) -> Result<()> {
     // A node joining from a date imports trees, not history: its first fetch is shallow.
     let depth = (first && node.config.ledger.since.is_some()).then_some(1);
     let fetched = if per_node || depth.is_some() {
-        refs::fetch_all(&path, branch, per_node, depth).map(|_| ())
+        refs::fetch_all(&path, branch, per_node, depth, timeout).map(|_| ())
     } else {
-        remote::fetch(&path, branch).and_then(|head| {
+        remote::fetch(&path, branch, timeout).and_then(|head| {
             if head.is_none() {
                 // The remote branch is gone or never existed: forget a stale tracking ref.
                 let repo = crate::store::repo::open_at(&path)?;
@@ -484,6 +489,7 @@ fn fetch_or_offline(node: &Node, push: &mut PushReport) -> Result<()> {
             tracing::warn!(error = %e, "remote unreachable; doing local work only");
             push.offline = true;
             push.error = Some(e.to_string());
+            push.error_kind = e.remote_failure().map(|f| f.kind());
         }
         Err(e) => return Err(LedgerError::Git(e).into()),
     }
@@ -523,7 +529,7 @@ fn commit_and_push(
         }
         report.attempts += 1;
         tries += 1;
-        match remote::push(&path, &target.branch) {
+        match remote::push(&path, &target.branch, node.config.sync.remote_timeout.0) {
             Ok(PushOutcome::Pushed) => {
                 let repo = crate::store::repo::open_at(&path)?;
                 tree::set_ref(
@@ -558,6 +564,7 @@ fn commit_and_push(
             Err(e) if e.is_unreachable() => {
                 report.offline = true;
                 report.error = Some(e.to_string());
+                report.error_kind = e.remote_failure().map(|f| f.kind());
                 return Ok(leader);
             }
             Err(e) => return Err(LedgerError::Git(e).into()),

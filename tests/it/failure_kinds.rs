@@ -3,12 +3,15 @@
 //! repository fails the sync with its kind (exit 1) and git's message.
 
 use crate::common::{
-    GitHttpServer, TestEnv, event_ids, gm, install_hook, parse_json, publish_batch, run,
+    GitHttpServer, TestEnv, event_ids, gm, install_hook, json_ok, parse_json, publish_batch, run,
+    set_config_key,
 };
+use crate::daemon_support::{Daemon, http_get};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -303,4 +306,167 @@ fn read_head(conn: &mut TcpStream) -> Option<(String, Vec<u8>)> {
             Ok(n) => data.extend_from_slice(&buf[..n]),
         }
     }
+}
+
+/// A server on 127.0.0.1 that accepts every connection and never says a word: each
+/// connection is held open until the server stops.
+fn silent_server() -> Server {
+    let mut held = Vec::new();
+    Server::start(move |conn| {
+        if let Ok(c) = conn.try_clone() {
+            held.push(c);
+        }
+    })
+}
+
+/// Live processes (zombies excluded) whose command line names `repo`: the git
+/// children gitmesh runs as `git -C REPO ...`.
+fn processes_in(repo: &Path) -> Vec<u32> {
+    let needle = repo.to_str().unwrap().as_bytes();
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                let state = s.rsplit(')').next().unwrap_or("").trim_start();
+                state.starts_with('Z') || state.starts_with('X')
+            })
+            .unwrap_or(true);
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if pid != me && !zombie && cmdline.windows(needle.len()).any(|w| w == needle) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Asserts that no process names `repo` any more, waiting up to 5 s for the last to be reaped.
+fn assert_none_left_in(repo: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = processes_in(repo);
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes still running in {}: {left:?}",
+            repo.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_remote_that_accepts_and_never_answers_is_killed_at_remote_timeout_and_is_offline() {
+    let env = TestEnv::with_remote();
+    let a = env.node("a");
+    publish_batch(&a, 2, "stalled");
+    set_config_key(&a, "remote_timeout", "\"5s\"");
+    let server = silent_server();
+    let url = format!("git://127.0.0.1:{}/mesh.git", server.port);
+    let repo = a.join("state/github_coordination");
+
+    let mut c = gm(&a);
+    c.args(["--json", "mesh-sync"])
+        .env("GITMESH_REMOTE", &url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = c.spawn().unwrap();
+    let mut saw_git = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        saw_git |= !processes_in(&repo).is_empty();
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mesh-sync still running after 60 s on a silent remote");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = started.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(saw_git, "the sync's git child was seen while it waited");
+    assert!(took >= Duration::from_secs(5), "{took:?}");
+    assert_eq!(status.code(), Some(75), "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["push"]["offline"], true, "{v}");
+    assert_eq!(v["push"]["error_kind"], "timeout", "{v}");
+    let error = v["push"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("gave no answer within 5 s ([sync] remote_timeout); killed"),
+        "{error}"
+    );
+    assert!(error.contains("git fetch"), "{error}");
+    assert_eq!(v["export"]["exported_events"], 2, "local work is done: {v}");
+    assert_none_left_in(&repo);
+    assert!(server.stop() >= 1, "git connected to the silent server");
+
+    // The attempt is recorded with its kind for mesh-status and /healthz.
+    let s = json_ok(&a, &["mesh-status"]);
+    assert_eq!(s["sync"]["last_attempt"]["outcome"], "offline", "{s}");
+    assert_eq!(s["sync"]["last_attempt"]["kind"], "timeout", "{s}");
+}
+
+#[test]
+fn a_daemon_on_a_silent_remote_keeps_answering_and_shows_the_timeout() {
+    let env = TestEnv::with_remote();
+    let a = env.node("a");
+    let server = silent_server();
+    let url = format!("git://127.0.0.1:{}/mesh.git", server.port);
+    set_config_key(&a, "remote", &format!("\"{url}\""));
+    set_config_key(&a, "remote_timeout", "\"5s\"");
+    let repo = a.join("state/github_coordination");
+    let d = Daemon::start(&a, &["--interval", "1s"]);
+
+    // Every request is answered at once while syncs hang on the remote, until one
+    // sync has been cut by the timeout and recorded.
+    let started = Instant::now();
+    let mut saw_git = false;
+    let last = loop {
+        let asked = Instant::now();
+        let s = d.get_json("/status");
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "/status took {:?}",
+            asked.elapsed()
+        );
+        saw_git |= !processes_in(&repo).is_empty();
+        if s["sync"]["last_attempt"]["kind"] == "timeout" {
+            break s["sync"]["last_attempt"].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no timed-out sync recorded within 60 s: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(saw_git, "the daemon's git child was seen while it waited");
+    assert_eq!(last["outcome"], "offline", "{last}");
+    let message = last["message"].as_str().unwrap();
+    assert!(message.contains("[sync] remote_timeout"), "{message}");
+    let (code, _) = http_get(&d.addr, "/healthz").unwrap();
+    assert!(code == 200 || code == 503, "/healthz answered {code}");
+    let offline: f64 = ["sync", "pull", "push", "poll"]
+        .iter()
+        .map(|p| d.metric(&format!("gitmesh_{p}_runs_total"), &[("result", "offline")]))
+        .sum();
+    assert!(offline >= 1.0, "the timed-out pass counts as offline");
+
+    // It stops on request even with a request to the remote in flight.
+    d.signal("TERM");
+    let (st, _, _) = d.wait_exit(Duration::from_secs(30));
+    assert!(st.success(), "{st}");
+    assert_none_left_in(&repo);
 }

@@ -17,6 +17,7 @@ fn each_remote_failure_has_its_fix() {
     assert!(remote_fix(Some(RemoteFailure::Rejected), true).contains("write access"));
     assert!(remote_fix(Some(RemoteFailure::NotFound), false).contains("[ledger] remote"));
     assert!(remote_fix(Some(RemoteFailure::Unreachable), false).contains("out of reach"));
+    assert!(remote_fix(Some(RemoteFailure::Timeout), false).contains("[sync] remote_timeout"));
 }
 
 #[test]

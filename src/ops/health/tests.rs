@@ -81,6 +81,7 @@ fn a_refused_sync_is_unhealthy_at_once_an_offline_one_is_not() {
         ("rejected", false),
         ("not_found", false),
         ("offline", true),
+        ("timeout", true),
         ("git", true),
     ] {
         let s = SyncState::default().after(step(0, SyncOutcome::Error, Some(kind)));
