@@ -129,6 +129,15 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, PathErro
     }
 }
 
+/// Lists a directory; `Ok(None)` when it does not exist (nothing written there yet).
+pub fn read_dir_opt(dir: &Path) -> Result<Option<fs::ReadDir>, PathError> {
+    match fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).ctx("read directory", dir),
+    }
+}
+
 /// Opens (creating it and its directory) a file used only for `flock`; never truncates it.
 pub fn open_lock_file(path: &Path) -> Result<File, PathError> {
     if let Some(dir) = path.parent() {

@@ -178,17 +178,8 @@ pub fn staged_schemas(node: &Node) -> Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::new();
     let mut stack = vec![(root.clone(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                return Err(crate::fsutil::PathError {
-                    op: "read directory",
-                    path: dir,
-                    source: e,
-                }
-                .into());
-            }
+        let Some(entries) = crate::fsutil::read_dir_opt(&dir)? else {
+            continue;
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();

@@ -199,11 +199,17 @@ fn pull_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncR
     }
     crate::ledger::recover::recover_own(node, lock)?;
     report.import = import::import_with(node, lock, opts.max_events, &opts.progress)?;
-    report.dispatch = match &opts.dispatch {
-        Some(d) => Some(crate::dispatch::run(node, d)?),
-        None => None,
-    };
+    report.dispatch = dispatch_pass(node, opts)?;
     Ok(report)
+}
+
+/// The dispatch pass a sync or poll runs after import, when its options ask for one.
+fn dispatch_pass(node: &Node, opts: &SyncOptions) -> Result<Option<DispatchReport>> {
+    Ok(opts
+        .dispatch
+        .as_ref()
+        .map(|d| crate::dispatch::run(node, d))
+        .transpose()?)
 }
 
 /// The remote-tracking refs of the ledger repository and their targets, sorted.
@@ -267,10 +273,7 @@ fn sync_locked(node: &Node, opts: &SyncOptions, lock: &SyncLock) -> Result<SyncR
     }
     let import = import::import_with(node, lock, opts.max_events, &opts.progress)?;
     opts.progress.finish();
-    let dispatch = match &opts.dispatch {
-        Some(d) => Some(crate::dispatch::run(node, d)?),
-        None => None,
-    };
+    let dispatch = dispatch_pass(node, opts)?;
     let export = export::export(node, lock, opts.max_events)?;
     let compact = compact::maybe_compact(node, lock)?;
     let mut report = SyncReport {

@@ -26,17 +26,8 @@ pub fn next_key_path(paths: &NodePaths) -> PathBuf {
 /// The statements this node signed, oldest `from_seq` first (empty when none).
 pub fn load_own(paths: &NodePaths) -> Result<Vec<Rotation>, KeyError> {
     let dir = own_dir(paths);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(crate::fsutil::PathError {
-                op: "read directory",
-                path: dir,
-                source: e,
-            }
-            .into());
-        }
+    let Some(entries) = crate::fsutil::read_dir_opt(&dir)? else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for e in entries {
