@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn eight_publishers_a_daemon_and_hand_run_syncs_on_one_root() {
@@ -188,12 +188,25 @@ fn two_nodes_racing_for_the_lease_at_its_expiry_get_one_leader_per_epoch() {
     let mut rng = Rng::new(seed);
     let env = TestEnv::with_remote();
     let roots = [node(&env, "a", "2s"), node(&env, "b", "2s")];
-    let started = Instant::now();
     // Per epoch, the nodes whose own successful sync said they held it, and until when.
     let mut believed: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
     let mut syncs = 0;
-    while started.elapsed() < Duration::from_secs(env_num("GITMESH_LEASE_SECS", 14)) {
-        // Both sync at once, around the moment the lease runs out.
+    for round in 0..env_num("GITMESH_LEASE_ROUNDS", 6) {
+        // Both sync at once, at the edge of the lease: after a renewal round, just
+        // before it runs out (a renewal racing its expiry); after that, just after
+        // (a take racing the holder). Aiming at the edge, not pausing at random,
+        // makes every other round a chance for a new epoch however slow the machine.
+        if let Some(last) = lease_history(env.remote()).last() {
+            let offset_ms = if round % 2 == 0 {
+                -(rng.range(50, 500) as i64)
+            } else {
+                rng.range(0, 600) as i64
+            };
+            let at = last.expires + chrono::Duration::milliseconds(offset_ms);
+            if let Ok(wait) = (at - chrono::Utc::now()).to_std() {
+                std::thread::sleep(wait.min(Duration::from_secs(5)));
+            }
+        }
         let children: Vec<_> = roots
             .iter()
             .map(|r| spawn(r, &["mesh-sync"], None, &[]))
@@ -229,7 +242,6 @@ fn two_nodes_racing_for_the_lease_at_its_expiry_get_one_leader_per_epoch() {
                 }
             }
         }
-        std::thread::sleep(Duration::from_millis(rng.range(300, 2600)));
     }
     for (epoch, holders) in &believed {
         assert_eq!(
