@@ -332,6 +332,23 @@ fn a_partitioned_node_never_acts_on_a_lease_it_could_not_push() {
         cmds.is_empty(),
         "a partitioned node issued commands: {cmds:?}"
     );
+    // Only a lease holder turns a decision into a command (docs/dispatch.md), so the
+    // healed round needs a to hold the lease throughout, however slow the machine:
+    // once its 2 s lease has run out, a takes the next one for 30 s.
+    common::set_config_key(&a, "lease_ttl", "\"30s\"");
+    let expires =
+        gitmesh::event::parse_timestamp(a_lease["lease_expires_at"].as_str().unwrap()).unwrap();
+    if let Ok(wait) = (expires - chrono::Utc::now()).to_std() {
+        std::thread::sleep(wait + Duration::from_millis(100));
+    }
+    assert_eq!(sync_code(&a), 0);
+    let long = status(&a)["leader"].clone();
+    assert_eq!(long["leader_id"], "a", "{long}");
+    assert_eq!(
+        long["epoch"],
+        a_lease["epoch"].as_u64().unwrap() + 1,
+        "{long}"
+    );
     // Healed, b syncs and the leader (a) issues the one command for b's decision.
     assert_eq!(sync_code(&b), 0);
     assert_eq!(sync_code(&a), 0);
