@@ -89,6 +89,23 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
     let mut next_marker = 0u64;
     let mut next_batch = 0u64;
     let mut rounds = 0u64;
+    // One scale-up decision no kill can take away: on a slow machine the kills may
+    // leave too few random ones for any command to reach a lane.
+    let pinned = json!({"marker": "m0", "started_count": 0, "restarted_count": 0, "parallel_groups_at_limit": 1, "requested_lane": "all_enabled"});
+    let out = spawn(
+        &roots[1],
+        &publish_args(
+            "scheduling",
+            "lanes.ensure.summary",
+            &["--payload-json", &pinned.to_string()],
+        ),
+        None,
+        &seg_env,
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    acked.push((1, "m0".to_string()));
     while total_kills < target {
         rounds += 1;
         assert!(
