@@ -2,6 +2,7 @@
 //! only from the verified leader. The attacker writes the ledger with plain `git` (or
 //! signs as an enrolled peer gone bad); each attack is paired with the legitimate path.
 
+use crate::common;
 use crate::common::mesh::Work;
 use crate::common::{TestEnv, json_err, json_ok, publish_event, set_config_key, sync};
 use gitmesh::keys::NodeKey;
@@ -231,12 +232,9 @@ fn forged_leases_are_ignored_and_the_next_honest_node_takes_the_next_epoch() {
     // Control: once the verified lease runs out, the next honest taker writes the
     // next epoch over the junk. b, not the holder, calls it expired after it has
     // seen the lease file unchanged for the ttl (the junk push changed it).
-    let expires =
-        gitmesh::event::parse_timestamp(st["leader"]["lease_expires_at"].as_str().unwrap())
-            .unwrap();
-    if let Ok(wait) = (expires - chrono::Utc::now()).to_std() {
-        std::thread::sleep(wait + std::time::Duration::from_millis(500));
-    }
+    common::sleep_until_wall(
+        common::lease_expiry(&st["leader"]) + chrono::Duration::milliseconds(500),
+    );
     let unchanged = std::time::Duration::from_millis(2500);
     std::thread::sleep(unchanged.saturating_sub(seen.elapsed()));
     let s = sync(&b);

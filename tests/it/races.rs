@@ -174,8 +174,7 @@ fn lease_history(remote: &std::path::Path) -> Vec<LeaseVersion> {
             LeaseVersion {
                 leader: v["leader_id"].as_str().unwrap().to_string(),
                 epoch: v["epoch"].as_u64().unwrap(),
-                expires: gitmesh::event::parse_timestamp(v["lease_expires_at"].as_str().unwrap())
-                    .unwrap(),
+                expires: common::lease_expiry(&v),
                 ttl: v["ttl_sec"].as_i64().unwrap(),
             }
         })
@@ -202,10 +201,7 @@ fn two_nodes_racing_for_the_lease_at_its_expiry_get_one_leader_per_epoch() {
             } else {
                 rng.range(0, 600) as i64
             };
-            let at = last.expires + chrono::Duration::milliseconds(offset_ms);
-            if let Ok(wait) = (at - chrono::Utc::now()).to_std() {
-                std::thread::sleep(wait.min(Duration::from_secs(5)));
-            }
+            common::sleep_until_wall(last.expires + chrono::Duration::milliseconds(offset_ms));
         }
         let children: Vec<_> = roots
             .iter()
@@ -229,17 +225,13 @@ fn two_nodes_racing_for_the_lease_at_its_expiry_get_one_leader_per_epoch() {
         for (i, r) in roots.iter().enumerate() {
             let st = status(r);
             let me = if i == 0 { "a" } else { "b" };
-            if st["leader"]["leader_id"] == me {
-                let exp = gitmesh::event::parse_timestamp(
-                    st["leader"]["lease_expires_at"].as_str().unwrap(),
-                )
-                .unwrap();
-                if exp > chrono::Utc::now() {
-                    believed
-                        .entry(st["leader"]["epoch"].as_u64().unwrap())
-                        .or_default()
-                        .insert(me.to_string());
-                }
+            if st["leader"]["leader_id"] == me
+                && common::lease_expiry(&st["leader"]) > chrono::Utc::now()
+            {
+                believed
+                    .entry(st["leader"]["epoch"].as_u64().unwrap())
+                    .or_default()
+                    .insert(me.to_string());
             }
         }
     }
@@ -336,11 +328,7 @@ fn a_partitioned_node_never_acts_on_a_lease_it_could_not_push() {
     // healed round needs a to hold the lease throughout, however slow the machine:
     // once its 2 s lease has run out, a takes the next one for 30 s.
     common::set_config_key(&a, "lease_ttl", "\"30s\"");
-    let expires =
-        gitmesh::event::parse_timestamp(a_lease["lease_expires_at"].as_str().unwrap()).unwrap();
-    if let Ok(wait) = (expires - chrono::Utc::now()).to_std() {
-        std::thread::sleep(wait + Duration::from_millis(100));
-    }
+    common::sleep_until_wall(common::lease_expiry(&a_lease) + chrono::Duration::milliseconds(100));
     assert_eq!(sync_code(&a), 0);
     let long = status(&a)["leader"].clone();
     assert_eq!(long["leader_id"], "a", "{long}");

@@ -545,3 +545,16 @@ impl Drop for GitHttpServer {
         let _ = self.child.wait();
     }
 }
+
+/// When `lease` (a lease file, or the `leader` object of status or sync output) runs out.
+pub fn lease_expiry(lease: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    gitmesh::event::parse_timestamp(lease["lease_expires_at"].as_str().unwrap()).unwrap()
+}
+
+/// Sleeps until the wall-clock instant `at` (at most 10 s, so a bad stamp cannot
+/// hang a test); returns at once when it has passed.
+pub fn sleep_until_wall(at: chrono::DateTime<chrono::Utc>) {
+    if let Ok(wait) = (at - chrono::Utc::now()).to_std() {
+        std::thread::sleep(wait.min(Duration::from_secs(10)));
+    }
+}
